@@ -1,0 +1,23 @@
+# Two commands set everything up on a fresh machine (see README, Quickstart):
+#   make demo   converts the bundled sample photos to Monet paintings
+#   make test   runs the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/ccv: pyproject.toml
+	$(PY) -m venv $(VENV)
+	# torch first: the CPU build; a plain "torch" requirement would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[cpu,test]'
+	touch $(BIN)/ccv
+
+install: $(BIN)/ccv
+
+demo: $(BIN)/ccv
+	$(BIN)/ccv convert cyclegan_convert/samples --to monet -o out/samples_monet
+
+test: $(BIN)/ccv
+	$(BIN)/pytest -q
+
+.PHONY: install demo test

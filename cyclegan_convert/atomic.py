@@ -1,0 +1,41 @@
+"""Writes that are never seen half-done: write to a temporary name beside the target, then rename."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Union
+
+
+@contextlib.contextmanager
+def atomic_path(target: Union[str, Path], suffix: str = "") -> Iterator[Path]:
+    """Yields a temporary path in the target's folder; renames it over ``target`` on success only.
+
+    ``suffix`` keeps an extension on the temporary name for writers that infer the format from it.
+    The temporary name starts with '.' and contains '.part', so it never looks like a finished file.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_bytes(target: Union[str, Path], data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_torch_save(obj: object, target: Union[str, Path]) -> None:
+    import torch
+
+    with atomic_path(target) as tmp:
+        torch.save(obj, tmp)

@@ -1,0 +1,61 @@
+"""The Typer app and what every command shares: error reporting, consoles, common options."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..errors import EXIT_INTERRUPTED, CcvError
+
+app = typer.Typer(
+    name="ccv",
+    help="Train CycleGAN models and convert photos and videos with them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def report_errors(fn: F) -> F:
+    """Turns library errors into one line on stderr and the error's exit code; Ctrl-C into 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CcvError as e:
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", style="yellow")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(*args, **kwargs) -> Callable[[F], F]:
+    """``app.command`` with error reporting."""
+
+    def deco(fn: F) -> F:
+        app.command(*args, **kwargs)(report_errors(fn))
+        return fn
+
+    return deco
+
+
+# Options shared by several commands, declared once.
+ToOpt = Annotated[Optional[str], typer.Option("--to", help="Target domain of the model in the store, e.g. monet.")]
+FromOpt = Annotated[Optional[str], typer.Option("--from", help="Source domain, where several models share a target.")]
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="A generator file (.pth), ONNX or engine instead of --to.")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="auto, tensorrt, onnxruntime or torch.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (cuda without a GPU is an error).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per inference batch.")]

@@ -1,0 +1,124 @@
+"""The CycleGAN networks, layer for layer as in the original implementation.
+
+Module indices inside ``nn.Sequential`` are what the state_dict keys are made of, so the layer lists
+below must keep the original order: a generator ``.pth`` from junyanz/pytorch-CycleGAN-and-pix2pix
+loads with strict key matching.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+StatsHook = Callable[["InstanceNorm", torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class InstanceNorm(nn.InstanceNorm2d):
+    """InstanceNorm2d(affine=False, track_running_stats=False), as the original.
+
+    Two additions that hold no state (the state_dict is unchanged):
+    - the statistics are always computed in fp32 whatever the input dtype: in fp16 the variance over
+      H*W elements overflows and the output turns to garbage;
+    - ``stats_hook`` may supply (mean, var) from elsewhere: tiles use statistics of the whole image,
+      video frames statistics smoothed over time.
+    """
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, affine=False, track_running_stats=False)
+        self.stats_hook: Optional[StatsHook] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        xf = x.float()
+        if self.stats_hook is None:
+            out = F.instance_norm(xf, eps=self.eps)
+        else:
+            mean, var = self.stats_hook(self, xf)
+            out = (xf - mean) * torch.rsqrt(var + self.eps)
+        return out.to(dtype)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim: int, use_dropout: bool = False):
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), InstanceNorm(dim), nn.ReLU(True),
+        ]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))  # shifts the second conv to conv_block.6, as in the original
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), InstanceNorm(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)  # no ReLU after the add
+
+
+class ResnetGenerator(nn.Module):
+    """resnet_{6,9}blocks: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3, tanh.
+
+    Input and output: NCHW in [-1, 1]; the output is 4*ceil(H/4) x 4*ceil(W/4), so callers pad
+    to a multiple of 4 and crop back.
+    """
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 use_dropout: bool = False):
+        super().__init__()
+        self.ngf, self.n_blocks, self.use_dropout = ngf, n_blocks, use_dropout
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=True), InstanceNorm(ngf), nn.ReLU(True),
+        ]
+        for i in range(2):  # downsampling
+            mult = 2**i
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=True),
+                InstanceNorm(ngf * mult * 2), nn.ReLU(True),
+            ]
+        layers += [ResnetBlock(ngf * 4, use_dropout) for _ in range(n_blocks)]
+        for i in range(2):  # upsampling
+            mult = 2 ** (2 - i)
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=True),
+                InstanceNorm(ngf * mult // 2), nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN; with n_layers=3 each output pixel sees a 70x70 patch (30x30 output at 256x256)."""
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2**n, 8)
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=True),
+                InstanceNorm(ndf * mult), nn.LeakyReLU(0.2, True),
+            ]
+        prev, mult = mult, min(2**n_layers, 8)
+        layers += [
+            nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=True),
+            InstanceNorm(ndf * mult), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1),
+        ]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
+    """The original 'normal' init: conv weights N(0, gain), biases 0 (no affine norm layers here)."""
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return net

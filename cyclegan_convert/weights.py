@@ -1,0 +1,115 @@
+"""Loading generator weights: ours or the original implementation's, checked before use.
+
+Files are plain state_dicts loaded with ``weights_only=True``: pickled code is never executed.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Union
+
+import torch
+
+from .errors import NotAGeneratorError
+from .networks import ResnetGenerator
+
+_LEGACY_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
+_BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.(\d+)\.weight$")
+
+
+@dataclass(frozen=True)
+class GeneratorArch:
+    """What a generator state_dict says about its architecture."""
+
+    input_nc: int
+    output_nc: int
+    ngf: int
+    n_blocks: int
+    use_dropout: bool
+
+    @property
+    def name(self) -> str:
+        return f"resnet_{self.n_blocks}blocks"
+
+    def build(self) -> ResnetGenerator:
+        return ResnetGenerator(self.input_nc, self.output_nc, self.ngf, self.n_blocks, self.use_dropout)
+
+
+def sha256_file(path: Union[str, Path]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
+    """Reads a weights file without executing pickled code; a clear error for anything else."""
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NotAGeneratorError(f"{path}: no such file") from None
+    except Exception as e:  # unpickling refused, truncated zip, not a torch file at all
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NotAGeneratorError(f"{path}: not a PyTorch weights file ({first[:160]})") from None
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise NotAGeneratorError(f"{path}: not a state_dict of tensors")
+    return dict(obj)
+
+
+def clean_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drops legacy InstanceNorm buffers and DataParallel / torch.compile prefixes."""
+    out = {}
+    for k, v in sd.items():
+        for prefix in ("module.", "_orig_mod."):
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        if k.rsplit(".", 1)[-1] in _LEGACY_NORM_KEYS:
+            continue
+        out[k] = v
+    return out
+
+
+def infer_arch(sd: Mapping[str, torch.Tensor], where: str = "weights") -> GeneratorArch:
+    """Reads the architecture off the keys and shapes; refuses discriminators, U-Nets and the like."""
+    first = sd.get("model.1.weight")
+    if first is None or first.ndim != 4 or tuple(first.shape[2:]) != (7, 7):
+        hint = ""
+        if "model.11.weight" in sd and "model.1.weight" not in sd:
+            hint = " (it looks like a PatchGAN discriminator)"
+        elif any(k.startswith("model.model.") for k in sd):
+            hint = " (it looks like a pix2pix U-Net generator)"
+        raise NotAGeneratorError(f"{where}: not a CycleGAN ResNet generator{hint}")
+    ngf, input_nc = int(first.shape[0]), int(first.shape[1])
+    blocks = sorted({int(m.group(1)) for k in sd if (m := _BLOCK_KEY.match(k))})
+    dropout = any(int(m.group(2)) == 6 for k in sd if (m := _BLOCK_KEY.match(k)))
+    n_blocks = len(blocks)
+    if n_blocks == 0 or blocks != list(range(10, 10 + n_blocks)):
+        raise NotAGeneratorError(f"{where}: not a CycleGAN ResNet generator (no residual blocks)")
+    last = sd.get(f"model.{10 + n_blocks + 6 + 1}.weight")
+    output_nc = int(last.shape[0]) if last is not None else 3
+    return GeneratorArch(input_nc, output_nc, ngf, n_blocks, dropout)
+
+
+def load_generator(source: Union[str, Path, Mapping[str, torch.Tensor]], device: Union[str, torch.device] = "cpu"
+                   ) -> ResnetGenerator:
+    """A generator from a file (ours or the original's) or a state_dict, in eval mode.
+
+    Keys must match exactly once legacy buffers are dropped: a partial match is a wrong file.
+    """
+    where = str(source) if isinstance(source, (str, Path)) else "state_dict"
+    sd = read_state_dict(source) if isinstance(source, (str, Path)) else dict(source)
+    sd = clean_state_dict(sd)
+    arch = infer_arch(sd, where)
+    net = arch.build()
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise NotAGeneratorError(f"{where}: generator keys or shapes do not match "
+                                 f"({str(e).splitlines()[0][:160]})") from None
+    return net.to(device).eval().requires_grad_(False)

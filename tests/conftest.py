@@ -1,0 +1,32 @@
+"""Shared fixtures. Every test gets its own empty model store (CCV_HOME), never the user's."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PHOTOS = sorted((FIXTURES / "photo").glob("*.jpg"))
+PAINTINGS = sorted((FIXTURES / "monet").glob("*.jpg"))
+
+
+@pytest.fixture(autouse=True)
+def ccv_home(tmp_path_factory, monkeypatch) -> Path:
+    home = tmp_path_factory.mktemp("ccv_home")
+    monkeypatch.setenv("CCV_HOME", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _few_threads():
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def tiny_generator():
+    """A small generator (ngf 8, 2 blocks) with the original's random init: fast on the CPU."""
+    from cyclegan_convert.networks import ResnetGenerator, init_weights
+
+    torch.manual_seed(0)
+    return init_weights(ResnetGenerator(ngf=8, n_blocks=2)).eval()

@@ -1,0 +1,92 @@
+"""The networks against the original implementation's layout: keys, shapes, parameter counts."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cyclegan_convert.errors import NotAGeneratorError
+from cyclegan_convert.networks import NLayerDiscriminator, ResnetGenerator, init_weights
+from cyclegan_convert.weights import infer_arch, load_generator
+
+
+def original_generator_keys(n_blocks: int, dropout: bool = False) -> list[str]:
+    """The keys of the original resnet generator, spelled out independently of our code."""
+    second = 6 if dropout else 5
+    keys = []
+    for i in (1, 4, 7):
+        keys += [f"model.{i}.weight", f"model.{i}.bias"]
+    for b in range(10, 10 + n_blocks):
+        for c in (1, second):
+            keys += [f"model.{b}.conv_block.{c}.weight", f"model.{b}.conv_block.{c}.bias"]
+    up = 10 + n_blocks
+    for i in (up, up + 3, up + 7):
+        keys += [f"model.{i}.weight", f"model.{i}.bias"]
+    return keys
+
+
+@pytest.mark.parametrize("n_blocks", [6, 9])
+def test_generator_keys_match_original(n_blocks):
+    g = ResnetGenerator(n_blocks=n_blocks)
+    assert sorted(g.state_dict()) == sorted(original_generator_keys(n_blocks))
+
+
+def test_generator_size_and_shapes():
+    g = ResnetGenerator()
+    assert sum(p.numel() for p in g.parameters()) == 11_378_179
+    sd = g.state_dict()
+    assert sd["model.1.weight"].shape == (64, 3, 7, 7)
+    assert sd["model.19.weight"].shape == (256, 128, 3, 3)  # ConvTranspose: (in, out, k, k)
+    assert sd["model.26.weight"].shape == (3, 64, 7, 7)
+
+
+def test_generator_output_size_rounds_up_to_multiple_of_4():
+    g = ResnetGenerator(ngf=4, n_blocks=1).eval()
+    with torch.no_grad():
+        assert g(torch.zeros(1, 3, 30, 41)).shape == (1, 3, 32, 44)
+        y = g(torch.randn(2, 3, 32, 48))
+    assert y.shape == (2, 3, 32, 48) and y.abs().max() <= 1
+
+
+def test_discriminator_keys_and_patch_output():
+    d = NLayerDiscriminator()
+    assert sorted(d.state_dict()) == sorted(f"model.{i}.{p}" for i in (0, 2, 5, 8, 11) for p in ("weight", "bias"))
+    assert sum(p.numel() for p in d.parameters()) == 2_764_737
+    assert d(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_init_is_normal_002_with_zero_bias():
+    torch.manual_seed(0)
+    g = init_weights(ResnetGenerator())
+    w = g.state_dict()["model.10.conv_block.1.weight"]
+    assert abs(w.std().item() - 0.02) < 0.001 and abs(w.mean().item()) < 0.001
+    assert all(v.abs().sum() == 0 for k, v in g.state_dict().items() if k.endswith("bias"))
+
+
+def test_loads_original_file_with_legacy_buffers_and_dropout(tmp_path):
+    torch.manual_seed(1)
+    src = ResnetGenerator(ngf=8, n_blocks=3, use_dropout=True)
+    sd = dict(src.state_dict())
+    assert "model.10.conv_block.6.weight" in sd
+    sd["model.2.running_mean"] = torch.zeros(8)  # what pre-0.4 PyTorch saved for InstanceNorm
+    sd["model.2.running_var"] = torch.ones(8)
+    sd["model.2.num_batches_tracked"] = torch.tensor(0)
+    torch.save(sd, tmp_path / "latest_net_G_A.pth")
+    g = load_generator(tmp_path / "latest_net_G_A.pth")
+    assert not g.training and (g.ngf, g.n_blocks, g.use_dropout) == (8, 3, True)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(g(x), src.eval()(x))
+
+
+def test_refuses_discriminator_and_garbage(tmp_path):
+    torch.save(NLayerDiscriminator(ndf=8).state_dict(), tmp_path / "d.pth")
+    with pytest.raises(NotAGeneratorError, match="discriminator"):
+        load_generator(tmp_path / "d.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(NotAGeneratorError, match="junk.pth"):
+        load_generator(tmp_path / "junk.pth")
+
+
+def test_arch_from_keys():
+    arch = infer_arch(ResnetGenerator(ngf=16, n_blocks=6).state_dict())
+    assert (arch.ngf, arch.n_blocks, arch.name) == (16, 6, "resnet_6blocks")

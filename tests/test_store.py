@@ -1,0 +1,62 @@
+"""The model store: lookup by target domain, atomic installs, bundled models, listing."""
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cyclegan_convert.cli import app
+from cyclegan_convert.errors import UnknownModelError, UsageError
+from cyclegan_convert.store import ModelEntry, ModelStore, data_home
+
+
+def _install(store, tmp_path, tiny_generator, source, target, origin="imported"):
+    w = tmp_path / f"{source}2{target}.pth"
+    torch.save(tiny_generator.state_dict(), w)
+    return store.add(ModelEntry(target=target, source=source, origin=origin, ngf=8), w)
+
+
+def test_ccv_home_overrides_data_folder(ccv_home):
+    assert data_home() == ccv_home
+
+
+def test_find_by_target_and_ambiguity(tmp_path, tiny_generator):
+    store = ModelStore(bundled_root=None)
+    _install(store, tmp_path, tiny_generator, "photo", "monet")
+    assert store.find("monet").id == "photo2monet"
+    _install(store, tmp_path, tiny_generator, "sketch", "monet")
+    with pytest.raises(UsageError, match="--from"):
+        store.find("monet")
+    assert store.find("monet", "sketch").id == "sketch2monet"
+    with pytest.raises(UnknownModelError, match="Did you mean monet"):
+        store.find("mone")
+
+
+def test_add_replaces_and_remove_deletes(tmp_path, tiny_generator):
+    store = ModelStore(bundled_root=None)
+    e = _install(store, tmp_path, tiny_generator, "photo", "monet")
+    (e.exports_dir).mkdir()
+    (e.exports_dir / "old.onnx").write_bytes(b"x")
+    e2 = _install(store, tmp_path, tiny_generator, "photo", "monet", origin="trained")
+    assert e2.origin == "trained" and not (e2.exports_dir / "old.onnx").exists()
+    assert [p.name for p in store.models_dir.iterdir()] == ["photo2monet"]  # no staging left behind
+    store.remove(e2)
+    assert store.entries() == []
+
+
+def test_user_store_overrides_bundled(tmp_path, tiny_generator):
+    bundled = ModelStore(root=tmp_path / "pkg", bundled_root=None)
+    _install(bundled, tmp_path, tiny_generator, "photo", "monet", origin="bundled")
+    store = ModelStore(bundled_root=bundled.models_dir)
+    assert store.find("monet").origin == "bundled"
+    with pytest.raises(UsageError, match="bundled"):
+        store.remove(store.find("monet"))
+    _install(store, tmp_path, tiny_generator, "photo", "monet", origin="trained")
+    assert store.find("monet").origin == "trained"
+
+
+def test_cli_models_lists(tmp_path, tiny_generator):
+    _install(ModelStore(), tmp_path, tiny_generator, "photo", "monet")
+    result = CliRunner().invoke(app, ["models"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "photo2monet" in result.output and "imported" in result.output
