@@ -1,0 +1,214 @@
+"""The training step against a straightforward reference of the original, the schedule and the pool."""
+from __future__ import annotations
+
+import copy
+import itertools
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cyclegan_convert.networks import InstanceNorm
+from cyclegan_convert.train.config import TrainConfig
+from cyclegan_convert.train.model import LOSS_NAMES, CycleGAN
+from cyclegan_convert.train.pool import ImagePool
+from cyclegan_convert.train.schedule import lr_at
+
+from conftest import PAINTINGS, PHOTOS
+
+
+class ReferenceStep:
+    """The original's optimize_parameters, written out plainly: one call per network application,
+    separate backward passes for D_A and D_B, pool disabled. Deliberately independent of model.py."""
+
+    def __init__(self, G_A, G_B, D_A, D_B, lr=2e-4, lambda_A=10.0, lambda_B=10.0, lambda_idt=0.5):
+        self.G_A, self.G_B, self.D_A, self.D_B = G_A, G_B, D_A, D_B
+        self.lambda_A, self.lambda_B, self.lambda_idt = lambda_A, lambda_B, lambda_idt
+        self.opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), lr=lr, betas=(0.5, 0.999))
+        self.opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), lr=lr, betas=(0.5, 0.999))
+
+    @staticmethod
+    def gan(pred, target_is_real):
+        target = torch.tensor(1.0 if target_is_real else 0.0).expand_as(pred)
+        return torch.nn.MSELoss()(pred, target)
+
+    def step(self, real_A, real_B):
+        # forward()
+        fake_B = self.G_A(real_A)
+        rec_A = self.G_B(fake_B)
+        fake_A = self.G_B(real_B)
+        rec_B = self.G_A(fake_A)
+        # G_A and G_B
+        for p in itertools.chain(self.D_A.parameters(), self.D_B.parameters()):
+            p.requires_grad = False
+        self.opt_G.zero_grad()
+        idt_A = self.G_A(real_B)
+        loss_idt_A = torch.nn.L1Loss()(idt_A, real_B) * self.lambda_B * self.lambda_idt
+        idt_B = self.G_B(real_A)
+        loss_idt_B = torch.nn.L1Loss()(idt_B, real_A) * self.lambda_A * self.lambda_idt
+        loss_G_A = self.gan(self.D_A(fake_B), True)
+        loss_G_B = self.gan(self.D_B(fake_A), True)
+        loss_cycle_A = torch.nn.L1Loss()(rec_A, real_A) * self.lambda_A
+        loss_cycle_B = torch.nn.L1Loss()(rec_B, real_B) * self.lambda_B
+        loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+        loss_G.backward()
+        self.opt_G.step()
+        # D_A and D_B
+        for p in itertools.chain(self.D_A.parameters(), self.D_B.parameters()):
+            p.requires_grad = True
+        self.opt_D.zero_grad()
+        losses_D = []
+        for D, real, fake in ((self.D_A, real_B, fake_B), (self.D_B, real_A, fake_A)):
+            loss_D = (self.gan(D(real), True) + self.gan(D(fake.detach()), False)) * 0.5
+            loss_D.backward()
+            losses_D.append(loss_D)
+        self.opt_D.step()
+        vals = [loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B, *losses_D]
+        return dict(zip(LOSS_NAMES, (float(v.detach()) for v in vals)))
+
+
+def _images(paths, size, n):
+    from PIL import Image
+
+    from cyclegan_convert.train.data import to_tensor
+
+    return torch.stack([to_tensor(Image.open(p).convert("RGB").resize((size, size), Image.BICUBIC))
+                        for p in paths[:n]])
+
+
+def _biases_before_instance_norm(net) -> set[str]:
+    """Conv biases followed by InstanceNorm: IN subtracts any per-channel constant, so their true
+    gradient is zero and what Adam sees is rounding noise (its sign decides a +-lr step)."""
+    leaves = [(name, m) for name, m in net.named_modules() if not list(m.children())]
+    return {f"{prev}.bias" for (prev, a), (_, b) in zip(leaves, leaves[1:])
+            if isinstance(a, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and isinstance(b, InstanceNorm)}
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_train_step_matches_reference_of_original(batch):
+    torch.manual_seed(1)
+    config = TrainConfig(ngf=8, ndf=8, n_blocks=2, pool_size=0, seed=3)
+    ours = CycleGAN(config)
+    ref_nets = [copy.deepcopy(ours.nets[k]) for k in ("G_A", "G_B", "D_A", "D_B")]
+    for a, b in zip(ref_nets, ours.nets.values()):  # same init
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    ref = ReferenceStep(*ref_nets)
+
+    real_A = _images(PAINTINGS, 32, 3)
+    real_B = _images(PHOTOS, 32, 3)
+    for step in range(3):
+        a, b = real_A[step:step + batch], real_B[step:step + batch]
+        if a.shape[0] < batch:
+            a, b = real_A[:batch], real_B[:batch]
+        got = ours.train_step(a, b)
+        want = ref.step(a, b)
+        assert list(got) == list(LOSS_NAMES)
+        for k in LOSS_NAMES:
+            assert got[k] == pytest.approx(want[k], rel=1e-4, abs=1e-6), (step, k)
+        assert all(v > 0 for v in got.values())
+
+    # Updated parameters: weights tightly; noise-driven biases (see above) within Adam's step size.
+    for name, ref_net in zip(("G_A", "G_B", "D_A", "D_B"), ref_nets):
+        noisy = _biases_before_instance_norm(ref_net)
+        ours_sd = ours.nets[name].state_dict()
+        for key, want in ref_net.state_dict().items():
+            if key in noisy:
+                torch.testing.assert_close(ours_sd[key], want, rtol=0, atol=3 * 3 * config.lr)  # 3 steps of at most ~3 lr
+            else:
+                torch.testing.assert_close(ours_sd[key], want, rtol=1e-4, atol=2e-6, msg=f"{name}.{key}")
+        # and the networks compute the same thing after training
+        x = real_A[:1] if name[0] == "G" else real_B[:1]
+        with torch.no_grad():
+            torch.testing.assert_close(ours.nets[name](x), ref_net(x), rtol=1e-3, atol=1e-5)
+    # the step changed the weights at all (a step that does nothing would also "match" nothing else)
+    init = CycleGAN(config)
+    assert not torch.equal(init.G_A.state_dict()["model.1.weight"], ours.G_A.state_dict()["model.1.weight"])
+
+
+def test_biases_before_instance_norm_found():
+    config = TrainConfig(ngf=8, ndf=8, n_blocks=2)
+    m = CycleGAN(config)
+    g, d = _biases_before_instance_norm(m.G_A), _biases_before_instance_norm(m.D_A)
+    assert "model.1.bias" in g and "model.10.conv_block.5.bias" in g and "model.26.bias" not in g
+    assert d == {"model.2.bias", "model.5.bias", "model.8.bias"}
+
+
+def test_identity_off_gives_zero_identity_losses():
+    config = TrainConfig(ngf=8, ndf=8, n_blocks=1, pool_size=0, lambda_identity=0.0)
+    m = CycleGAN(config)
+    losses = m.train_step(_images(PAINTINGS, 32, 1), _images(PHOTOS, 32, 1))
+    assert losses["idt_A"] == 0 and losses["idt_B"] == 0 and losses["cycle_A"] > 0
+
+
+@pytest.mark.parametrize("epoch,factor", [(1, 1.0), (100, 1.0), (101, 1 - 1 / 101), (150, 1 - 50 / 101),
+                                          (200, 1 - 100 / 101)])
+def test_schedule_matches_original(epoch, factor):
+    assert lr_at(epoch, 2e-4, 100, 100) == pytest.approx(2e-4 * factor, rel=1e-12)
+
+
+def test_schedule_is_linear_and_positive_to_the_end():
+    lrs = [lr_at(k, 2e-4, 100, 100) for k in range(1, 201)]
+    assert lrs[:100] == [2e-4] * 100
+    steps = [a - b for a, b in zip(lrs[100:], lrs[101:])]
+    assert all(s == pytest.approx(2e-4 / 101) for s in steps)
+    assert lrs[-1] > 0
+    with pytest.raises(ValueError):
+        lr_at(0, 2e-4, 100, 100)
+
+
+def _marked(i):
+    return torch.full((1, 3, 2, 2), float(i))
+
+
+def test_pool_fills_then_swaps_half_the_time():
+    pool = ImagePool(3, seed=0)
+    for i in range(3):  # filling: every image comes straight back and is stored
+        assert torch.equal(pool.query(_marked(i)), _marked(i))
+    assert [int(t[0, 0, 0, 0]) for t in pool.images] == [0, 1, 2]
+    returned_old = 0
+    for i in range(3, 403):
+        out = int(pool.query(_marked(i))[0, 0, 0, 0])
+        if out != i:
+            returned_old += 1
+            assert out < i  # an earlier image...
+            assert any(int(t[0, 0, 0, 0]) == i for t in pool.images)  # ...swapped out for the new one
+        assert len(pool.images) == 3
+    assert 150 < returned_old < 250  # probability 0.5
+
+
+def test_pool_mirrors_original_random_draws():
+    """Same draws as the original's ``random.uniform`` / ``random.randint`` on a generator with the same seed."""
+    pool = ImagePool(2, seed=42)
+    rng = random.Random(42)
+    stored = []
+    for i in range(30):
+        out = int(pool.query(_marked(i))[0, 0, 0, 0])
+        if len(stored) < 2:
+            stored.append(i)
+            want = i
+        elif rng.uniform(0, 1) > 0.5:
+            j = rng.randint(0, 1)
+            want, stored[j] = stored[j], i
+        else:
+            want = i
+        assert out == want
+
+
+def test_pool_size_zero_passes_through_and_state_round_trips():
+    assert ImagePool(0).query(_marked(7)) is not None
+    x = torch.randn(2, 3, 2, 2)
+    assert torch.equal(ImagePool(0).query(x), x)
+    a = ImagePool(2, seed=5)
+    for i in range(4):
+        a.query(_marked(i))
+    b = ImagePool(2, seed=99)
+    b.load_state_dict(a.state_dict())
+    assert [torch.equal(a.query(_marked(i)), b.query(_marked(i))) for i in range(10, 30)] == [True] * 20
+
+
+def test_pool_batch_query_keeps_shape_and_detaches():
+    pool = ImagePool(4, seed=0)
+    x = torch.randn(3, 3, 4, 4, requires_grad=True)
+    out = pool.query(x * 2)
+    assert out.shape == x.shape and not out.requires_grad

@@ -1,0 +1,177 @@
+"""CycleGAN: two generators, two discriminators and the original training step.
+
+Naming as in the original: G_A maps A -> B, G_B maps B -> A; D_A judges domain B, D_B judges A.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Any, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cyclegan_convert.networks import NLayerDiscriminator, ResnetGenerator, init_weights
+
+from .config import TrainConfig
+from .pool import ImagePool
+
+LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+
+
+def gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    """LSGAN: mean squared distance to 1 (real) or 0 (fake); no sigmoid."""
+    return F.mse_loss(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
+
+
+class CycleGAN:
+    """The four networks, both optimizers, both image pools and one ``train_step``.
+
+    ``amp`` (fp16 autocast with a GradScaler) and ``channels_last`` are used only on CUDA; with
+    them off the autocast context and the scaler are no-ops, so there is one code path.
+    ``distributed`` wraps the networks in DistributedDataParallel (the process group must exist).
+    """
+
+    def __init__(self, config: TrainConfig, device: Union[str, torch.device] = "cpu", amp: bool = False,
+                 distributed: bool = False, rank: int = 0):
+        self.config = c = config
+        self.device = torch.device(device)
+        cuda = self.device.type == "cuda"
+        self.amp = amp and cuda
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+
+        torch.manual_seed(c.seed)  # same seed, same initial weights on every rank
+        self.G_A = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks), c.init_gain)
+        self.G_B = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks), c.init_gain)
+        self.D_A = init_weights(NLayerDiscriminator(ndf=c.ndf), c.init_gain)
+        self.D_B = init_weights(NLayerDiscriminator(ndf=c.ndf), c.init_gain)
+        for net in self.nets.values():
+            net.to(self.device, memory_format=self.memory_format).train()
+
+        # Fused Adam is one kernel per step on CUDA; the update is the same Adam.
+        extra: dict[str, Any] = {"fused": True} if cuda else {}
+        self.opt_G = torch.optim.Adam(itertools.chain(self.G_A.parameters(), self.G_B.parameters()),
+                                      lr=c.lr, betas=(c.beta1, c.beta2), **extra)
+        self.opt_D = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()),
+                                      lr=c.lr, betas=(c.beta1, c.beta2), **extra)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.pool_fake_A = ImagePool(c.pool_size, seed=c.seed * 2 + 1 + 1000 * rank)  # for D_B
+        self.pool_fake_B = ImagePool(c.pool_size, seed=c.seed * 2 + 2 + 1000 * rank)  # for D_A
+
+        # What the step calls: DDP wrappers when distributed, where gradients are averaged across
+        # ranks. In the generator step the discriminators are frozen and called unwrapped: a DDP
+        # module run forward without its parameters getting gradients would wait for them forever.
+        self._G_A, self._G_B, self._D_A, self._D_B = self.G_A, self.G_B, self.D_A, self.D_B
+        if distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if cuda else None
+            self._G_A, self._G_B, self._D_A, self._D_B = (
+                DDP(n, device_ids=ids, broadcast_buffers=False) for n in (self.G_A, self.G_B, self.D_A, self.D_B))
+
+    @property
+    def nets(self) -> dict[str, nn.Module]:
+        return {"G_A": self.G_A, "G_B": self.G_B, "D_A": self.D_A, "D_B": self.D_B}
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+
+    def set_lr(self, lr: float) -> None:
+        for opt in (self.opt_G, self.opt_D):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+    def train_step(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+        """One iteration of the original: generators first with both discriminators frozen, then
+        the discriminators on pool-queried, detached fakes. real_A, real_B: N x 3 x H x W in [-1, 1].
+
+        A network applied to several inputs runs once on their concatenation: InstanceNorm and
+        convolutions treat each image on its own, so the results are those of separate calls, in
+        fewer, larger kernel launches.
+        """
+        c = self.config
+        real_A, real_B = self._to_device(real_A), self._to_device(real_B)
+        n = real_A.shape[0]
+        lambda_idt = c.lambda_identity
+
+        # Generators. D_A and D_B are frozen: their gradients are not needed here.
+        self.D_A.requires_grad_(False)
+        self.D_B.requires_grad_(False)
+        with self.autocast():
+            if lambda_idt > 0:
+                fake_B, idt_A = self._G_A(torch.cat([real_A, real_B])).split(n)   # G_A(A), G_A(B)
+                fake_A, idt_B, rec_A = self._G_B(torch.cat([real_B, real_A, fake_B])).split(n)  # G_B(B), G_B(A), G_B(G_A(A))
+            else:
+                fake_B = self._G_A(real_A)
+                fake_A, rec_A = self._G_B(torch.cat([real_B, fake_B])).split(n)
+            rec_B = self._G_A(fake_A)  # G_A(G_B(B))
+            loss_G_A = gan_loss(self.D_A(fake_B), True)
+            loss_G_B = gan_loss(self.D_B(fake_A), True)
+            loss_cycle_A = F.l1_loss(rec_A, real_A) * c.lambda_a
+            loss_cycle_B = F.l1_loss(rec_B, real_B) * c.lambda_b
+            if lambda_idt > 0:
+                loss_idt_A = F.l1_loss(idt_A, real_B) * c.lambda_b * lambda_idt
+                loss_idt_B = F.l1_loss(idt_B, real_A) * c.lambda_a * lambda_idt
+            else:
+                loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
+            loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+        self.opt_G.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_G).backward()
+        self.scaler.step(self.opt_G)
+
+        # Discriminators: real images against generated ones, some from earlier steps (the pools).
+        self.D_A.requires_grad_(True)
+        self.D_B.requires_grad_(True)
+        pooled_B = self.pool_fake_B.query(fake_B)  # detached
+        pooled_A = self.pool_fake_A.query(fake_A)
+        with self.autocast():
+            pred_real, pred_fake = self._D_A(torch.cat([real_B, pooled_B])).split(n)
+            loss_D_A = (gan_loss(pred_real, True) + gan_loss(pred_fake, False)) * 0.5
+            pred_real, pred_fake = self._D_B(torch.cat([real_A, pooled_A])).split(n)
+            loss_D_B = (gan_loss(pred_real, True) + gan_loss(pred_fake, False)) * 0.5
+        self.opt_D.zero_grad(set_to_none=True)
+        # One backward for both: their parameters are disjoint, so the gradients are those of two.
+        self.scaler.scale(loss_D_A + loss_D_B).backward()
+        self.scaler.step(self.opt_D)
+        self.scaler.update()  # once per iteration, after both optimizers stepped
+
+        losses = torch.stack([loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B,
+                              loss_D_A, loss_D_B]).detach().float()
+        return dict(zip(LOSS_NAMES, losses.tolist()))  # the step's one CPU-GPU sync
+
+    @torch.no_grad()
+    def translate(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """fake and reconstructed images both ways, for sample grids (N x 3 x H x W, CPU, fp32)."""
+        real_A, real_B = self._to_device(real_A), self._to_device(real_B)
+        with self.autocast():
+            fake_B = self.G_A(real_A)
+            rec_A = self.G_B(fake_B)
+            fake_A = self.G_B(real_B)
+            rec_B = self.G_A(fake_A)
+        out = {"real_A": real_A, "fake_B": fake_B, "rec_A": rec_A, "real_B": real_B, "fake_A": fake_A, "rec_B": rec_B}
+        return {k: v.float().cpu().contiguous() for k, v in out.items()}
+
+    # Full state for an exact resume (see checkpoint.py).
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nets": {k: net.state_dict() for k, net in self.nets.items()},
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "pool_fake_A": self.pool_fake_A.state_dict(),
+            "pool_fake_B": self.pool_fake_B.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, net in self.nets.items():
+            net.load_state_dict(state["nets"][k], strict=True)
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.pool_fake_A.load_state_dict(state["pool_fake_A"], self.device)
+        self.pool_fake_B.load_state_dict(state["pool_fake_B"], self.device)
