@@ -33,7 +33,7 @@ def report_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CcvError as e:
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", style="yellow")
