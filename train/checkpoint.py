@@ -1,0 +1,94 @@
+"""Checkpoints under ``checkpoints/NAME/``, every file written atomically.
+
+- ``latest_net_{G_A,G_B,D_A,D_B}.pth`` and ``<epoch>_net_*.pth``: plain CPU state_dicts, as the
+  original saves them (its test script loads them; so does ``cyclegan_convert.weights``).
+- ``state.pth``: everything an exact resume needs in one file: the four networks, both optimizers,
+  the grad scaler, both image pools with their random state, the position in the schedule and the
+  data (epoch, step), the global RNG states and the config as plain data. It is written first and
+  is self-contained, so a kill at any moment leaves a usable checkpoint behind.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from cyclegan_convert.atomic import atomic_torch_save
+from cyclegan_convert.errors import UsageError
+
+STATE_FILE = "state.pth"
+STATE_VERSION = 1
+NET_NAMES = ("G_A", "G_B", "D_A", "D_B")
+
+
+def plain_state_dict(net: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU, contiguous (not channels_last), detached copies: what any loader expects."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.state_dict().items()}
+
+
+def net_path(folder: Path, label: str, net: str) -> Path:
+    return Path(folder) / f"{label}_net_{net}.pth"
+
+
+def save_nets(folder: Path, nets: dict[str, nn.Module], label: str) -> dict[str, Path]:
+    """``<label>_net_<name>.pth`` for each network; label is ``latest`` or an epoch number."""
+    out = {}
+    for name in NET_NAMES:
+        path = net_path(folder, label, name)
+        atomic_torch_save(plain_state_dict(nets[name]), path)
+        out[name] = path
+    return out
+
+
+def rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    py = states["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    cuda = states.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_state(folder: Path, model_state: dict[str, Any], config: dict[str, Any], *, epoch: int,
+               epoch_step: int, step: int, wall_time: float, extra: Optional[dict[str, Any]] = None) -> Path:
+    """``epoch`` (1-based) and ``epoch_step`` say where training continues; ``step`` counts all steps."""
+    state = {
+        "version": STATE_VERSION,
+        "config": config,
+        "model": model_state,
+        "epoch": epoch,
+        "epoch_step": epoch_step,
+        "step": step,
+        "wall_time": wall_time,
+        "rng": rng_states(),
+        "extra": extra or {},
+    }
+    path = Path(folder) / STATE_FILE
+    atomic_torch_save(state, path)
+    return path
+
+
+def load_state(folder: Path) -> dict[str, Any]:
+    """The full state of a run; a clear error when there is none or it is unreadable."""
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        raise UsageError(f"{path}: no checkpoint to resume from (train without --resume to start)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign file
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UsageError(f"{path}: unreadable checkpoint ({first}); resume from another copy") from None
+    version = state.get("version") if isinstance(state, dict) else None
+    if version != STATE_VERSION:
+        raise UsageError(f"{path}: not a ccv training checkpoint of this version ({version})")
+    return state

@@ -1,0 +1,302 @@
+"""The training loop: setup, data, model, resume, loop, save. Reads top to bottom.
+
+Progress goes to callbacks (``on_progress`` per step, ``on_message`` for one-off notes); nothing
+here draws on the terminal. Under ``torchrun`` every process trains its share of each epoch through
+DistributedDataParallel and rank 0 alone logs, saves and registers.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import torch
+
+from cyclegan_convert.errors import BackendUnavailableError, UsageError
+
+from . import checkpoint
+from .config import RunOptions, TrainConfig
+from .data import UnpairedDataset, make_loader, rank_positions, scan_domain
+from .losslog import LossLog
+from .model import LOSS_NAMES, CycleGAN
+from .publish import check_domain_names, register_generators
+from .samples import save_grid
+from .schedule import lr_at
+
+# Fields of the recipe that a resumed run may change: where the data lives now.
+RESUME_MAY_CHANGE = ("dir_a", "dir_b")
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int            # steps done, resumed ones included
+    total_steps: int     # where this invocation will stop at the latest (--max-steps or the last epoch)
+    epoch: int           # 1-based
+    total_epochs: int
+    lr: float
+    losses: dict[str, float]
+    elapsed: float       # seconds in this invocation's loop
+
+
+@dataclass
+class TrainResult:
+    folder: Path
+    step: int
+    epoch: float         # epochs done, fractional
+    stopped: str         # finished, max_steps, max_time, interrupted
+    losses: dict[str, float]
+    registered: list[str] = field(default_factory=list)
+    wall_time: float = 0.0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped == "interrupted"
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    local_rank: int = 0
+    world: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _dist_from_env() -> _Dist:
+    """torchrun sets WORLD_SIZE, RANK and LOCAL_RANK."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return _Dist(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world)
+
+
+def pick_device(name: str, dist: _Dist) -> torch.device:
+    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
+        raise UsageError(f"--device {name}: use auto, cpu or cuda")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        if name == "auto":
+            return torch.device("cpu")
+        raise BackendUnavailableError(f"--device {name}: no CUDA GPU is usable here (torch {torch.__version__}); "
+                                      "use --device cpu or install a CUDA build of PyTorch")
+    if name.startswith("cuda:"):
+        return torch.device(name)
+    return torch.device("cuda", dist.local_rank if dist.enabled else torch.cuda.current_device())
+
+
+@contextlib.contextmanager
+def _deferred_interrupt() -> Iterator[threading.Event]:
+    """The first Ctrl-C sets a flag that the loop checks after each step (it then saves and stops);
+    a second one interrupts at once. Signals can only be handled in the main thread."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
+    """An exact resume continues the same recipe: refuse a different one instead of mixing them."""
+    diff = [f"{k} {getattr(given, k)!r} (checkpoint: {getattr(saved, k)!r})"
+            for k in saved.to_dict() if k not in RESUME_MAY_CHANGE and getattr(saved, k) != getattr(given, k)]
+    if diff:
+        raise UsageError("--resume continues the checkpoint's settings; these differ: " + "; ".join(diff)
+                         + ". Drop those options, or start a new run with another --name")
+
+
+def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = False,
+          on_progress: Optional[Callable[[Progress], None]] = None,
+          on_message: Optional[Callable[[str], None]] = None) -> TrainResult:
+    """Trains (or resumes) the run ``options.name``; returns where it stopped and why.
+
+    ``config`` may be None with ``resume``: the checkpoint's is used.
+    """
+    # -- setup: processes, device, output folder
+    dist = _dist_from_env()
+    device = pick_device(options.device, dist)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    if dist.enabled and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    say = (on_message or (lambda _: None)) if dist.main else (lambda _: None)
+    folder = Path(options.checkpoints_dir) / options.name
+    state = checkpoint.load_state(folder) if resume else None
+    if state is None and (folder / checkpoint.STATE_FILE).exists():
+        raise UsageError(f"{folder} already holds a run: add --resume to continue it, or choose another --name")
+    if state is not None:
+        saved = TrainConfig.from_dict(state["config"])
+        if config is None:
+            config = saved
+        check_resume_config(saved, config)
+    if config is None:
+        raise UsageError("nothing to train: give the data folders")
+    check_domain_names(config)
+    if options.save_every < 1 or options.save_epoch_every < 1:
+        raise UsageError("--save-every and --save-epoch-every must be at least 1")
+
+    # -- data: everything that can be wrong with it is found before the model is built
+    files_a = scan_domain(Path(config.dir_a), config.a_name, say)
+    files_b = scan_domain(Path(config.dir_b), config.b_name, say)
+    dataset = UnpairedDataset(files_a, files_b, config.load_size, config.crop_size, config.flip, config.seed)
+    positions = rank_positions(len(dataset), dist.rank, dist.world)
+    steps_per_epoch = math.ceil(len(positions) / config.batch_size)
+    last_step = steps_per_epoch * config.total_epochs
+    if options.max_steps is not None:
+        last_step = min(last_step, options.max_steps)
+    say(f"data: {len(files_a)} images of {config.a_name} ({config.dir_a}), {len(files_b)} of {config.b_name} "
+        f"({config.dir_b}); {steps_per_epoch} steps per epoch" + (f" per process, {dist.world} processes"
+                                                               if dist.enabled else ""))
+
+    # -- model and optimizers; on resume everything comes from the checkpoint
+    model = CycleGAN(config, device, amp=options.amp, distributed=dist.enabled, rank=dist.rank)
+    epoch, epoch_step, step, wall_before = 1, 0, 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        checkpoint.restore_rng_states(state["rng"])
+        epoch, epoch_step, step = int(state["epoch"]), int(state["epoch_step"]), int(state["step"])
+        wall_before = float(state.get("wall_time", 0.0))
+        say(f"resumed {folder} at step {step} (epoch {epoch}, step {epoch_step} of it)")
+    if device.type == "cuda":
+        say(f"device: {torch.cuda.get_device_name(device)}" + (", AMP fp16" if model.amp else ", fp32"))
+    else:
+        say("device: CPU (expect minutes per step at 256 px: real training needs a GPU)")
+
+    # -- outputs of rank 0: loss log, sample pair
+    log = LossLog(folder / "loss_log.jsonl", resume_step=step if state is not None else None) if dist.main else None
+    sample_pair = tuple(t.unsqueeze(0) for t in dataset.fixed_pair())
+    recent: deque[dict[str, float]] = deque(maxlen=100)
+    last_saved = step if state is not None else -1
+    started = time.monotonic()
+    registered: list[str] = []
+    bad_seen: set[str] = set()
+
+    def mean_losses() -> dict[str, float]:
+        return {k: sum(r[k] for r in recent) / len(recent) for k in LOSS_NAMES} if recent else {}
+
+    def save(epoch_label: Optional[int] = None) -> None:
+        nonlocal last_saved, registered
+        if not dist.main:
+            return
+        # Where training continues: past a finished epoch, the next one.
+        next_epoch, next_step = (epoch + 1, 0) if epoch_step >= steps_per_epoch else (epoch, epoch_step)
+        wall = wall_before + time.monotonic() - started
+        if last_saved != step:
+            checkpoint.save_state(folder, model.state_dict(), config.to_dict(), epoch=next_epoch,
+                                  epoch_step=next_step, step=step, wall_time=wall)
+            weights = checkpoint.save_nets(folder, model.nets, "latest")
+            save_grid(model.translate(*sample_pair), folder / "samples" / f"step_{step:07d}.png")
+            if options.register:
+                card = _card(config, options, folder, len(files_a), len(files_b), step, steps_per_epoch,
+                             wall, device, model.amp, dist.world, mean_losses())
+                registered = [e.id for e in register_generators(config, weights, card)]
+            last_saved = step
+        if epoch_label is not None:
+            checkpoint.save_nets(folder, model.nets, str(epoch_label))
+
+    # -- the loop
+    stopped = "max_steps" if options.max_steps is not None and step >= options.max_steps else "finished"
+    try:
+        with _deferred_interrupt() as interrupt:
+            while epoch <= config.total_epochs and stopped == "finished":
+                lr = lr_at(epoch, config.lr, config.n_epochs, config.n_epochs_decay)
+                model.set_lr(lr)
+                keys = [(epoch, p) for p in positions[epoch_step * config.batch_size:]]
+                loader = make_loader(dataset, keys, config.batch_size, options.workers,
+                                     pin_memory=device.type == "cuda")
+                for real_A, real_B, bad in loader:
+                    for line in (m for item in bad for m in item.split("\n") if m):
+                        if line not in bad_seen:  # reported once; the item was replaced by the next file
+                            bad_seen.add(line)
+                            say(f"skipped {line}")
+                    losses = model.train_step(real_A, real_B)
+                    step += 1
+                    epoch_step += 1
+                    recent.append(losses)
+                    elapsed = time.monotonic() - started
+                    if log is not None:
+                        log.write({"step": step, "epoch": epoch, "lr": lr, "time": round(elapsed, 3), **losses})
+                    if on_progress is not None and dist.main:
+                        on_progress(Progress(step, last_step, epoch, config.total_epochs, lr, losses, elapsed))
+                    if epoch_step == steps_per_epoch and (epoch % options.save_epoch_every == 0
+                                                          or epoch == config.total_epochs):
+                        save(epoch_label=epoch)
+                    if step % options.save_every == 0:
+                        save()
+                    elif options.sample_every and step % options.sample_every == 0 and dist.main:
+                        save_grid(model.translate(*sample_pair), folder / "samples" / f"step_{step:07d}.png")
+                    stopped = _stop_reason(step, options, elapsed, interrupt, dist, device)
+                    if stopped != "finished":
+                        break
+                if epoch_step >= steps_per_epoch:
+                    epoch, epoch_step = epoch + 1, 0
+            save()  # latest_* and the state where we stopped (nothing new if this step was saved)
+    finally:
+        if log is not None:
+            log.close()
+        if dist.enabled:
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
+    return TrainResult(folder, step, (epoch - 1) + epoch_step / steps_per_epoch, stopped, mean_losses(), registered,
+                       wall_before + time.monotonic() - started)
+
+
+def _stop_reason(step: int, options: RunOptions, elapsed: float, interrupt: threading.Event, dist: _Dist,
+                 device: torch.device) -> str:
+    reason = 0  # one code so that all ranks can agree through one all-reduce
+    if options.max_steps is not None and step >= options.max_steps:
+        reason = 1
+    elif options.max_time is not None and elapsed >= options.max_time:
+        reason = 2
+    if interrupt.is_set():
+        reason = 3
+    if dist.enabled:  # every rank must stop at the same step or DDP hangs
+        t = torch.tensor([reason], device=device)  # NCCL reduces CUDA tensors, gloo CPU ones
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        reason = int(t.item())
+    return ("finished", "max_steps", "max_time", "interrupted")[reason]
+
+
+def _card(config: TrainConfig, options: RunOptions, folder: Path, n_a: int, n_b: int, step: int,
+          steps_per_epoch: int, wall: float, device: torch.device, amp: bool, world: int,
+          losses: dict[str, float]) -> dict[str, Any]:
+    """How the model was made, for `ccv models` and anyone who finds the file later."""
+    return {
+        "made_by": "ccv train",
+        "run": options.name,
+        "checkpoints": str(folder.resolve()),
+        "data": {"A": {"name": config.a_name, "folder": str(Path(config.dir_a).resolve()), "images": n_a},
+                 "B": {"name": config.b_name, "folder": str(Path(config.dir_b).resolve()), "images": n_b}},
+        "steps": step,
+        "epochs": round(step / steps_per_epoch, 3),
+        "batch_size": config.batch_size,
+        "processes": world,
+        "wall_time_s": round(wall, 1),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "amp": amp,
+        "losses_mean_last_100_steps": {k: round(v, 5) for k, v in losses.items()},
+        "config": config.to_dict(),
+    }
