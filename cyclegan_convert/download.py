@@ -7,6 +7,7 @@ The caller checks the finished ``.part`` and moves it into place: nothing here l
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -15,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from .atomic import atomic_write_bytes
 from .errors import DownloadError
@@ -41,6 +42,31 @@ class OfflineError(DownloadError):
 
 class _Interrupted(Exception):
     """The transfer stopped early; what is on disk can be resumed."""
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: Path, on_wait: Optional[Callable[[], None]] = None) -> Iterator[None]:
+    """Holds an exclusive lock on ``lock_path`` (POSIX): two ccv processes never write one ``.part``.
+
+    ``on_wait`` is called once if another process holds the lock and this one has to wait.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks in the standard library; run one pull at a time
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _user_agent() -> str:

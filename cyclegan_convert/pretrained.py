@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from .download import OfflineError, ProgressFn, download
+from .download import OfflineError, ProgressFn, download, exclusive
 from .errors import DownloadError, NotAGeneratorError, UnknownModelError, UsageError
 from .store import ModelEntry, ModelStore, model_id
 
@@ -110,25 +110,35 @@ def pull(name: str, store: Optional[ModelStore] = None, *, progress: Optional[Pr
     An identical pull already installed is returned as is. A model of another origin with the same
     source and target (one you trained or imported) is never replaced unless ``force``.
     """
-    from .weights import clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file
-
     spec = lookup(name)
     store = store or ModelStore()
+    part = part_path(store, spec)
+    notice = on_notice or (lambda message: None)
+    with exclusive(part.with_name(f"{spec.name}.lock"),
+                   lambda: notice(f"another ccv is downloading {spec.name}: waiting for it")):
+        return _pull_locked(spec, store, part, progress=progress, force=force, base=base, retries=retries,
+                            timeout=timeout, on_notice=on_notice)
+
+
+def _pull_locked(spec: Pretrained, store: ModelStore, part: Path, *, progress: Optional[ProgressFn], force: bool,
+                 base: Optional[str], retries: int, timeout: float,
+                 on_notice: Optional[Callable[[str], None]]) -> ModelEntry:
     url = spec.url(base)
-    have = installed(spec, store)
+    have = installed(spec, store)  # checked under the lock: another process may have just installed it
     if have is not None and not force:
         if have.origin == "pulled" and have.card.get("name") == spec.name:
             return have
         raise UsageError(f"{have.id} is already installed ({have.origin}); `ccv models rm {spec.target} --from "
                          f"{spec.source}` first, or pull with --force to replace it")
 
-    part = part_path(store, spec)
     try:
         download(url, part, progress=progress, retries=retries, timeout=timeout, on_notice=on_notice)
     except OfflineError as e:
         raise OfflineError(url, e.reason, f"connect and run `ccv pull {spec.name}` again, set {BASE_URL_ENV} to "
                            f"a mirror, or download the file elsewhere and run `ccv import FILE --to {spec.target} "
                            f"--from {spec.source}`") from None
+    from .weights import clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file  # torch: slow
+
     try:
         sd = clean_state_dict(read_state_dict(part))
         arch = infer_arch(sd, str(part))

@@ -66,7 +66,7 @@ def test_pull_installs_a_checked_generator_with_its_card(server, store):
                .total_seconds()) < 600
     assert entry.weights.read_bytes() == GEN  # the file as published, loadable by the original's script
     load_generator(entry.weights)
-    assert not any((store.root / "downloads").iterdir())  # nothing unfinished left
+    assert not list((store.root / "downloads").glob("*.part*"))  # nothing unfinished left
     # a second pull is a no-op
     n = len(server.requests)
     assert pt.pull("horse2zebra", store).sha256 == entry.sha256 and len(server.requests) == n
@@ -87,8 +87,24 @@ def test_garbage_from_server_installs_nothing(server, store, garbage):
         pt.pull("horse2zebra", store)
     assert "\n" not in str(err.value)
     assert store.entries() == []
-    leftovers = [p for p in store.root.rglob("*") if p.is_file()]
+    leftovers = [p for p in store.root.rglob("*") if p.is_file() and p.suffix != ".lock"]
     assert leftovers == []  # no partial file that a later run would take for a complete one
+
+
+def test_concurrent_pulls_download_once(server, store):
+    import threading
+
+    results, notices = [], []
+    threads = [threading.Thread(target=lambda: results.append(pt.pull("horse2zebra", ModelStore(bundled_root=None),
+                                                                      on_notice=notices.append)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3 and len({r.sha256 for r in results}) == 1
+    assert len(server.requests) == 1  # the others waited for the first, then found it installed
+    assert store.find("zebra").weights.read_bytes() == GEN
 
 
 def test_server_sending_a_discriminator_is_refused(server, store):
