@@ -1,21 +1,114 @@
-"""Choosing and opening a backend for a model: ``open_backend(ref, backend="auto", device="auto")``."""
+"""Choosing a backend for a model: ``make_backend(ref, backend="auto", device="auto")``.
+
+What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmarks/RESULTS.md):
+- a CUDA GPU: TensorRT (FP16 engine, built and validated on first use) when it is installed, else
+  PyTorch FP16 with channels_last;
+- the CPU: PyTorch. bf16 autocast (InstanceNorm kept in fp32, 44 to 46 dB against fp32) where the
+  CPU has native bf16 (AVX512-BF16 or AMX): about 2x fp32 there; on CPUs without it bf16 is
+  emulated and about 7x slower than fp32, so fp32 it is. ONNX Runtime measured slower than PyTorch
+  on both CPUs; ``torch.compile`` costs tens of seconds per new image size, so it is not a default.
+An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine.
+"""
 from __future__ import annotations
 
-from ..errors import UsageError
+import torch
+
+from ..errors import BackendUnavailableError, UsageError
 from ..resolve import ModelRef
 from .base import Backend, resolve_device
 from .torch_backend import TorchBackend
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
-def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto") -> Backend:
-    """An unopened backend for ``ref``. 'auto' picks the fastest that is available for the device."""
+def cpu_has_native_bf16() -> bool:
+    """True where oneDNN runs bf16 natively (AVX512-BF16, AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def auto_precision(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def auto_channels_last(device: torch.device, precision: str) -> bool:
+    # channels_last helps CUDA and oneDNN bf16; for fp32 on an AVX2 CPU it measured slightly slower
+    return device.type == "cuda" or precision == "bf16"
+
+
+def _export_api():
+    try:
+        from .. import export
+    except ImportError as e:
+        raise BackendUnavailableError(f"the export module is not available ({e}); use --backend torch") from None
+    return export
+
+
+def _torch(ref: ModelRef, dev: torch.device, precision: str) -> TorchBackend:
+    from ..weights import load_generator
+
+    prec = auto_precision(dev) if precision == "auto" else precision
+    return TorchBackend(lambda: load_generator(ref.path), device=str(dev), precision=prec,
+                        channels_last=auto_channels_last(dev, prec))
+
+
+def _onnxruntime(path, device: str) -> Backend:
+    from .onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend(path, device=device)
+
+
+def _tensorrt(source, device: str) -> Backend:
+    from .tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(source, device=device if device != "auto" else "cuda")
+
+
+def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
+                 precision: str = "auto") -> Backend:
+    """An unopened backend for ``ref``. Explicit choices that cannot run here are errors, never a
+    silent fallback; 'auto' picks the fastest that is available for the device."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
-    dev = resolve_device(device)
-    if ref.kind == "pytorch" and backend in ("auto", "torch"):
-        from ..weights import load_generator
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    dev = resolve_device(device)  # an explicit cuda without a GPU fails here
 
-        return TorchBackend(lambda: load_generator(ref.path), device=str(dev))
-    raise UsageError(f"backend {backend!r} for a {ref.kind} model is not available yet")
+    if ref.kind == "onnx":
+        if backend not in ("auto", "onnxruntime"):
+            raise UsageError(f"{ref.path.name} is an ONNX file: use --backend onnxruntime (or auto)")
+        return _onnxruntime(ref.path, device)
+    if ref.kind == "tensorrt":
+        if backend not in ("auto", "tensorrt"):
+            raise UsageError(f"{ref.path.name} is a TensorRT engine: use --backend tensorrt (or auto)")
+        return _tensorrt(ref.path, device)
+
+    # a PyTorch generator
+    if backend == "torch":
+        return _torch(ref, dev, precision)
+    if backend == "onnxruntime":
+        export = _export_api()
+        fp16 = dev.type == "cuda" and precision in ("auto", "fp16")
+        return _onnxruntime(export.ensure_onnx(ref, fp16), device)
+    if backend == "tensorrt" or (backend == "auto" and dev.type == "cuda"):
+        ok, reason = _tensorrt_status()
+        if ok:
+            export = _export_api()
+            return _tensorrt(lambda: export.ensure_engine(ref).read_bytes(), str(dev))
+        if backend == "tensorrt":
+            raise BackendUnavailableError(reason)
+    return _torch(ref, dev, precision)
+
+
+def _tensorrt_status() -> tuple[bool, str]:
+    try:
+        from ..export import tensorrt_available
+    except ImportError as e:
+        return False, f"TensorRT support is not available ({e})"
+    return tensorrt_available()
+

@@ -60,6 +60,22 @@ class TorchBackend(Backend):
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def infer_tiled(self, images: torch.Tensor, tile: int = 1024, overlap: int = 64,
+                    stats_side: int = 768) -> torch.Tensor:
+        """Like ``infer``, tile by tile with whole-image InstanceNorm statistics (see ``tiling``):
+        for images too large to run whole. Same contract: uint8 NHWC in, uint8 NHWC out."""
+        from ..tiling import TileSpec, generate_tiled
+        from .base import pad_to_multiple, to_model_input, to_uint8_images
+
+        if not self._is_open or self.model is None:
+            raise RuntimeError("torch backend used before open()")
+        tile = max(64, tile - tile % 4)
+        spec = TileSpec(tile=tile, overlap=min(overlap, tile // 4 - (tile // 4) % 4), stats_side=stats_side)
+        x, h, w = pad_to_multiple(to_model_input(images, self.device, self.input_dtype))
+        with torch.inference_mode():
+            y = generate_tiled(self.model, x, spec, self._run)
+        return to_uint8_images(y[..., :h, :w]).cpu()
+
     @torch.inference_mode()
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         assert self.model is not None

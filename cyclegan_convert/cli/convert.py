@@ -1,11 +1,120 @@
-"""`ccv convert`."""
+"""`ccv convert`: image files, folders and globs through a model, into a mirrored output tree."""
 from __future__ import annotations
 
-from .app import command
-from ..errors import UsageError
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from ..errors import EXIT_INTERRUPTED, ItemsFailed
+from .app import BackendOpt, DeviceOpt, FromOpt, ModelOpt, ToOpt, command, console, err_console
+
+MAX_LISTED_FAILURES = 20
 
 
-@command()
-def convert() -> None:
-    """(being built)"""
-    raise UsageError("ccv convert is not built yet")
+@command(no_args_is_help=True)
+def convert(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or quoted globs.", show_default=False)],
+    to: ToOpt = None,
+    from_: FromOpt = None,
+    model: ModelOpt = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder (default: a sibling <input>_<target>/; files: beside themselves).")] = None,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 (CPU with native bf16) or fp16 (CUDA).")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="Images per inference batch (0: 4 on a GPU, 1 on the CPU).")] = 0,
+    ext: Annotated[str, typer.Option(help="Output format: same, jpg, png or webp.")] = "same",
+    quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="JPEG/WebP quality (default 95/90).")] = None,
+    suffix: Annotated[Optional[str], typer.Option(help="Added to output file names (default: none in an output folder, _<target> beside the input).")] = None,
+    on_exists: Annotated[str, typer.Option(help="skip: keep outputs made with the same model and settings; overwrite: redo all.")] = "skip",
+    max_side: Annotated[Optional[int], typer.Option(help="Run the model with the longest side at most this (e.g. 512), then scale back.")] = None,
+    work_size: Annotated[bool, typer.Option("--work-size", help="With --max-side: write outputs at the working size instead of the original size.")] = False,
+    tile: Annotated[Optional[int], typer.Option(help="Run images larger than this side in tiles of this size (0: never; default: automatic above 4 MP).")] = None,
+    metadata: Annotated[str, typer.Option(help="keep (EXIF with orientation reset, ICC profile) or strip.")] = "keep",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be written where, and collisions; write nothing.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Decode workers, and as many encode workers.")] = 2,
+) -> None:
+    """Convert photos with a model: files, folders (recursive) or globs; the folder tree is mirrored.
+
+    Example: ccv convert photos/ --to monet   (writes photos_monet/)
+    """
+    from ..converter import ConvertOptions, Converter
+    from ..resolve import resolve_model
+
+    opts = ConvertOptions(output=output, ext=ext, quality=quality, suffix=suffix, on_exists=on_exists,
+                          max_side=max_side, work_size=work_size, tile=tile, metadata=metadata, dry_run=dry_run,
+                          jobs=jobs, batch_size=batch_size, backend=backend, device=device)
+    ref = resolve_model(to, from_, model)
+    if dry_run:
+        _dry_run(Converter(ref, opts), inputs)
+        return
+    from ..backends.select import make_backend
+
+    engine = make_backend(ref, backend, device, precision=precision)
+    summary = _run_with_progress(Converter(ref, opts, backend=engine), inputs, ref.label)
+    _print_summary(summary)
+    if summary.interrupted:
+        err_console.print("interrupted: finished files are kept; run the same command again to go on", style="yellow")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if summary.failed:
+        where = ", ".join(str(p) for p in summary.failures_files)
+        raise ItemsFailed(f"{len(summary.failed)} file(s) failed; listed above and in {where}")
+
+
+def _dry_run(conv, inputs: list[str]) -> None:
+    plan = conv.plan(inputs)
+    counts: dict[str, int] = {}
+    for p in plan:
+        counts[p.action] = counts.get(p.action, 0) + 1
+        note = f"  ({p.note})" if p.note else ""
+        console.print(f"{p.action:<8} {escape(str(p.job.src))} -> {escape(str(p.job.dst))}{escape(note)}", highlight=False)
+    console.print("dry run, nothing written: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "no images found"))
+
+
+def _run_with_progress(conv, inputs: list[str], label: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                   console=console, transient=False)
+    task = bar.add_task("converting", total=None, rate="", info="")
+
+    def on_message(kind: str, text: str) -> None:
+        if kind == "backend":
+            console.print(f"backend: {escape(text)}  model: {escape(label)}", highlight=False)
+        elif kind == "failed":
+            bar.console.print(f"[red]failed:[/] {escape(text)}", highlight=False)
+        else:
+            bar.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)
+
+    def on_progress(p) -> None:
+        rate = p.converted / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        stages = " ".join(f"{k} {v:.1f}/s" for k, v in p.rates.items() if v)
+        bar.update(task, completed=p.done, total=p.total, rate=f"{rate:.2f} files/s",
+                   info=f"ok {p.converted} skip {p.skipped} fail {p.failed}  {stages}")
+
+    conv.on_message, conv.on_progress = on_message, on_progress
+    with bar:
+        return conv.run(inputs)
+
+
+def _print_summary(s) -> None:
+    from rich.table import Table
+
+    t = Table(title="ccv convert", title_justify="left", show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    t.add_row("backend", escape(s.backend))
+    t.add_row("converted", str(s.converted))
+    t.add_row("skipped", str(s.skipped))
+    t.add_row("failed", str(len(s.failed)))
+    t.add_row("time", f"{s.elapsed_s:.1f} s" + (f"  ({s.converted / s.elapsed_s:.2f} files/s)" if s.elapsed_s else ""))
+    if s.stats:
+        t.add_row("stage rates", "  ".join(f"{k} {getattr(s.stats, k).rate:.2f}/s" for k in ("decode", "infer", "encode")))
+    t.add_row("output", escape(", ".join(str(p) for p in s.out_roots) or "-"))
+    console.print(t)
+    for src, msg in s.failed[:MAX_LISTED_FAILURES]:
+        console.print(f"  [red]failed[/] {escape(msg)}", highlight=False)
+    if len(s.failed) > MAX_LISTED_FAILURES:
+        console.print(f"  ... and {len(s.failed) - MAX_LISTED_FAILURES} more in the failures file")

@@ -1,0 +1,359 @@
+"""The Python API behind `ccv convert`: ``Converter(ref, ConvertOptions()).run(["photos/"])``.
+
+Jobs come from ``files`` (mirrored output tree), skips from ``manifest``, pixels go through
+``pipeline`` (decode workers, batched inference, encode workers); every output is written under a
+temporary name and renamed when complete. Progress and messages go to callbacks; nothing is drawn.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .atomic import atomic_path, atomic_write_bytes
+from .errors import CcvError, MediaError, UsageError
+from .files import Job, Naming, iter_jobs, plan_roots
+from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb
+from .manifest import FAILURES_NAME, Manifest, settings_key
+from .pipeline import ItemFailed, Pipeline, PipelineConfig, PipelineStats
+from .resolve import ModelRef
+
+ON_EXISTS = ("skip", "overwrite")
+METADATA = ("keep", "strip")
+AUTO_TILE_PIXELS = 2048 * 2048  # larger images run in tiles (about 4 GB of activations at fp32)
+AUTO_TILE = 1024
+_PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^.]+)?$")  # atomic.atomic_path's temporary names
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    output: Optional[Path] = None  # None: a sibling folder <input>_<target>/ (files: beside themselves)
+    ext: str = "same"  # same, jpg, png, webp
+    quality: Optional[int] = None  # JPEG/WebP quality; None: 95 (JPEG), 90 (WebP)
+    suffix: Optional[str] = None  # added to output names; None: "" in a mirrored tree, "_<target>" beside the input
+    on_exists: str = "skip"  # skip (outputs made with the same model and settings) or overwrite
+    max_side: Optional[int] = None  # run the generator with the longest side at most this
+    work_size: bool = False  # write at the working size instead of scaling back to the original
+    tile: Optional[int] = None  # None: tile automatically when an image is too large; 0: never
+    metadata: str = "keep"  # keep (EXIF with orientation reset, ICC) or strip
+    dry_run: bool = False
+    jobs: int = 2  # decode workers, and as many encode workers
+    batch_size: int = 0  # 0: 4 on a GPU, 1 on the CPU (batches do not speed up the CPU)
+    backend: str = "auto"  # auto, tensorrt, onnxruntime, torch
+    device: str = "auto"  # auto, cpu, cuda
+
+    def __post_init__(self) -> None:
+        if self.on_exists not in ON_EXISTS:
+            raise UsageError(f"unknown --on-exists {self.on_exists!r}: use skip or overwrite")
+        if self.metadata not in METADATA:
+            raise UsageError(f"unknown --metadata {self.metadata!r}: use keep or strip")
+        if self.quality is not None and not 1 <= self.quality <= 100:
+            raise UsageError("--quality must be between 1 and 100")
+        if self.max_side is not None and self.max_side < 16:
+            raise UsageError("--max-side must be at least 16")
+        if self.tile is not None and self.tile != 0 and (self.tile < 64 or self.tile % 4):
+            raise UsageError("--tile must be 0 (never) or a multiple of 4, at least 64")
+        if self.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    job: Job
+    action: str  # convert, replace (made with other settings), skip (done), exists (not made by ccv), refuse
+    note: str = ""
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress displays. ``total`` is None until all inputs have been listed."""
+
+    converted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    total: Optional[int] = None
+    elapsed_s: float = 0.0
+    rates: dict[str, float] = field(default_factory=dict)  # decode, infer, encode: images/s each stage sustains
+    last: str = ""  # the last file finished
+
+    @property
+    def done(self) -> int:
+        return self.converted + self.skipped + self.failed
+
+
+@dataclass
+class Summary:
+    backend: str
+    converted: int = 0
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    out_roots: list[Path] = field(default_factory=list)
+    failures_files: list[Path] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    stats: Optional[PipelineStats] = None
+    interrupted: bool = False
+
+
+@dataclass
+class _Work:
+    """An image on its way through the pipeline."""
+
+    job: Job
+    image: DecodedImage  # rgb at the working size
+    orig_size: tuple[int, int]  # (H, W) of the upright source
+    tiled: bool
+    result: Optional[np.ndarray] = None
+
+
+class Converter:
+    """Converts image files with one model. ``on_progress(Progress)`` is called from the calling
+    thread; ``on_message(kind, text)`` (kinds: backend, failed, note) from any thread."""
+
+    def __init__(self, ref: ModelRef, options: ConvertOptions = ConvertOptions(),
+                 on_progress: Optional[Callable[[Progress], None]] = None,
+                 on_message: Optional[Callable[[str, str], None]] = None, backend=None):
+        self.ref = ref
+        self.opt = options
+        self.on_progress = on_progress or (lambda p: None)
+        self.on_message = on_message or (lambda kind, text: None)
+        self._backend = backend  # an unopened Backend to use instead of make_backend (tests, benchmarks)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._manifests: dict[Path, Manifest] = {}
+
+    def stop(self) -> None:
+        """Finishes the files in flight, then ``run`` returns with ``interrupted`` set."""
+        self._stop.set()
+
+    # -- planning ----------------------------------------------------------------------------------
+    def _jobs(self, inputs: Sequence[str]) -> Iterator[Job]:
+        roots = plan_roots(inputs, self.ref.target, self.opt.output)
+        naming = Naming(self.opt.ext, self.opt.suffix or "")
+        beside = Naming(self.opt.ext, self.opt.suffix if self.opt.suffix is not None else f"_{self.ref.target}")
+        return iter_jobs(roots, naming, beside)
+
+    def _settings_key(self) -> str:
+        from .weights import sha256_file
+
+        model = (self.ref.entry.sha256 if self.ref.entry and self.ref.entry.sha256 else "") or sha256_file(self.ref.path)
+        o = self.opt
+        return settings_key(model=model, ext=o.ext, quality=o.quality, max_side=o.max_side, work_size=o.work_size,
+                            tile=o.tile, metadata=o.metadata)
+
+    def _manifest(self, out_root: Path) -> Manifest:
+        with self._lock:
+            m = self._manifests.get(out_root)
+            if m is None:
+                m = self._manifests[out_root] = Manifest(out_root)
+            return m
+
+    def _decide(self, job: Job, key: str) -> PlannedJob:
+        try:
+            same = job.dst.exists() and os.path.samefile(job.src, job.dst)
+        except OSError:
+            same = False
+        if same or job.dst.resolve() == job.src.resolve():
+            return PlannedJob(job, "refuse", "the output would overwrite the input")
+        note = "renamed: another input has the same output name" if job.renamed else ""
+        if not (job.dst.exists() or job.dst.is_symlink()):
+            return PlannedJob(job, "convert", note)
+        if self.opt.on_exists == "overwrite":
+            return PlannedJob(job, "replace", "exists, --on-exists overwrite")
+        m = self._manifest(job.out_root)
+        if m.is_done(job.rel, key, job.src):
+            return PlannedJob(job, "skip", "done with the same model and settings")
+        if m.get(job.rel) is not None:
+            return PlannedJob(job, "replace", "made with another model, other settings or an older source")
+        return PlannedJob(job, "exists", "exists and was not made by ccv; --on-exists overwrite replaces it")
+
+    def plan(self, inputs: Sequence[str]) -> list[PlannedJob]:
+        """What ``run`` would do with each file (``--dry-run``); writes nothing."""
+        key = self._settings_key()
+        return [self._decide(j, key) for j in self._jobs(inputs)]
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self, inputs: Sequence[str]) -> Summary:
+        from .backends.select import make_backend
+
+        opt = self.opt
+        key = self._settings_key()
+        list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
+        backend = self._backend or make_backend(self.ref, opt.backend, opt.device)
+        t_start = time.perf_counter()
+        progress = Progress()
+        summary = Summary(backend="")
+        failures: dict[Path, list[tuple[Path, str]]] = {}
+
+        def fail(job: Job, msg: str) -> None:
+            with self._lock:
+                progress.failed += 1
+                summary.failed.append((job.src, msg))
+                failures.setdefault(job.out_root, []).append((job.src, msg))
+            self.on_message("failed", msg)
+
+        def count_total() -> None:  # a second, cheap walk so the ETA is known early
+            try:
+                n = sum(1 for _ in self._jobs(inputs))
+            except Exception:  # noqa: BLE001  (the real walk reports problems)
+                return
+            progress.total = n
+
+        seen_dirs: set[Path] = set()
+
+        def todo() -> Iterator[Job]:
+            for job in self._jobs(inputs):
+                if job.out_root not in summary.out_roots:
+                    summary.out_roots.append(job.out_root)
+                if job.dst.parent not in seen_dirs:
+                    seen_dirs.add(job.dst.parent)
+                    _remove_partials(job.dst.parent)
+                p = self._decide(job, key)
+                if p.action in ("convert", "replace"):
+                    yield job
+                elif p.action == "refuse":
+                    fail(job, f"{job.src}: {p.note}")
+                else:
+                    with self._lock:
+                        progress.skipped += 1
+                    if p.action == "exists":
+                        self.on_message("note", f"{job.dst}: {p.note}")
+
+        tile_side = AUTO_TILE if opt.tile is None else opt.tile
+        with backend:
+            summary.backend = backend.describe()
+            self.on_message("backend", summary.backend)
+            batch = opt.batch_size or (4 if backend.device.type == "cuda" else 1)
+            can_tile = hasattr(backend, "infer_tiled")
+
+            def decode(job: Job) -> _Work:
+                try:
+                    img = read_image(job.src, metadata=opt.metadata == "keep")
+                except MediaError as e:
+                    raise ItemFailed(str(e)) from None
+                except Exception as e:  # noqa: BLE001  (a decoder bug on a strange file: that file fails)
+                    raise ItemFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
+                h, w = img.size
+                if opt.max_side and max(h, w) > opt.max_side:
+                    s = opt.max_side / max(h, w)
+                    img.rgb = resize_rgb(img.rgb, max(1, round(h * s)), max(1, round(w * s)))
+                wh, ww = img.size
+                tiled = bool(tile_side) and (
+                    max(wh, ww) > tile_side if opt.tile else (wh * ww > AUTO_TILE_PIXELS))
+                if tiled and not can_tile:
+                    raise ItemFailed(f"{job.src}: {ww}x{wh} is too large to run whole on {backend.name}; "
+                                     "use --backend torch (tiles) or --max-side")
+                return _Work(job, img, (h, w), tiled)
+
+            def group(w: _Work):
+                h, ww = w.image.size
+                return ("tile", id(w)) if w.tiled else (-(-h // 4) * 4, -(-ww // 4) * 4)
+
+            def infer(items: list[_Work]) -> list[_Work]:
+                import torch
+
+                try:
+                    if items[0].tiled:
+                        x = torch.from_numpy(items[0].image.rgb)[None]
+                        items[0].result = backend.infer_tiled(x, tile=tile_side)[0].numpy()
+                        return items
+                    ph, pw = group(items[0])
+                    batch_np = np.stack([_pad(w.image.rgb, ph, pw) for w in items])
+                    out = backend.infer(torch.from_numpy(batch_np)).numpy()
+                except (RuntimeError, MemoryError, CcvError) as e:  # out of memory, a shape an engine refuses
+                    names = ", ".join(str(w.job.src) for w in items)
+                    raise ItemFailed(f"{names}: inference failed ({str(e).splitlines()[0][:160]})") from None
+                for w, o in zip(items, out):
+                    h, ww = w.image.size
+                    w.result = o[:h, :ww]
+                return items
+
+            def encode(w: _Work) -> None:
+                job = w.job
+                try:
+                    rgb = w.result
+                    assert rgb is not None
+                    if not opt.work_size and rgb.shape[:2] != w.orig_size:
+                        rgb = resize_rgb(np.ascontiguousarray(rgb), *w.orig_size)
+                    img = DecodedImage(np.ascontiguousarray(rgb), w.image.alpha, w.image.exif, w.image.icc)
+                    fmt = output_format(job.dst.suffix)
+                    with atomic_path(job.dst, suffix=job.dst.suffix) as tmp:
+                        encode_image(img, tmp, fmt, opt.quality)
+                        self._manifest(job.out_root).add(job.rel, key, job.src)  # recorded before it exists
+                except (OSError, ValueError, MediaError) as e:
+                    raise ItemFailed(f"{job.dst}: cannot write ({str(e).splitlines()[0][:160]})") from None
+                with self._lock:
+                    progress.converted += 1
+                    progress.last = str(job.src)
+
+            stats_ref: list[PipelineStats] = []
+
+            def tick() -> None:
+                progress.elapsed_s = time.perf_counter() - t_start
+                if stats_ref:
+                    s = stats_ref[0]
+                    progress.rates = {"decode": s.decode.rate, "infer": s.infer.rate, "encode": s.encode.rate}
+                self.on_progress(progress)
+
+            pipe = Pipeline(PipelineConfig(opt.jobs, opt.jobs, batch), decode, infer, encode, group,
+                            on_failed=fail, job_of=lambda w: w.job, on_tick=tick, stop=self._stop)
+            stats_ref.append(pipe.stats)
+            threading.Thread(target=count_total, name="ccv-count", daemon=True).start()
+            try:
+                pipe.run(todo())
+            finally:
+                for m in self._manifests.values():
+                    m.close()
+            tick()
+        summary.converted, summary.skipped = progress.converted, progress.skipped
+        summary.elapsed_s = time.perf_counter() - t_start
+        summary.stats = pipe.stats
+        summary.interrupted = pipe.interrupted
+        summary.failures_files = self._write_failures(summary.out_roots, failures, pipe.interrupted)
+        return summary
+
+    @staticmethod
+    def _write_failures(out_roots: list[Path], failures: dict[Path, list[tuple[Path, str]]],
+                        interrupted: bool) -> list[Path]:
+        """One ``ccv-failures.txt`` per output folder that had failures; a stale one from an earlier
+        run is removed when this run went through without failures there."""
+        written = []
+        for root in out_roots:
+            path = root / FAILURES_NAME
+            items = failures.get(root)
+            if items:
+                text = "".join(f"{src}\t{msg}\n" for src, msg in items)
+                atomic_write_bytes(path, text.encode("utf-8"))
+                written.append(path)
+            elif not interrupted and path.is_file():
+                path.unlink()
+        return written
+
+
+def _pad(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Reflect-pads (H, W, 3) at the bottom and right to (h, w), as ``backends.base.pad_to_multiple``
+    does, so images of different sizes with the same padded size share a batch."""
+    ph, pw = h - rgb.shape[0], w - rgb.shape[1]
+    if not ph and not pw:
+        return rgb
+    mode = "reflect" if ph < rgb.shape[0] and pw < rgb.shape[1] else "edge"
+    return np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def _remove_partials(folder: Path) -> None:
+    """Temporary files a killed run left behind (``.name.XXXX.part.jpg``, see ``atomic``)."""
+    try:
+        with os.scandir(folder) as it:
+            stale = [e.path for e in it if _PARTIAL.match(e.name) and e.is_file()]
+    except OSError:
+        return
+    for p in stale:
+        try:
+            os.unlink(p)
+        except OSError:
+            pass

@@ -1,0 +1,209 @@
+"""What to convert and where it goes: inputs (files, folders, globs) to (source, output) jobs.
+
+The output tree mirrors the input tree, so same-named files in different folders never collide.
+Folders are walked lazily (100,000 files never sit in memory as a list), in sorted order, following
+symbolic links but never entering a folder twice (a link loop does not hang). OS clutter and hidden
+files are not inputs.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+from .errors import UsageError
+from .imaging import IMAGE_SUFFIXES, is_image_name
+
+CLUTTER_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin"})
+EXTS = ("same", "jpg", "png", "webp")
+
+
+def is_clutter(name: str) -> bool:
+    """OS clutter and hidden entries (``.DS_Store``, ``._x.jpg``, ``Thumbs.db``, ``.thumbnails``)."""
+    return name.startswith(".") or name.lower() in CLUTTER_NAMES
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How an output file is named: ``<stem><suffix><ext>``."""
+
+    ext: str = "same"  # same, jpg, png, webp
+    suffix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.ext not in EXTS:
+            raise UsageError(f"unknown --ext {self.ext!r}: use {', '.join(EXTS)}")
+        if any(c in self.suffix for c in "/\\"):
+            raise UsageError(f"--suffix {self.suffix!r} must not contain a path separator")
+
+    def out_suffix(self, src: Path) -> str:
+        return src.suffix if self.ext == "same" else f".{self.ext}"
+
+    def name(self, src: Path, disambiguate: bool = False) -> str:
+        stem = f"{src.stem}_{src.suffix.lstrip('.')}" if disambiguate else src.stem
+        return f"{stem}{self.suffix}{self.out_suffix(src)}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to convert. ``rel`` is the output's path under ``out_root`` (the manifest's key)."""
+
+    src: Path
+    dst: Path
+    out_root: Path
+    renamed: bool = False  # its name was changed to avoid a collision with another output
+
+    @property
+    def rel(self) -> str:
+        return self.dst.relative_to(self.out_root).as_posix()
+
+
+@dataclass(frozen=True)
+class InputRoot:
+    """One command-line input: a folder, a glob or a file, and the folder its outputs go to."""
+
+    kind: str  # dir, glob, file
+    base: Path  # the folder the input tree is mirrored from
+    out_root: Path
+    pattern: Optional[str] = None  # for globs
+    file: Optional[Path] = None  # for files
+
+
+def _glob_base(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    base: list[str] = []
+    for p in parts:
+        if glob.has_magic(p):
+            break
+        base.append(p)
+    return Path(*base) if base else Path(".")
+
+
+def plan_roots(inputs: Sequence[str], target: str, output: Optional[Path] = None) -> list[InputRoot]:
+    """Maps each input to its output folder.
+
+    Without ``-o``: a folder ``photos`` goes to a sibling ``photos_<target>``; a glob to a sibling
+    of its fixed leading folder; a file to its own folder (named with a ``_<target>`` suffix, see
+    ``Converter``). With ``-o OUT``: a single folder or glob fills OUT; with several inputs each
+    folder gets ``OUT/<its name>`` and files go to OUT.
+    """
+    if not inputs:
+        raise UsageError("no inputs: give image files, folders or globs")
+    roots: list[InputRoot] = []
+    several = len(inputs) > 1
+    used: dict[str, int] = {}
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            kind, base, pattern, file = "dir", p, None, None
+        elif p.is_file() or p.is_symlink():
+            kind, base, pattern, file = "file", p.parent, None, p
+        elif glob.has_magic(raw):
+            kind, base, pattern, file = "glob", _glob_base(raw), raw, None
+            if not glob.glob(raw, recursive=True):
+                raise UsageError(f"{raw}: the pattern matches nothing")
+        else:
+            raise UsageError(f"{raw}: no such file or folder")
+        if output is None:
+            if kind == "file":
+                out = base
+            else:
+                name = base.resolve().name or "root"
+                out = base.resolve().parent / f"{name}_{target}"
+        elif kind == "file" or not several:
+            out = Path(output)
+        else:
+            name = base.resolve().name or "root"
+            n = used.get(name, 0) + 1
+            used[name] = n
+            out = Path(output) / (name if n == 1 else f"{name}_{n}")
+        if kind != "file" and out.resolve() == base.resolve():
+            raise UsageError(f"{raw}: the output folder is the input folder; choose another -o")
+        roots.append(InputRoot(kind, base, out, pattern, file))
+    return roots
+
+
+def _walk(base: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:
+    """(folder, sorted image file names), depth first in sorted order, each real folder once."""
+    seen: set[tuple[int, int]] = set()
+    stack = [base]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = folder.stat()
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue  # a symbolic-link loop or a second link to a folder already converted
+            seen.add(key)
+            if folder.resolve() in skip:
+                continue  # the output folder inside the input tree
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable folder or dangling link: nothing to convert there
+        files, dirs = [], []
+        for e in entries:
+            if is_clutter(e.name):
+                continue
+            try:
+                if e.is_dir():
+                    dirs.append(Path(e.path))
+                elif e.is_file() and is_image_name(e.name):
+                    files.append(e.name)
+            except OSError:
+                continue
+        yield folder, files
+        stack.extend(reversed(dirs))
+
+
+def _named(folder_files: list[Path], out_dir: Path, naming: Naming, out_root: Path) -> list[Job]:
+    """Jobs for files that land in one output folder; names that would collide (``a.jpg`` and
+    ``a.png`` with ``--ext png``) all get their source extension in the name (``a_jpg.png``)."""
+    counts: dict[str, int] = {}
+    for f in folder_files:
+        k = naming.name(f).lower()  # case-insensitive file systems collide on case too
+        counts[k] = counts.get(k, 0) + 1
+    jobs = []
+    for f in folder_files:
+        clash = counts[naming.name(f).lower()] > 1
+        jobs.append(Job(f, out_dir / naming.name(f, disambiguate=clash), out_root, renamed=clash))
+    return jobs
+
+
+def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming] = None) -> Iterator[Job]:
+    """Every job, lazily. ``file_naming`` is used for file inputs written beside themselves."""
+    out_roots = {r.out_root.resolve() for r in roots}
+    loose: list[Path] = []
+    loose_roots: list[InputRoot] = []
+    for r in roots:
+        if r.kind == "file":
+            loose.append(r.file)  # type: ignore[arg-type]
+            loose_roots.append(r)
+    # explicit files first, grouped by their output folder so collisions among them are seen
+    by_out: dict[Path, list[Path]] = {}
+    for f, r in zip(loose, loose_roots):
+        by_out.setdefault(r.out_root, []).append(f)
+    for out, files in by_out.items():
+        beside = all(f.parent.resolve() == out.resolve() for f in files)
+        yield from _named(files, out, (file_naming or naming) if beside else naming, out)
+    for r in roots:
+        if r.kind == "dir":
+            for folder, names in _walk(r.base, out_roots):
+                rel = folder.relative_to(r.base)
+                yield from _named([folder / n for n in names], r.out_root / rel, naming, r.out_root)
+        elif r.kind == "glob":
+            matches = sorted(Path(m) for m in glob.glob(r.pattern, recursive=True))  # type: ignore[arg-type]
+            groups: dict[Path, list[Path]] = {}
+            for m in matches:
+                if m.is_file() and is_image_name(m.name) and not any(is_clutter(p) for p in m.relative_to(r.base).parts):
+                    groups.setdefault(m.parent, []).append(m)
+            for folder, files in groups.items():
+                out_dir = r.out_root / folder.relative_to(r.base)
+                if out_dir.resolve() in out_roots and out_dir.resolve() == folder.resolve():
+                    continue
+                yield from _named(files, out_dir, naming, r.out_root)
+
+
+__all__ = ["IMAGE_SUFFIXES", "InputRoot", "Job", "Naming", "is_clutter", "iter_jobs", "plan_roots"]

@@ -1,0 +1,91 @@
+"""A record, in the output folder, of which outputs were made from which source with which settings.
+
+Re-runs skip an output only when the manifest says it was made from the same (unchanged) source with
+the same model and settings. One JSON line per output, appended; the line is written before the
+output's temporary file is renamed into place, so an output that exists is always recorded, and a
+torn last line after a kill is ignored.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+MANIFEST_NAME = ".ccv-manifest.jsonl"
+FAILURES_NAME = "ccv-failures.txt"
+
+
+def settings_key(**settings: object) -> str:
+    """A short stable hash of everything that changes the output's pixels or format."""
+    blob = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def source_stamp(src: Path) -> str:
+    st = src.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    src: str
+    stamp: str
+
+
+class Manifest:
+    """The manifest of one output folder; thread-safe appends."""
+
+    def __init__(self, out_root: Path):
+        self.path = Path(out_root) / MANIFEST_NAME
+        self._records: dict[str, Record] = {}
+        self._lock = threading.Lock()
+        self._file = None
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                d = json.loads(line)
+                self._records[d["out"]] = Record(d["key"], d["src"], d["stamp"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn line from a killed run
+
+    def get(self, rel: str) -> Optional[Record]:
+        return self._records.get(rel)
+
+    def is_done(self, rel: str, key: str, src: Path) -> bool:
+        """True when ``rel`` was made from ``src`` as it is now, with settings ``key``."""
+        r = self._records.get(rel)
+        if r is None or r.key != key or r.src != str(src.resolve()):
+            return False
+        try:
+            return r.stamp == source_stamp(src)
+        except OSError:
+            return False
+
+    def add(self, rel: str, key: str, src: Path) -> None:
+        rec = Record(key, str(src.resolve()), source_stamp(src))
+        line = json.dumps({"out": rel, "key": rec.key, "src": rec.src, "stamp": rec.stamp}, ensure_ascii=False)
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")
+            self._file.write(line + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._records[rel] = rec
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -1,0 +1,122 @@
+"""Images too large to run whole: overlapping tiles, feathered blending, whole-image statistics.
+
+A CycleGAN generator normalises every feature map by its own mean and variance (InstanceNorm).
+Run tile by tile, each tile would get its own statistics and its own colours, and seams show.
+So a first pass runs the generator on a downscaled copy of the whole image and records the
+statistics of every InstanceNorm layer; every tile is then normalised with those
+(``InstanceNorm.stats_hook``). Tiles start on multiples of 4 so the stride-2 sampling grid is the
+whole image's, and overlaps are blended with linear ramps so no edge effect survives.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .networks import InstanceNorm
+
+Stats = dict[int, tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class TileSpec:
+    tile: int = 1024  # side of a tile, in pixels (multiple of 4)
+    overlap: int = 64  # pixels shared by neighbouring tiles, blended (multiple of 4)
+    stats_side: int = 768  # longest side of the downscaled whole-image pass that gives the statistics
+
+    def __post_init__(self) -> None:
+        if self.tile < 64 or self.tile % 4:
+            raise ValueError("tile must be a multiple of 4, at least 64")
+        if self.overlap % 4 or not 0 <= self.overlap < self.tile // 2:
+            raise ValueError("overlap must be a multiple of 4 and less than half the tile")
+
+
+@contextlib.contextmanager
+def _hooks(model: torch.nn.Module, hook) -> Iterator[None]:
+    norms = [m for m in model.modules() if isinstance(m, InstanceNorm)]
+    old = [m.stats_hook for m in norms]
+    for m in norms:
+        m.stats_hook = hook
+    try:
+        yield
+    finally:
+        for m, h in zip(norms, old):
+            m.stats_hook = h
+
+
+def record_stats(model: torch.nn.Module, x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor]) -> Stats:
+    """Runs ``run(x)`` once and returns every InstanceNorm layer's (mean, var), per image and channel."""
+    stats: Stats = {}
+
+    def hook(module: InstanceNorm, xf: torch.Tensor):
+        var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, unbiased=False)
+        stats[id(module)] = (mean, var)
+        return mean, var
+
+    with _hooks(model, hook):
+        run(x)
+    return stats
+
+
+def _starts(size: int, tile: int, overlap: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    n = math.ceil((size - tile) / step) + 1
+    starts = [min(i * step, size - tile) for i in range(n)]
+    return sorted(set(starts))
+
+
+def _ramp(length: int, start: int, size: int, overlap: int, device) -> torch.Tensor:
+    """Blend weights along one axis: rising over the overlap where a neighbour precedes, falling
+    where one follows, 1 at the image's own borders."""
+    w = torch.ones(length, device=device)
+    if overlap == 0:
+        return w
+    ramp = (torch.arange(overlap, device=device, dtype=torch.float32) + 0.5) / overlap
+    if start > 0:
+        w[:overlap] = ramp
+    if start + length < size:
+        w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
+    return w
+
+
+def stats_input(x: torch.Tensor, stats_side: int) -> torch.Tensor:
+    """The whole image, downscaled so its longest side is at most ``stats_side``, sides multiples of 4."""
+    h, w = x.shape[-2:]
+    scale = min(1.0, stats_side / max(h, w))
+    sh, sw = max(4, round(h * scale / 4) * 4), max(4, round(w * scale / 4) * 4)
+    if (sh, sw) == (h, w):
+        return x
+    return F.interpolate(x, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
+
+
+def generate_tiled(model: torch.nn.Module, x: torch.Tensor, spec: TileSpec,
+                   run: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The generator's output for ``x`` (1, 3, H, W), H and W multiples of 4, computed tile by tile.
+
+    ``run`` calls the model (with the caller's autocast and memory format); ``model`` is the module
+    whose InstanceNorm layers are hooked."""
+    if x.shape[0] != 1:
+        return torch.cat([generate_tiled(model, xi[None], spec, run) for xi in x])
+    stats = record_stats(model, stats_input(x, spec.stats_side), run)
+
+    def use_stats(module: InstanceNorm, xf: torch.Tensor):
+        return stats[id(module)]
+
+    h, w = x.shape[-2:]
+    out = torch.zeros((1, 3, h, w), device=x.device, dtype=torch.float32)
+    weight = torch.zeros((1, 1, h, w), device=x.device, dtype=torch.float32)
+    th, tw = min(spec.tile, h), min(spec.tile, w)
+    with _hooks(model, use_stats):
+        for y0 in _starts(h, th, spec.overlap):
+            for x0 in _starts(w, tw, spec.overlap):
+                y = run(x[..., y0:y0 + th, x0:x0 + tw]).float()
+                wgt = _ramp(th, y0, h, spec.overlap, x.device)[:, None] * _ramp(tw, x0, w, spec.overlap, x.device)[None, :]
+                out[..., y0:y0 + th, x0:x0 + tw] += y * wgt
+                weight[..., y0:y0 + th, x0:x0 + tw] += wgt
+    return out / weight

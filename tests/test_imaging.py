@@ -1,0 +1,127 @@
+"""Images as users have them: orientation, alpha, modes, bit depths, metadata, formats."""
+from __future__ import annotations
+
+import functools
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from cyclegan_convert.errors import MediaError
+from cyclegan_convert.imaging import (ORIENTATION_TAG, DecodedImage, encode_image, output_format, read_image,
+                                      read_rgb)
+
+from conftest import PHOTOS
+
+
+def _gradient(w=40, h=24):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.dstack([x * 255 // (w - 1), y * 255 // (h - 1), np.full_like(x, 128)]).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=1)  # the profile header carries a creation time: make it once
+def _srgb_icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def test_exif_orientation_applied_and_reset(tmp_path):
+    rgb = _gradient(40, 24)
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6  # shown rotated 90 degrees clockwise
+    exif[0x010F] = "TestCam"  # Make: must survive
+    p = tmp_path / "rot.jpg"
+    Image.fromarray(rgb).save(p, exif=exif.tobytes(), quality=95)
+    img = read_image(p)
+    assert img.size == (40, 24)  # upright: height and width swapped
+    assert np.array_equal(img.rgb, read_rgb(p))  # the lead's reader agrees
+    out = tmp_path / "out.jpg"
+    encode_image(img, out, "JPEG")
+    with Image.open(out) as o:
+        assert o.size == (24, 40)
+        assert o.getexif()[ORIENTATION_TAG] == 1 and o.getexif()[0x010F] == "TestCam"
+
+
+def test_icc_profile_kept_and_metadata_strip(tmp_path):
+    p = tmp_path / "icc.png"
+    Image.fromarray(_gradient()).save(p, icc_profile=_srgb_icc())
+    img = read_image(p)
+    assert img.icc == _srgb_icc()
+    for fmt, name in (("PNG", "a.png"), ("JPEG", "a.jpg"), ("WEBP", "a.webp")):
+        encode_image(img, tmp_path / name, fmt)
+        with Image.open(tmp_path / name) as o:
+            assert o.info.get("icc_profile") == _srgb_icc(), fmt
+    stripped = read_image(p, metadata=False)
+    assert stripped.icc is None and stripped.exif is None
+
+
+def test_alpha_passed_through_and_dropped_for_jpeg(tmp_path):
+    rgba = np.dstack([_gradient(), np.tile(np.arange(40, dtype=np.uint8) * 6, (24, 1))])
+    p = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(p)
+    img = read_image(p)
+    assert img.alpha is not None and np.array_equal(img.alpha, rgba[..., 3])
+    encode_image(img, tmp_path / "o.webp", "WEBP", quality=100)
+    encode_image(img, tmp_path / "o.png", "PNG")
+    with Image.open(tmp_path / "o.png") as o:
+        assert o.mode == "RGBA" and np.array_equal(np.asarray(o)[..., 3], rgba[..., 3])
+    encode_image(img, tmp_path / "o.jpg", "JPEG")
+    with Image.open(tmp_path / "o.jpg") as o:
+        assert o.mode == "RGB"
+
+
+def test_opaque_alpha_is_no_alpha_and_palette_transparency(tmp_path):
+    Image.new("RGBA", (8, 8), (1, 2, 3, 255)).save(tmp_path / "opaque.png")
+    assert read_image(tmp_path / "opaque.png").alpha is None
+    pal = Image.new("P", (8, 8), 0)
+    pal.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    pal.putpixel((0, 0), 1)
+    pal.save(tmp_path / "pal.png", transparency=0)
+    img = read_image(tmp_path / "pal.png")
+    assert img.alpha is not None and img.alpha[0, 0] == 255 and img.alpha[1, 1] == 0
+    assert tuple(img.rgb[0, 0]) == (0, 255, 0)
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "I;16", "P"])
+def test_modes_read_as_8bit_rgb(tmp_path, mode):
+    base = Image.fromarray(_gradient())
+    if mode == "I;16":
+        a = (np.asarray(base.convert("L")).astype(np.uint16) * 257)
+        src = Image.frombytes("I;16", (40, 24), a.astype("<u2").tobytes())
+        path = tmp_path / "g16.png"
+    else:
+        src = base.convert(mode)
+        path = tmp_path / ("c.jpg" if mode == "CMYK" else f"{mode}.tif")
+    src.save(path)
+    img = read_image(path)
+    assert img.rgb.dtype == np.uint8 and img.rgb.shape == (24, 40, 3)
+    if mode == "I;16":  # scaled from 16 bits, not clipped to white
+        assert np.abs(img.rgb[..., 0].astype(int) - np.asarray(base.convert("L"))).max() <= 1
+
+
+def test_bad_files_raise_media_error_naming_the_file(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello")
+    data = io.BytesIO()
+    Image.open(PHOTOS[0]).save(data, "JPEG")
+    (tmp_path / "cut.jpg").write_bytes(data.getvalue()[: len(data.getvalue()) // 3])
+    for name, reason in (("empty.jpg", "empty"), ("text.png", "not an image"), ("cut.jpg", "cannot decode"),
+                         ("missing.jpg", "no such file")):
+        with pytest.raises(MediaError, match=reason) as e:
+            read_image(tmp_path / name)
+        assert name in str(e.value)
+
+
+def test_output_formats_by_suffix_any_case():
+    assert output_format(".JPG") == "JPEG" and output_format(".Tiff") == "TIFF" and output_format(".webp") == "WEBP"
+    with pytest.raises(MediaError):
+        output_format(".gif")
+
+
+def test_every_format_round_trips(tmp_path):
+    img = DecodedImage(_gradient())
+    for suffix in (".jpg", ".png", ".webp", ".bmp", ".tif"):
+        encode_image(img, tmp_path / f"x{suffix}", output_format(suffix))
+        back = read_image(tmp_path / f"x{suffix}")
+        assert back.size == (24, 40)
+        assert np.abs(back.rgb.astype(int) - img.rgb).mean() < 3
