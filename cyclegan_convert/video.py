@@ -1,0 +1,535 @@
+"""The Python API behind `ccv video`: ``VideoConverter(ref, VideoOptions()).run(Path("in.mp4"))``.
+
+Three stages run at once, joined by bounded queues so memory stays flat on a two-hour video:
+
+    decode thread  demux; decode (FFmpeg threads); YUV -> RGB; audio/subtitle packets pass along
+    this thread    batches of frames through the backend (the GIL is free while it computes)
+    encode thread  RGB -> YUV; encode; mux video and the copied packets into a temporary file
+
+Frames are never dropped: a full queue blocks its producer. An error in a worker stops the others
+and is raised here; Ctrl-C stops everything and removes the temporary file. Progress goes to a
+callback; nothing is drawn.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import MediaError, UsageError
+from .resolve import ModelRef
+from .video_io import (FrameConverter, OutputPlan, VideoInfo, check_encoder, choose_pix_fmt, default_output,
+                       encoder_options, fit_within, open_input, open_output, probe, subsampled, _reason)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    output: Optional[Path] = None  # None: <input>_<target>.mp4 beside the input (.mkv/.mov keep theirs)
+    codec: str = "libx264"
+    crf: Optional[int] = None  # None: the encoder's default in video_io.DEFAULT_CRF (visually lossless)
+    preset: Optional[str] = None  # None: the encoder's own default (medium for x264)
+    pix_fmt: Optional[str] = None  # None: the source's, where the encoder can take it
+    bitrate: Optional[str] = None  # e.g. 8M; replaces constant quality
+    max_side: Optional[int] = None  # run the generator with the longer side at most this
+    work_size: bool = False  # write at the working size instead of scaling back to the source's
+    start: float = 0.0  # seconds into the input
+    duration: Optional[float] = None  # seconds to convert; None: to the end
+    no_audio: bool = False
+    side_by_side: bool = False  # input and output next to each other, for previews
+    stable: bool = False  # smooth InstanceNorm statistics across frames (needs the torch backend)
+    stable_momentum: float = 0.9
+    allow_hdr: bool = False  # convert PQ/HLG video as if it were SDR instead of refusing
+    overwrite: bool = False  # replace an existing output file (never the input)
+    batch_size: int = 0  # 0: 4 on a GPU, 1 on the CPU
+    backend: str = "auto"
+    device: str = "auto"
+    queue_frames: int = 8  # frames each queue holds: bounds memory
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            raise UsageError("--start must be 0 or more seconds")
+        if self.duration is not None and self.duration <= 0:
+            raise UsageError("--duration must be more than 0 seconds")
+        if self.max_side is not None and self.max_side < 16:
+            raise UsageError("--max-side must be at least 16")
+        if self.crf is not None and not 0 <= self.crf <= 63:
+            raise UsageError("--crf must be between 0 and 63")
+        if self.batch_size < 0:
+            raise UsageError("--batch-size must be at least 1")
+
+
+@dataclass
+class VideoProgress:
+    frames: int = 0  # frames written
+    total: Optional[int] = None  # estimate; never below ``frames``
+    elapsed_s: float = 0.0
+    rates: dict[str, float] = field(default_factory=dict)  # decode, infer, encode: frames/s each stage sustains
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> Optional[float]:
+        if self.total is None or not self.fps:
+            return None
+        return max(0.0, (self.total - self.frames) / self.fps)
+
+
+@dataclass
+class VideoResult:
+    output: Path
+    frames: int
+    backend: str
+    elapsed_s: float
+    rates: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    problem: Optional[str] = None  # set when the input could not be decoded to its end (exit 1)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+# -- items on the queues ----------------------------------------------------------------------------
+@dataclass
+class _Frame:
+    pts: int
+    duration: Optional[int]
+    rgb: np.ndarray  # (H, W, 3) uint8 at the working size
+    cut: bool = False  # starts a new shot (for --stable)
+    result: Optional[np.ndarray] = None
+
+
+@dataclass
+class _Copy:
+    packet: object  # an av.Packet of an audio or subtitle stream
+
+
+_END = object()
+_POLL = 0.05
+
+
+class _Stopped(Exception):
+    pass
+
+
+@dataclass
+class _Stage:
+    frames: int = 0
+    busy_s: float = 0.0
+
+    def add(self, t0: float, n: int = 1) -> None:
+        self.frames += n
+        self.busy_s += time.perf_counter() - t0
+
+    @property
+    def rate(self) -> float:
+        return self.frames / self.busy_s if self.busy_s > 0 else 0.0
+
+
+class VideoConverter:
+    """Converts one video with one model. ``on_progress(VideoProgress)`` is called from the calling
+    thread; ``on_message(kind, text)`` (kinds: backend, note) too. ``backend`` overrides the one
+    made from ``ref`` (tests pass their own)."""
+
+    def __init__(self, ref: Optional[ModelRef], options: VideoOptions = VideoOptions(),
+                 on_progress: Optional[Callable[[VideoProgress], None]] = None,
+                 on_message: Optional[Callable[[str, str], None]] = None, backend=None):
+        if ref is None and backend is None:
+            raise ValueError("give a model or a backend")
+        self.ref, self.options, self.backend = ref, options, backend
+        self.on_progress = on_progress or (lambda p: None)
+        self.on_message = on_message or (lambda kind, text: None)
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self.stages = {"decode": _Stage(), "infer": _Stage(), "encode": _Stage()}
+
+    # -- planning ----------------------------------------------------------------------------------
+    def output_path(self, src: Path) -> Path:
+        target = self.ref.target if self.ref else "converted"
+        dst = Path(self.options.output) if self.options.output else default_output(src, target)
+        if dst.is_dir():
+            dst = dst / default_output(src, target).name
+        if dst.resolve() == src.resolve():
+            raise UsageError(f"{dst}: that is the input; give another -o")
+        if dst.exists() and not self.options.overwrite:
+            raise UsageError(f"{dst} already exists: pass --overwrite to replace it, or give another -o")
+        return dst
+
+    def plan(self, info: VideoInfo) -> OutputPlan:
+        opt = self.options
+        check_encoder(opt.codec)
+        pix_fmt = choose_pix_fmt(info, opt.codec, opt.pix_fmt)
+        options, bit_rate = encoder_options(opt.codec, opt.crf, opt.preset, opt.bitrate)
+        work = fit_within(info.width, info.height, opt.max_side)
+        out_w, out_h = work if opt.work_size else (info.width, info.height)
+        if opt.side_by_side:
+            out_w *= 2
+        sub_w, sub_h = subsampled(pix_fmt)
+        even_w, even_h = out_w - (out_w % 2 if sub_w else 0), out_h - (out_h % 2 if sub_h else 0)
+        if (even_w, even_h) != (out_w, out_h):
+            self.on_message("note", f"{pix_fmt} needs even sides: writing {even_w}x{even_h} instead of {out_w}x{out_h}")
+        c = info.colour
+        converter = FrameConverter(matrix=c.matrix(info.height), full_range=c.full_range(info.pix_fmt),
+                                   work_size=work, out_size=(even_w, even_h), pix_fmt=pix_fmt,
+                                   primaries=c.primaries, trc=c.trc)
+        return OutputPlan(opt.codec, pix_fmt, options, bit_rate, converter, no_audio=opt.no_audio)
+
+    def _open_backend(self):
+        from .backends.select import make_backend
+
+        opt = self.options
+        backend = self.backend
+        if backend is None:
+            name = opt.backend
+            if opt.stable and name == "auto":
+                name = "torch"  # the statistics hooks live in the PyTorch model
+            backend = make_backend(self.ref, name, opt.device)
+        backend.open()
+        smoother = None
+        if opt.stable:
+            from .stabilize import StableOptions, StatsSmoother
+
+            model = getattr(backend, "model", None)
+            if model is None:
+                backend.close()
+                raise UsageError(f"--stable needs the torch backend (got {backend.name}); "
+                                 "use --backend torch with a .pth model")
+            smoother = StatsSmoother(model, StableOptions(momentum=opt.stable_momentum)).install()
+        return backend, smoother
+
+    # -- running -----------------------------------------------------------------------------------
+    def run(self, src: Path) -> VideoResult:
+        src = Path(src)
+        opt = self.options
+        if not src.is_file():
+            raise UsageError(f"{src}: no such file")
+        dst = self.output_path(src)
+        info = probe(src)
+        if info.colour.hdr and not opt.allow_hdr:
+            raise UsageError(f"{src}: HDR video ({info.colour.hdr} transfer); the model was trained on SDR "
+                             "images and its colours would be wrong. Convert to SDR first, or pass --allow-hdr "
+                             "to convert the code values as they are (tags kept, no tone mapping)")
+        if opt.start and info.duration_s is not None and opt.start >= info.start_s + info.duration_s:
+            raise UsageError(f"--start {opt.start:g}: the video is only {info.duration_s:.2f} s long")
+        plan = self.plan(info)
+        self.on_message("note", f"{src.name}: {info.width}x{info.height} {info.codec} {info.pix_fmt}, "
+                                f"{info.colour.describe(info.height, info.pix_fmt)}"
+                                + (f", rotated {info.rotation}°" if info.rotation else ""))
+        backend, smoother = self._open_backend()
+        try:
+            self.on_message("backend", backend.describe())
+            batch = opt.batch_size or (4 if backend.device.type == "cuda" else 1)
+            with atomic_path(dst, suffix=dst.suffix) as tmp:
+                result = self._convert(src, tmp, info, plan, backend, smoother, batch)
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # a normal file's mode, not the temporary file's 0600
+            result.output = dst
+            return result
+        finally:
+            if smoother is not None:
+                smoother.remove()
+            if self.backend is None:
+                backend.close()
+
+    def _convert(self, src: Path, tmp: Path, info: VideoInfo, plan: OutputPlan, backend, smoother,
+                 batch: int) -> VideoResult:
+        import torch
+
+        opt = self.options
+        t_start = time.perf_counter()
+        in_c = open_input(src)
+        out_c = None
+        threads: list[threading.Thread] = []
+        notes: list[str] = []
+        try:
+            out_c, out_vs, mapping, dropped = open_output(tmp, plan, info, in_c)
+            for line in dropped:
+                self.on_message("note", line)
+            dec_q: queue.Queue = queue.Queue(maxsize=opt.queue_frames)
+            enc_q: queue.Queue = queue.Queue(maxsize=opt.queue_frames)
+            reader = _Reader(self, in_c, info, plan.converter, mapping, dec_q)
+            writer = _Writer(self, out_c, out_vs, info, plan.converter, mapping, enc_q)
+            threads = [self._thread(reader.run, "ccv-video-decode"), self._thread(writer.run, "ccv-video-encode")]
+            total = info.frame_estimate(opt.start, opt.duration)
+            last_tick = 0.0
+
+            def tick(final: bool = False) -> None:
+                nonlocal last_tick
+                now = time.perf_counter()
+                if not final and now - last_tick < 0.1:
+                    return
+                last_tick = now
+                done = writer.frames
+                est = done if final else (max(total, done) if total is not None else None)
+                self.on_progress(VideoProgress(done, est, now - t_start, self.rates()))
+
+            pending: list[_Frame] = []
+            while True:
+                item = self._get(dec_q, tick)
+                if item is _END:
+                    break
+                if isinstance(item, _Copy):
+                    self._put(enc_q, item)
+                    continue
+                pending.append(item)
+                if len(pending) >= batch:
+                    self._infer(backend, smoother, pending, enc_q, torch)
+                    pending = []
+                    tick()
+            if pending:
+                self._infer(backend, smoother, pending, enc_q, torch)
+            self._put(enc_q, _END)
+            while threads[1].is_alive():  # the encoder drains its queue and flushes
+                threads[1].join(_POLL)
+                self._raise_worker_error()
+                tick()
+            self._raise_worker_error()
+            tick(final=True)
+            if writer.frames == 0:
+                raise MediaError(f"{src}: no frame could be decoded" + (f" ({reader.problem})" if reader.problem else "")
+                                 + (" in the range asked for" if opt.start or opt.duration else ""))
+            out_c.close()
+            out_c = None
+            return VideoResult(tmp, writer.frames, backend.describe(), time.perf_counter() - t_start,
+                               self.rates(), notes + reader.notes, reader.problem)
+        except _Stopped:
+            self._raise_worker_error()
+            raise
+        finally:
+            self._stop.set()
+            for t in threads:
+                t.join()
+            if out_c is not None:
+                try:
+                    out_c.close()
+                except Exception:  # noqa: BLE001  (the file is being thrown away)
+                    pass
+            in_c.close()
+
+    def _infer(self, backend, smoother, frames: list[_Frame], enc_q: queue.Queue, torch) -> None:
+        t0 = time.perf_counter()
+        if smoother is not None:
+            smoother.begin([f.cut for f in frames])
+        out = backend.infer(torch.from_numpy(np.stack([f.rgb for f in frames]))).numpy()
+        self.stages["infer"].add(t0, len(frames))
+        for f, o in zip(frames, out):
+            f.result = o
+            self._put(enc_q, f)
+
+    def rates(self) -> dict[str, float]:
+        return {name: s.rate for name, s in self.stages.items()}
+
+    # -- threads and queues ------------------------------------------------------------------------
+    def _thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+        def body() -> None:
+            try:
+                target()
+            except _Stopped:
+                pass
+            except BaseException as e:  # noqa: BLE001  (re-raised in the calling thread)
+                self._errors.append(e)
+                self._stop.set()
+
+        t = threading.Thread(target=body, name=name, daemon=True)
+        t.start()
+        return t
+
+    def _raise_worker_error(self) -> None:
+        if self._errors:
+            raise self._errors[0]
+
+    def _put(self, q: queue.Queue, item: object) -> None:
+        while True:  # block, never drop; give up only when told to stop
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                q.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue, idle: Callable[[], None] = lambda: None) -> object:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped
+            try:
+                return q.get(timeout=_POLL)
+            except queue.Empty:
+                idle()
+                continue
+
+
+class _Reader:
+    """The decode thread: every frame in order with its pts, and the packets to copy."""
+
+    def __init__(self, conv: VideoConverter, container, info: VideoInfo, frames: FrameConverter,
+                 mapping: dict, q: queue.Queue):
+        self.conv, self.c, self.info, self.frames, self.mapping, self.q = conv, container, info, frames, mapping, q
+        self.problem: Optional[str] = None
+        self.notes: list[str] = []
+        self.decoded = 0
+
+    def run(self) -> None:
+        import av
+
+        opt, info = self.conv.options, self.info
+        vs = self.c.streams.video[0]
+        vs.thread_type = "AUTO"  # frame and slice threads inside FFmpeg: several times faster
+        tb = info.time_base
+        start, end = Fraction(opt.start).limit_denominator(1_000_000), None
+        if opt.duration is not None:
+            end = start + Fraction(opt.duration).limit_denominator(1_000_000)
+        shift = round(start / tb) if start else 0  # output time 0 is --start
+        if start:
+            self.c.seek(int(start / tb), stream=vs, backward=True)
+        step = round(1 / (info.rate * tb)) if info.rate else 1
+        detector = None
+        if opt.stable:
+            from .stabilize import SceneCutDetector
+
+            detector = SceneCutDetector()
+        last_pts: Optional[int] = None
+        last_dur = step
+        fixed = 0
+        stage = self.conv.stages["decode"]
+        streams = [vs] + [self.c.streams[i] for i in self.mapping]
+        bad_packets = 0
+        done = False
+        try:
+            for packet in self.c.demux(streams):
+                if packet.stream.index != vs.index:
+                    self._copy(packet, start, end, shift)
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as e:
+                    bad_packets += 1
+                    self._note_bad(e, last_pts, tb)
+                    continue
+                for frame in decoded:
+                    pts = frame.pts
+                    if pts is None:  # some containers (raw streams, AVI) carry none: continue the clock
+                        pts = 0 if last_pts is None else last_pts + last_dur
+                    if last_pts is not None and pts <= last_pts:
+                        pts = last_pts + 1  # encoders need increasing pts
+                        fixed += 1
+                    t = pts * tb
+                    if t < start:
+                        continue
+                    if end is not None and t >= end:
+                        done = True
+                        break
+                    last_dur = frame.duration or step
+                    if last_pts is not None and pts - last_pts > 0:
+                        last_dur = frame.duration or (pts - last_pts)
+                    last_pts = pts
+                    rgb = self.frames.to_rgb(frame)
+                    cut = detector(rgb) if detector is not None else False
+                    self.decoded += 1
+                    stage.add(t0)
+                    self.conv._put(self.q, _Frame(pts - shift, frame.duration or None, rgb, cut))
+                    t0 = time.perf_counter()
+                if done:
+                    break
+        except av.error.FFmpegError as e:
+            where = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
+            self.problem = f"the input is damaged: reading stopped at {where} after {self.decoded} frames ({_reason(e)})"
+        if fixed:
+            self.notes.append(f"{fixed} frames had repeated timestamps; each was moved one tick later")
+        if self.problem is None:
+            self._check_complete(last_pts, tb, bad_packets, end)
+        self.conv._put(self.q, _END)
+
+    def _note_bad(self, e: Exception, last_pts: Optional[int], tb: Fraction) -> None:
+        if self.problem is None:
+            where = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
+            self.problem = f"the input is damaged near {where}: some packets could not be decoded ({_reason(e)})"
+
+    def _check_complete(self, last_pts: Optional[int], tb: Fraction, bad: int, end) -> None:
+        """A truncated file often just ends: compare with what its header promised."""
+        info, opt = self.info, self.conv.options
+        whole = not opt.start and opt.duration is None
+        if whole and info.frames and self.decoded < info.frames:
+            where = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
+            self.problem = (f"the input ends early: decoding stopped at {where}, after {self.decoded} of "
+                            f"{info.frames} frames (truncated or damaged file)")
+            return
+        if info.duration_s is not None and last_pts is not None and info.rate:
+            expected_end = info.start_s + info.duration_s
+            if end is not None:
+                expected_end = min(expected_end, float(end))
+            got = float(last_pts * tb)
+            if expected_end - got > max(1.0, 3 / float(info.rate)):
+                self.problem = (f"the input ends early: decoding stopped at {got:.2f} s of "
+                                f"{expected_end:.2f} s (truncated or damaged file)")
+
+    def _copy(self, packet, start: Fraction, end, shift_unused: int) -> None:
+        if packet.pts is None and packet.dts is None:
+            return  # the demuxer's flush packet
+        ptb = packet.time_base
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if start or end is not None:
+            t = ts * ptb
+            if t < start or (end is not None and t >= end):
+                return
+            off = round(start / ptb)
+            if packet.pts is not None:
+                packet.pts -= off
+            if packet.dts is not None:
+                packet.dts -= off
+        self.conv._put(self.q, _Copy(packet))
+
+
+class _Writer:
+    """The encode thread: frames back to YUV with the source's matrix, encoded with their pts;
+    copied packets muxed as they come (the muxer interleaves them by time)."""
+
+    def __init__(self, conv: VideoConverter, container, stream, info: VideoInfo, frames: FrameConverter,
+                 mapping: dict, q: queue.Queue):
+        self.conv, self.c, self.vs, self.info, self.fc, self.mapping, self.q = conv, container, stream, info, frames, mapping, q
+        self.frames = 0
+
+    def run(self) -> None:
+        import av
+
+        stage = self.conv.stages["encode"]
+        side = self.conv.options.side_by_side
+        out_w, out_h = self.fc.out_size
+        tb = self.info.time_base
+        while True:
+            item = self.conv._get(self.q)
+            if item is _END:
+                break
+            if isinstance(item, _Copy):
+                item.packet.stream = self.mapping[item.packet.stream.index]
+                self.c.mux(item.packet)
+                continue
+            t0 = time.perf_counter()
+            rgb = np.concatenate([item.rgb, item.result], axis=1) if side else item.result
+            if rgb.shape[1] == out_w + 1 or rgb.shape[0] == out_h + 1:  # odd side with 4:2:0: crop, not rescale
+                rgb = rgb[:out_h, :out_w]
+            vf = self.fc.from_rgb(rgb)
+            vf.pts = item.pts
+            vf.time_base = tb
+            if item.duration:
+                vf.duration = item.duration
+            try:
+                packets = self.vs.encode(vf)
+            except av.error.FFmpegError as e:
+                raise MediaError(f"{self.vs.codec_context.name}: encoding failed ({_reason(e)})") from None
+            self.c.mux(packets)
+            self.frames += 1
+            stage.add(t0)
+        self.c.mux(self.vs.encode(None))  # flush: the encoder holds frames for its lookahead

@@ -1,0 +1,426 @@
+"""Video in and out with PyAV (FFmpeg's libraries, in-process): what a source is, how its frames
+become RGB and back, and an output that keeps timing, audio, rotation, aspect and colour.
+
+Colour: YUV is converted with the source's own matrix (BT.601, BT.709, ...) and range (limited or
+full), never a default; the output is tagged with what was used. Timing: the encoder works in the
+input's time base and each frame keeps its pts, so variable frame rate survives. Audio and
+subtitles are copied packet for packet (no re-encoding).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import MediaError, UsageError
+
+# Encoders tried in this order when naming alternatives; the build decides which exist.
+KNOWN_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "mpeg4")
+DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 31, "libsvtav1": 30, "libaom-av1": 30,
+               "h264_nvenc": 21, "hevc_nvenc": 23, "av1_nvenc": 28}
+KEEP_CONTAINER = {".mkv", ".mov"}  # these hold every stream; other inputs default to .mp4
+
+# AVColorSpace -> the matrix swscale converts with (its names); what is not here is guessed
+_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+_MATRIX_TAG = {"ITU709": 1, "FCC": 4, "ITU601": 6, "SMPTE240M": 7, "BT2020": 9}
+_UNSPECIFIED = 2
+RANGE_LIMITED, RANGE_FULL = 1, 2  # AVColorRange: MPEG (16-235), JPEG (0-255)
+HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}
+
+
+@dataclass(frozen=True)
+class Colour:
+    """The colour description of a stream, as FFmpeg's integer codes."""
+
+    space: int = _UNSPECIFIED  # matrix (AVColorSpace)
+    range: int = 0  # 0 unspecified, 1 limited, 2 full
+    primaries: int = _UNSPECIFIED
+    trc: int = _UNSPECIFIED  # transfer characteristic
+
+    @property
+    def hdr(self) -> Optional[str]:
+        return HDR_TRANSFERS.get(self.trc)
+
+    def matrix(self, height: int) -> str:
+        """The YUV matrix to convert with: the tag, or for untagged video the usual convention
+        (BT.709 for HD, BT.601 below 720 lines), which is what players assume too."""
+        return _MATRIX.get(self.space) or ("ITU709" if height >= 720 else "ITU601")
+
+    def full_range(self, pix_fmt: str) -> bool:
+        if self.range in (RANGE_LIMITED, RANGE_FULL):
+            return self.range == RANGE_FULL
+        return pix_fmt.startswith("yuvj")  # the deprecated JPEG formats are full range by definition
+
+    def describe(self, height: int, pix_fmt: str) -> str:
+        rng = "full" if self.full_range(pix_fmt) else "limited"
+        tagged = "" if self.space in _MATRIX else " (untagged: assumed)"
+        return f"{self.matrix(height)} {rng} range{tagged}"
+
+
+@dataclass(frozen=True)
+class CopiedStream:
+    index: int
+    kind: str  # audio, subtitle
+    codec: str
+    language: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source holds, read once before converting."""
+
+    path: Path
+    width: int
+    height: int
+    pix_fmt: str
+    bit_depth: int
+    codec: str
+    time_base: Fraction
+    rate: Optional[Fraction]  # average frame rate (None when unknown)
+    frames: Optional[int]  # from the container's index; None when it does not say
+    duration_s: Optional[float]
+    start_s: float
+    colour: Colour
+    display_matrix: Optional[tuple[int, ...]]  # 9 int32, FFmpeg's layout; None: upright
+    rotation: int  # degrees, counter-clockwise, as the display matrix says
+    sar: Optional[Fraction]
+    others: tuple[CopiedStream, ...] = field(default=())
+
+    def frame_estimate(self, start_s: float = 0.0, duration_s: Optional[float] = None) -> Optional[int]:
+        """Frames expected in [start, start + duration): the index count, else duration x rate."""
+        whole = self.duration_s
+        span = None
+        if whole is not None:
+            span = max(0.0, whole - start_s)
+        if duration_s is not None:
+            span = duration_s if span is None else min(span, duration_s)
+        if self.frames and start_s == 0 and duration_s is None:
+            return self.frames
+        if span is None or not self.rate:
+            return None
+        return max(1, round(span * float(self.rate)))
+
+
+def _bit_depth(fmt) -> int:
+    return max((c.bits for c in fmt.components), default=8)
+
+
+def display_matrix_of(frame) -> Optional[tuple[int, ...]]:
+    """The display matrix FFmpeg attached to a decoded frame (from the stream's side data)."""
+    from av.sidedata.sidedata import Type
+
+    for sd in frame.side_data:
+        if sd.type == Type.DISPLAYMATRIX:
+            m = tuple(int(v) for v in np.frombuffer(bytes(sd), dtype=np.int32)[:9])
+            return None if m == (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30) else m
+    return None
+
+
+def open_input(path: Path):
+    import av
+
+    try:
+        return av.open(str(path), "r")
+    except FileNotFoundError:
+        raise MediaError(f"{path}: no such file") from None
+    except av.error.FFmpegError as e:
+        raise MediaError(f"{path}: cannot read as video ({_reason(e)})") from None
+
+
+def _reason(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return str(msg).strip().splitlines()[0][:160] if msg else type(e).__name__
+
+
+def probe(path: Path, container=None) -> VideoInfo:
+    """Reads stream parameters and the first frame (colour tags and rotation live on frames)."""
+    import av
+
+    own = container is None
+    c = container or open_input(path)
+    try:
+        if not c.streams.video:
+            raise MediaError(f"{path}: no video stream")
+        vs = c.streams.video[0]
+        cc = vs.codec_context
+        first = None
+        try:
+            for first in c.decode(vs):
+                break
+        except av.error.FFmpegError as e:
+            raise MediaError(f"{path}: cannot decode the video stream ({cc.name}: {_reason(e)})") from None
+        if first is None:
+            raise MediaError(f"{path}: the video stream has no decodable frames")
+        fmt = first.format
+        # frames carry the tags the decoder found; the codec context has them from the container
+        colour = Colour(
+            space=first.colorspace if first.colorspace != _UNSPECIFIED else cc.colorspace,
+            range=first.color_range or cc.color_range,
+            primaries=first.color_primaries if first.color_primaries != _UNSPECIFIED else cc.color_primaries,
+            trc=first.color_trc if first.color_trc != _UNSPECIFIED else cc.color_trc,
+        )
+        dur = None
+        if vs.duration and vs.time_base:
+            dur = float(vs.duration * vs.time_base)
+        elif c.duration:
+            dur = c.duration / 1_000_000
+        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+        others = tuple(
+            CopiedStream(s.index, s.type, s.codec_context.name, s.language)
+            for s in c.streams if s.type in ("audio", "subtitle")
+        )
+        sar = vs.sample_aspect_ratio if vs.sample_aspect_ratio else cc.sample_aspect_ratio
+        return VideoInfo(
+            path=Path(path), width=first.width, height=first.height, pix_fmt=fmt.name, bit_depth=_bit_depth(fmt),
+            codec=cc.name, time_base=vs.time_base, rate=vs.average_rate or vs.guessed_rate or None,
+            frames=vs.frames or None, duration_s=dur, start_s=start, colour=colour,
+            display_matrix=display_matrix_of(first), rotation=first.rotation,
+            sar=sar if sar and sar != 1 else None, others=others,
+        )
+    finally:
+        if own:
+            c.close()
+
+
+# -- encoders ---------------------------------------------------------------------------------------
+def available_encoders() -> list[str]:
+    import av
+
+    return [e for e in KNOWN_ENCODERS if e in av.codecs_available]
+
+
+def check_encoder(name: str):
+    """The encoder ``name``, or a one-line error naming the ones this build has."""
+    import av
+
+    try:
+        codec = av.codec.Codec(name, "w")
+    except Exception:  # UnknownCodecError, or a decoder-only name
+        codec = None
+    if codec is None or codec.type != "video":
+        raise UsageError(f"--codec {name}: no such video encoder in this FFmpeg build; "
+                         f"available: {', '.join(available_encoders())}")
+    return codec
+
+
+def encoder_formats(name: str) -> list[str]:
+    return [f.name for f in (check_encoder(name).video_formats or ())]
+
+
+def choose_pix_fmt(info: VideoInfo, codec: str, requested: Optional[str]) -> str:
+    """The output pixel format: as asked, else the source's (JPEG 'yuvj' formats as their plain
+    equivalent with a full-range tag), else 4:2:0 at the source's depth where the encoder allows."""
+    formats = encoder_formats(codec)
+    if requested:
+        if formats and requested not in formats:
+            raise UsageError(f"--pix-fmt {requested}: {codec} cannot encode it; it takes {', '.join(formats)}")
+        return requested
+    src = info.pix_fmt.replace("yuvj", "yuv")
+    if src in formats:
+        return src
+    if info.bit_depth > 8:
+        for f in ("yuv420p10le", "p010le"):
+            if f in formats:
+                return f
+    return "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+
+
+def encoder_options(codec: str, crf: Optional[int], preset: Optional[str], bitrate: Optional[str]) -> tuple[dict[str, str], Optional[int]]:
+    """FFmpeg private options and a bit rate for ``codec``: constant quality unless a bitrate is set."""
+    opts: dict[str, str] = {}
+    bit_rate = parse_bitrate(bitrate) if bitrate else None
+    quality = crf if crf is not None else (None if bit_rate else DEFAULT_CRF.get(codec))
+    if codec in ("libx264", "libx265", "libsvtav1", "libaom-av1"):
+        if quality is not None:
+            opts["crf"] = str(quality)
+        if preset:
+            opts["preset"] = preset
+        if codec == "libx265":
+            opts["x265-params"] = "log-level=error"
+    elif codec == "libvpx-vp9":
+        if quality is not None:
+            opts["crf"] = str(quality)
+            if not bit_rate:
+                opts["b"] = "0"  # constant quality mode
+        opts["row-mt"] = "1"
+        if preset:
+            if preset not in ("good", "best", "realtime"):
+                raise UsageError("--preset for libvpx-vp9 is good, best or realtime")
+            opts["deadline"] = preset
+    elif codec.endswith("_nvenc"):
+        if quality is not None:
+            opts.update(rc="vbr", cq=str(quality))
+        if preset:
+            opts["preset"] = preset
+    else:
+        if crf is not None or preset:
+            raise UsageError(f"--crf and --preset are not supported for {codec}; use --bitrate")
+        bit_rate = bit_rate or 8_000_000
+    return opts, bit_rate
+
+
+def parse_bitrate(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*(?:b|bps)?\s*", text)
+    if not m:
+        raise UsageError(f"--bitrate {text!r}: use a number with an optional k or M, e.g. 8M or 2500k")
+    mult = {"": 1, "k": 1_000, "m": 1_000_000}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
+
+
+# -- pixels -----------------------------------------------------------------------------------------
+def _interp(*names: str):
+    from av.video.reformatter import Interpolation
+
+    flags = Interpolation[names[0]]
+    for n in names[1:]:
+        flags |= Interpolation[n]
+    return flags
+
+
+@dataclass(frozen=True)
+class FrameConverter:
+    """YUV frames to RGB arrays at the working size, and RGB arrays back to the output format,
+    with the source's matrix and range in both directions."""
+
+    matrix: str  # swscale name: ITU601, ITU709, ...
+    full_range: bool
+    work_size: tuple[int, int]  # (W, H) the model sees
+    out_size: tuple[int, int]  # (W, H) of the encoded frames
+    pix_fmt: str
+    primaries: int
+    trc: int
+
+    def to_rgb(self, frame) -> np.ndarray:
+        w, h = self.work_size
+        scaling = (w, h) != (frame.width, frame.height)
+        interp = _interp("AREA" if scaling else "BILINEAR", "ACCURATE_RND", "FULL_CHR_H_INT")
+        return frame.to_ndarray(width=w, height=h, format="rgb24", src_colorspace=self.matrix,
+                                src_color_range="JPEG" if self.full_range else "MPEG", interpolation=interp)
+
+    def from_rgb(self, rgb: np.ndarray):
+        import av
+
+        w, h = self.out_size
+        src = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        scaling = (w, h) != (src.width, src.height)
+        interp = _interp("BICUBIC" if scaling else "BILINEAR", "ACCURATE_RND", "FULL_CHR_H_INP")
+        out = src.reformat(width=w, height=h, format=self.pix_fmt, dst_colorspace=self.matrix,
+                           dst_color_range="JPEG" if self.full_range else "MPEG", interpolation=interp,
+                           dst_color_trc=self.trc, dst_color_primaries=self.primaries)
+        out.colorspace = _MATRIX_TAG[self.matrix]
+        out.color_range = RANGE_FULL if self.full_range else RANGE_LIMITED
+        return out
+
+
+def fit_within(width: int, height: int, max_side: Optional[int]) -> tuple[int, int]:
+    """(W, H) scaled down so the longer side is at most ``max_side``; even sides, aspect kept."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return max(2, round(width * s / 2) * 2), max(2, round(height * s / 2) * 2)
+
+
+def subsampled(pix_fmt: str) -> tuple[bool, bool]:
+    """Whether the format halves chroma horizontally and vertically (then sides must be even)."""
+    import av
+
+    f = av.VideoFormat(pix_fmt, 16, 16)
+    chroma = [c for c in f.components if not c.is_luma and not c.is_alpha]
+    if not chroma:
+        return False, False
+    return chroma[0].width < 16, chroma[0].height < 16
+
+
+# -- output -----------------------------------------------------------------------------------------
+def default_output(src: Path, target: str) -> Path:
+    ext = src.suffix.lower() if src.suffix.lower() in KEEP_CONTAINER else ".mp4"
+    return src.with_name(f"{src.stem}_{target}{ext}")
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Everything the output container needs, decided before the first frame."""
+
+    codec: str
+    pix_fmt: str
+    options: dict[str, str]
+    bit_rate: Optional[int]
+    converter: FrameConverter
+    no_audio: bool = False
+
+
+def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container):
+    """Opens ``tmp`` and writes its header: a video stream for the encoder, one copied stream
+    per audio/subtitle stream it can hold. Returns (container, video stream, {input index: output
+    stream}, [a line per stream left out])."""
+    import av
+
+    try:
+        out = av.open(str(tmp), "w")
+    except av.error.FFmpegError as e:
+        raise MediaError(f"{tmp}: cannot write ({_reason(e)})") from None
+    try:
+        in_vs = in_container.streams.video[0]
+        vs = out.add_stream(plan.codec, rate=info.rate or Fraction(25))
+        w, h = plan.converter.out_size
+        vs.width, vs.height, vs.pix_fmt = w, h, plan.pix_fmt
+        cc = vs.codec_context
+        cc.time_base = info.time_base  # frames keep their pts: variable frame rate survives
+        vs.time_base = info.time_base
+        if info.rate:
+            cc.framerate = info.rate
+        cc.colorspace = _MATRIX_TAG[plan.converter.matrix]
+        cc.color_range = RANGE_FULL if plan.converter.full_range else RANGE_LIMITED
+        cc.color_primaries = plan.converter.primaries
+        cc.color_trc = plan.converter.trc
+        if info.sar:
+            cc.sample_aspect_ratio = info.sar
+        if plan.bit_rate:
+            cc.bit_rate = plan.bit_rate
+        cc.options = dict(plan.options)
+        if info.display_matrix:
+            vs.set_display_matrix(list(info.display_matrix))
+        for k, v in in_vs.metadata.items():
+            if k.lower() in ("language", "title"):
+                vs.metadata[k] = v
+        mapping = {}
+        copy, dropped = streams_to_copy(info, out, plan.no_audio)
+        for s in copy:
+            src = in_container.streams[s.index]
+            mapping[s.index] = dst = out.add_stream_from_template(src)
+            for k, v in src.metadata.items():  # language, title: what players show in their menus
+                if k.lower() in ("language", "title", "handler_name"):
+                    dst.metadata[k] = v
+            dst.disposition = src.disposition
+        for k, v in in_container.metadata.items():
+            if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
+                out.metadata[k] = v
+        try:
+            out.start_encoding()
+        except av.error.FFmpegError as e:
+            hint = "; is the GPU and its driver present? try --codec libx264" if plan.codec.endswith("_nvenc") else ""
+            raise UsageError(f"{plan.codec}: the encoder could not start ({_reason(e)}){hint}; "
+                             f"available: {', '.join(available_encoders())}") from None
+        return out, vs, mapping, dropped
+    except BaseException:
+        out.close()
+        raise
+
+
+def streams_to_copy(info: VideoInfo, out_container, no_audio: bool) -> tuple[list[CopiedStream], list[str]]:
+    """The audio and subtitle streams the output container can hold, and a line for each it cannot."""
+    keep, dropped = [], []
+    holds = out_container.supported_codecs
+    for s in info.others:
+        if s.kind == "audio" and no_audio:
+            continue
+        if s.codec in holds:
+            keep.append(s)
+        else:
+            dropped.append(f"{s.kind} stream #{s.index} ({s.codec}) left out: the {out_container.format.name} "
+                           f"container cannot hold it (write to .mkv to keep it)")
+    return keep, dropped

@@ -1,0 +1,142 @@
+"""Short real clips for the video tests: a fixture photo panned and zoomed, a sine-wave audio track.
+
+Every option here is something a user's file has: odd sizes, variable frame rate, a display
+matrix, BT.601 or BT.709 tags, full range, 10 bits, several audio streams, subtitles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, Sequence
+
+import av
+import numpy as np
+from PIL import Image
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PHOTOS = sorted((FIXTURES / "photo").glob("*.jpg"))
+
+MATRIX = {"bt709": ("ITU709", 1, 1, 1), "bt601": ("ITU601", 6, 6, 6)}  # swscale name, space, primaries, trc
+
+
+@dataclass
+class ClipSpec:
+    size: tuple[int, int] = (142, 80)  # (W, H); 854x480 scaled down, as odd as the real thing
+    frames: int = 12
+    fps: int = 25
+    pts_ms: Optional[Sequence[int]] = None  # variable frame rate: explicit times in ms
+    codec: str = "libx264"
+    pix_fmt: str = "yuv420p"
+    colour: str = "bt709"
+    full_range: bool = False
+    trc: Optional[int] = None  # override the transfer tag (16 = PQ, 18 = HLG)
+    rotation: int = 0
+    audio_streams: int = 1
+    subtitles: bool = False
+    photos: Sequence[Path] = ()  # one per shot; the frames are split evenly (cuts between them)
+    sar: Optional[Fraction] = None
+
+
+def pan_zoom_frames(spec: ClipSpec) -> list[np.ndarray]:
+    """Frames that pan across and zoom into real photos: motion like a camera's, not noise."""
+    photos = list(spec.photos) or PHOTOS[:1]
+    w, h = spec.size
+    out = []
+    per_shot = -(-spec.frames // len(photos))
+    for i in range(spec.frames):
+        img = Image.open(photos[min(i // per_shot, len(photos) - 1)]).convert("RGB")
+        j = i % per_shot
+        zoom = 1.0 - 0.25 * j / max(1, per_shot)
+        cw, ch = img.width * zoom * 0.8, img.height * zoom * 0.8
+        x0 = (img.width - cw) * j / max(1, per_shot)
+        y0 = (img.height - ch) * 0.3
+        out.append(np.asarray(img.resize((w, h), Image.BICUBIC, box=(x0, y0, x0 + cw, y0 + ch))))
+    return out
+
+
+def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
+    matrix, space, prim, trc = MATRIX[spec.colour]
+    tb = Fraction(1, 1000)
+    pts = list(spec.pts_ms) if spec.pts_ms is not None else [round(i * 1000 / spec.fps) for i in range(spec.frames)]
+    spec.frames = len(pts)
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream(spec.codec, rate=spec.fps)
+        vs.width, vs.height, vs.pix_fmt = spec.size[0], spec.size[1], spec.pix_fmt
+        cc = vs.codec_context
+        cc.time_base = tb
+        cc.colorspace, cc.color_primaries = space, prim
+        cc.color_trc = spec.trc or trc
+        cc.color_range = 2 if spec.full_range else 1
+        if spec.sar:
+            cc.sample_aspect_ratio = spec.sar
+        if spec.codec == "libx264":
+            cc.options = {"crf": "12", "preset": "veryfast"}
+        if spec.rotation:
+            vs.set_display_rotation(spec.rotation)
+        audio = []
+        for k in range(spec.audio_streams):
+            a = c.add_stream("aac", rate=48000)
+            a.layout = "mono"
+            a.metadata["language"] = ["eng", "fra", "deu"][k % 3]
+            audio.append(a)
+        sub = c.add_mux_stream("subrip") if spec.subtitles else None
+        for t, rgb in zip(pts, pan_zoom_frames(spec)):
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format=spec.pix_fmt, dst_colorspace=matrix, dst_color_range="JPEG" if spec.full_range else "MPEG")
+            f.pts, f.time_base = t, tb
+            c.mux(vs.encode(f))
+        c.mux(vs.encode(None))
+        seconds = (pts[-1] + 1000 / spec.fps) / 1000
+        for k, a in enumerate(audio):
+            n, freq = 0, 440.0 * (k + 1)
+            while n < seconds * 48000:
+                s = (0.3 * np.sin(2 * np.pi * freq * (np.arange(1024) + n) / 48000)).astype(np.float32)[None]
+                af = av.AudioFrame.from_ndarray(s, format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, n
+                c.mux(a.encode(af))
+                n += 1024
+            c.mux(a.encode(None))
+        if sub is not None:
+            p = av.Packet(b"hello from the subtitles")
+            p.stream = sub
+            p.pts, p.dts, p.duration = 100, 100, 300
+            p.time_base = sub.time_base if sub.time_base else tb
+            c.mux(p)
+    return path
+
+
+def read_video(path: Path) -> dict:
+    """What the tests compare: frame times, frames as RGB (decoded with the file's tags), audio
+    packets, and the stream's tags."""
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        frames, times, rotation, matrix_tag = [], [], None, None
+        for f in c.decode(vs):
+            if rotation is None:
+                rotation = f.rotation
+            times.append(f.pts * f.time_base)
+            frames.append(f.to_ndarray(format="rgb24", src_colorspace={1: "ITU709", 5: "ITU601", 6: "ITU601"}.get(f.colorspace, "ITU601"),
+                                       src_color_range="JPEG" if f.color_range == 2 else "MPEG"))
+            matrix_tag = (f.colorspace, f.color_range, f.color_primaries, f.color_trc)
+        cc = vs.codec_context
+        info = {
+            "times": times, "frames": frames, "rotation": rotation or 0,
+            "tags": (cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc), "frame_tags": matrix_tag,
+            "size": (cc.width, cc.height), "pix_fmt": cc.pix_fmt, "sar": vs.sample_aspect_ratio,
+            "duration": float(c.duration / 1e6) if c.duration else None,
+            "streams": [(s.type, s.codec_context.name, s.language) for s in c.streams],
+        }
+    with av.open(str(path)) as c:
+        audio = {s.index: [] for s in c.streams.audio}
+        subs = []
+        for p in c.demux(list(c.streams.audio) + list(c.streams.subtitles)):
+            if not p.size:
+                continue
+            if p.stream.type == "audio":
+                audio[p.stream.index].append((p.pts * p.time_base, p.dts * p.time_base, bytes(p)))
+            else:
+                subs.append(bytes(p))
+        info["audio"] = list(audio.values())
+        info["subtitles"] = subs
+    return info
