@@ -18,6 +18,15 @@ from cyclegan_convert.train.schedule import lr_at
 from conftest import PAINTINGS, PHOTOS
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Networks this tiny are overhead-bound: one thread is faster, and far faster on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class ReferenceStep:
     """The original's optimize_parameters, written out plainly: one call per network application,
     separate backward passes for D_A and D_B, pool disabled. Deliberately independent of model.py."""

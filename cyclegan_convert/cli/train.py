@@ -96,6 +96,7 @@ def train(
     from ..train.checkpoint import load_state
     from ..train.loop import train as run_training
 
+    max_time_s = parse_duration(max_time)  # usage errors before anything is read
     given: dict[str, Any] = {
         "n_epochs": epochs, "n_epochs_decay": epochs_decay, "batch_size": batch_size, "load_size": load_size,
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
@@ -126,7 +127,7 @@ def train(
         config = TrainConfig(**given)
 
     options = RunOptions(name=name, checkpoints_dir=str(checkpoints_dir), device=device, amp=amp, workers=workers,
-                         max_steps=max_steps, max_time=parse_duration(max_time), save_every=save_every,
+                         max_steps=max_steps, max_time=max_time_s, save_every=save_every,
                          save_epoch_every=save_epoch_every, sample_every=sample_every, register=not no_register)
     result = _run_with_progress(run_training, config, options, resume)
 

@@ -1,0 +1,203 @@
+"""`ccv train` end to end on tiny networks: checkpoints, the model store, exact resume, Ctrl-C."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from cyclegan_convert.cli.app import app
+from cyclegan_convert.store import ModelStore
+from cyclegan_convert.weights import load_generator, sha256_file
+from cyclegan_convert.train.config import RunOptions, TrainConfig
+from cyclegan_convert.train.loop import train
+
+from conftest import PAINTINGS, PHOTOS
+
+TINY = ["--load-size", "36", "--crop-size", "32", "--ngf", "8", "--ndf", "8", "--blocks", "1"]
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Networks this tiny are overhead-bound: one thread is faster, and far faster on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def dataroot(tmp_path) -> Path:
+    """monet2photo/trainA (3 paintings, one in a subfolder), trainB (4 photos, names with spaces)."""
+    root = tmp_path / "data" / "monet2photo"
+    (root / "trainA" / "more").mkdir(parents=True)
+    (root / "trainB").mkdir()
+    for i, p in enumerate(PAINTINGS):
+        shutil.copy(p, root / "trainA" / ("more" if i == 0 else "") / p.name)
+    for p in PHOTOS:
+        shutil.copy(p, root / "trainB" / p.name)
+    return root
+
+
+def _invoke(args, cwd: Path):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        return runner.invoke(app, ["train", *args])
+
+
+def _states(folder: Path) -> dict:
+    return torch.load(folder / "state.pth", weights_only=True)
+
+
+def test_train_end_to_end_checkpoints_and_store(dataroot, tmp_path, ccv_home):
+    r = _invoke([str(dataroot), *TINY, "--epochs", "1", "--epochs-decay", "1", "--save-every", "3",
+                 "--save-epoch-every", "1", "--workers", "0"], tmp_path)
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "checkpoints" / "monet2photo"
+    # 4 steps per epoch (max(|A|, |B|) = 4), 2 epochs
+    log = [json.loads(line) for line in (run / "loss_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == list(range(1, 9))
+    assert [e["lr"] for e in log] == [2e-4] * 4 + [1e-4] * 4  # epoch 2 = first decay epoch of 1: 1 - 1/2
+    assert set(log[0]) >= {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"}
+    for label in ("latest", "1", "2"):
+        for net in ("G_A", "G_B", "D_A", "D_B"):
+            assert (run / f"{label}_net_{net}.pth").is_file(), (label, net)
+    g = load_generator(run / "latest_net_G_A.pth")  # strict keys, plain state_dict
+    assert g.ngf == 8 and g.n_blocks == 1
+    d_sd = torch.load(run / "2_net_D_A.pth", weights_only=True)
+    assert sorted(d_sd) == sorted(f"model.{i}.{p}" for i in (0, 2, 5, 8, 11) for p in ("weight", "bias"))
+    assert not list(run.glob("*.part*")) and not list(run.glob(".*"))  # no temporary files left
+    # sample grids at saves (every 3 steps, and epoch ends 4, 8): 2 rows x 3 columns of 32 px
+    grids = sorted((run / "samples").glob("*.png"))
+    assert [p.name for p in grids] == [f"step_{s:07d}.png" for s in (3, 4, 6, 8)]
+    with Image.open(grids[-1]) as im:
+        assert im.size == (96, 64) and im.mode == "RGB"
+    # both generators in the store, under their target domains
+    store = ModelStore(ccv_home)
+    to_photo, to_monet = store.find("photo"), store.find("monet")
+    assert (to_photo.source, to_monet.source) == ("monet", "photo")
+    assert to_photo.origin == to_monet.origin == "trained" and to_photo.arch == "resnet_1blocks"
+    assert to_photo.sha256 == sha256_file(run / "latest_net_G_A.pth") == sha256_file(to_photo.weights)
+    assert to_monet.sha256 == sha256_file(run / "latest_net_G_B.pth")
+    card = to_monet.card
+    assert card["steps"] == 8 and card["epochs"] == 2 and card["data"]["A"]["images"] == 3
+    assert card["data"]["B"]["images"] == 4 and card["config"]["ngf"] == 8 and "G_B" in card["network"]
+    assert set(card["losses_mean_last_100_steps"]) == {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B",
+                                                        "D_A", "D_B"}
+    load_generator(to_monet.weights)
+    assert "ccv convert --to photo" in r.output and "finished at step 8" in r.output
+
+
+def _tiny_config(root: Path, **kw) -> TrainConfig:
+    return TrainConfig(dir_a=str(root / "trainA"), dir_b=str(root / "trainB"), a_name="monet", b_name="photo",
+                       load_size=36, crop_size=32, ngf=8, ndf=8, n_blocks=1, n_epochs=1, n_epochs_decay=1,
+                       pool_size=2, seed=5, **kw)
+
+
+def test_resume_is_exact(dataroot, tmp_path):
+    """3 steps, stop, resume, 3 more == 6 uninterrupted (across an epoch boundary and an lr change,
+    with a pool that fills and swaps, and a different number of loader workers)."""
+    args = [str(dataroot), *TINY, "--epochs", "1", "--epochs-decay", "1", "--pool-size", "2", "--seed", "5",
+            "--workers", "0", "--no-register"]
+    r = _invoke([*args, "--max-steps", "3"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "--resume" in r.output
+    r = _invoke(["--name", "monet2photo", "--resume", "--max-steps", "6", "--workers", "0", "--no-register"], tmp_path)
+    assert r.exit_code == 0, r.output
+    split = tmp_path / "checkpoints" / "monet2photo"
+
+    whole = train(_tiny_config(dataroot), RunOptions(name="whole", checkpoints_dir=str(tmp_path / "w"), workers=2,
+                                                     max_steps=6, register=False))
+    assert whole.step == 6 and whole.stopped == "max_steps"
+    a, b = _states(split), _states(whole.folder)
+    assert (a["step"], a["epoch"], a["epoch_step"]) == (b["step"], b["epoch"], b["epoch_step"]) == (6, 2, 2)
+    for net in ("G_A", "G_B", "D_A", "D_B"):
+        for k, v in a["model"]["nets"][net].items():
+            assert torch.equal(v, b["model"]["nets"][net][k]), (net, k)
+    for opt in ("opt_G", "opt_D"):
+        sa, sb = a["model"][opt]["state"], b["model"][opt]["state"]
+        assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    assert len(a["model"]["pool_fake_A"]["images"]) == 2
+    log = [json.loads(line) for line in (split / "loss_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1, 2, 3, 4, 5, 6]
+    whole_log = [json.loads(line) for line in (whole.folder / "loss_log.jsonl").read_text().splitlines()]
+    assert [e["G_A"] for e in log] == [e["G_A"] for e in whole_log]
+
+
+def test_resume_refuses_a_different_recipe_and_new_run_refuses_existing(dataroot, tmp_path):
+    base = [str(dataroot), *TINY, "--workers", "0", "--no-register"]
+    assert _invoke([*base, "--max-steps", "1"], tmp_path).exit_code == 0
+    r = _invoke([*base, "--max-steps", "2"], tmp_path)
+    assert r.exit_code == 2 and "--resume" in r.output
+    r = _invoke(["--name", "monet2photo", "--resume", "--ngf", "16", "--max-steps", "2"], tmp_path)
+    assert r.exit_code == 2 and "ngf 16" in r.output and "checkpoint: 8" in r.output
+    r = _invoke(["--name", "other", "--resume"], tmp_path)
+    assert r.exit_code == 2 and "no checkpoint" in r.output
+
+
+def test_ctrl_c_saves_and_exits_130(dataroot, tmp_path, monkeypatch):
+    from cyclegan_convert.train import model as model_mod
+
+    real_step = model_mod.CycleGAN.train_step
+    calls = {"n": 0}
+
+    def step_then_ctrl_c(self, a, b):
+        out = real_step(self, a, b)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGINT)  # as a terminal's Ctrl-C would, mid-run
+        return out
+
+    monkeypatch.setattr(model_mod.CycleGAN, "train_step", step_then_ctrl_c)
+    r = _invoke([str(dataroot), *TINY, "--workers", "0"], tmp_path)
+    assert r.exit_code == 130, r.output
+    run = tmp_path / "checkpoints" / "monet2photo"
+    assert _states(run)["step"] == 2 and calls["n"] == 2
+    load_generator(run / "latest_net_G_B.pth")
+    assert ModelStore().find("monet").card["steps"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_bad_data_and_usage_errors(tmp_path, dataroot):
+    r = _invoke([str(tmp_path / "missing"), "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and "no such folder" in r.output
+    shutil.rmtree(dataroot / "trainB")
+    (dataroot / "trainB").mkdir()
+    r = _invoke([str(dataroot), *TINY, "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and "no images for domain photo" in r.output
+    assert not (tmp_path / "checkpoints").exists()  # nothing started
+    plain = tmp_path / "plain"
+    shutil.copytree(dataroot, plain)
+    shutil.copytree(dataroot / "trainA", plain / "trainB", dirs_exist_ok=True)
+    r = _invoke([str(plain), *TINY, "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and "--a-name" in r.output
+    r = _invoke([str(plain), *TINY, "--a-name", "x", "--b-name", "x"], tmp_path)
+    assert r.exit_code == 2 and "both domains" in r.output
+    r = _invoke([str(plain), "--max-time", "soon"], tmp_path)
+    assert r.exit_code == 2 and "--max-time" in r.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when no GPU is present")
+def test_cuda_without_gpu_is_an_error(dataroot, tmp_path):
+    r = _invoke([str(dataroot), *TINY, "--device", "cuda", "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and "no CUDA GPU" in r.output
+
+
+def test_two_folders_and_max_time(tmp_path):
+    a, b = tmp_path / "paintings", tmp_path / "photos"
+    a.mkdir(), b.mkdir()
+    for p in PAINTINGS[:2]:
+        shutil.copy(p, a / p.name)
+    for p in PHOTOS[:2]:
+        shutil.copy(p, b / p.name)
+    r = _invoke([str(a), str(b), *TINY, "--max-time", "0", "--workers", "0"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "max time at step 1" in r.output
+    assert ModelStore().find("paintings").source == "photos"
+    assert (tmp_path / "checkpoints" / "paintings2photos" / "state.pth").is_file()
