@@ -471,7 +471,8 @@ class _Reader:
             if end is not None:
                 expected_end = min(expected_end, float(end))
             got = float(last_pts * tb)
-            if expected_end - got > max(1.0, 3 / float(info.rate)):
+            slack = 3 / float(info.rate) + (0 if info.duration_exact else 1.0)
+            if expected_end - got > slack:
                 self.problem = (f"the input ends early: decoding stopped at {got:.2f} s of "
                                 f"{expected_end:.2f} s (truncated or damaged file)")
 

@@ -83,6 +83,7 @@ class VideoInfo:
     rate: Optional[Fraction]  # average frame rate (None when unknown)
     frames: Optional[int]  # from the container's index; None when it does not say
     duration_s: Optional[float]
+    duration_exact: bool  # False when only the container's duration (audio included) is known
     start_s: float
     colour: Colour
     display_matrix: Optional[tuple[int, ...]]  # 9 int32, FFmpeg's layout; None: upright
@@ -103,6 +104,11 @@ class VideoInfo:
         if span is None or not self.rate:
             return None
         return max(1, round(span * float(self.rate)))
+
+
+def _tag_seconds(text: Optional[str]) -> Optional[float]:
+    m = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", (text or "").strip())
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3)) if m else None
 
 
 def _bit_depth(fmt) -> int:
@@ -163,11 +169,13 @@ def probe(path: Path, container=None) -> VideoInfo:
             primaries=first.color_primaries if first.color_primaries != _UNSPECIFIED else cc.color_primaries,
             trc=first.color_trc if first.color_trc != _UNSPECIFIED else cc.color_trc,
         )
-        dur = None
+        dur, exact = None, True
         if vs.duration and vs.time_base:
             dur = float(vs.duration * vs.time_base)
+        elif _tag_seconds(vs.metadata.get("DURATION")) is not None:  # Matroska writes one per stream
+            dur = _tag_seconds(vs.metadata.get("DURATION"))
         elif c.duration:
-            dur = c.duration / 1_000_000
+            dur, exact = c.duration / 1_000_000, False  # the longest stream's, audio included
         start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
         others = tuple(
             CopiedStream(s.index, s.type, s.codec_context.name, s.language)
@@ -177,7 +185,7 @@ def probe(path: Path, container=None) -> VideoInfo:
         return VideoInfo(
             path=Path(path), width=first.width, height=first.height, pix_fmt=fmt.name, bit_depth=_bit_depth(fmt),
             codec=cc.name, time_base=vs.time_base, rate=vs.average_rate or vs.guessed_rate or None,
-            frames=vs.frames or None, duration_s=dur, start_s=start, colour=colour,
+            frames=vs.frames or None, duration_s=dur, duration_exact=exact, start_s=start, colour=colour,
             display_matrix=display_matrix_of(first), rotation=first.rotation,
             sar=sar if sar and sar != 1 else None, others=others,
         )
@@ -309,8 +317,10 @@ class FrameConverter:
         scaling = (w, h) != (src.width, src.height)
         interp = _interp("BICUBIC" if scaling else "BILINEAR", "ACCURATE_RND", "FULL_CHR_H_INP")
         out = src.reformat(width=w, height=h, format=self.pix_fmt, dst_colorspace=self.matrix,
-                           dst_color_range="JPEG" if self.full_range else "MPEG", interpolation=interp,
-                           dst_color_trc=self.trc, dst_color_primaries=self.primaries)
+                           dst_color_range="JPEG" if self.full_range else "MPEG", interpolation=interp)
+        # tags only: handing swscale a transfer or primaries makes it convert gamuts and tone-map
+        # (slowly), where the model's output is meant to be read with the source's own
+        out.color_trc, out.color_primaries = self.trc, self.primaries
         out.colorspace = _MATRIX_TAG[self.matrix]
         out.color_range = RANGE_FULL if self.full_range else RANGE_LIMITED
         return out
