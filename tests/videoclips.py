@@ -51,7 +51,7 @@ def pan_zoom_frames(spec: ClipSpec) -> list[np.ndarray]:
         cw, ch = img.width * zoom * 0.8, img.height * zoom * 0.8
         x0 = (img.width - cw) * j / max(1, per_shot)
         y0 = (img.height - ch) * 0.3
-        out.append(np.asarray(img.resize((w, h), Image.BICUBIC, box=(x0, y0, x0 + cw, y0 + ch))))
+        out.append(np.array(img.resize((w, h), Image.BICUBIC, box=(x0, y0, x0 + cw, y0 + ch))))
     return out
 
 
