@@ -259,7 +259,7 @@ class Converter:
 
                 try:
                     if items[0].tiled:
-                        x = torch.from_numpy(items[0].image.rgb)[None]
+                        x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
                         items[0].result = backend.infer_tiled(x, tile=tile_side)[0].numpy()
                         return items
                     ph, pw = group(items[0])

@@ -5,7 +5,7 @@ Run tile by tile, each tile would get its own statistics and its own colours, an
 So a first pass runs the generator on a downscaled copy of the whole image and records the
 statistics of every InstanceNorm layer; every tile is then normalised with those
 (``InstanceNorm.stats_hook``). Tiles start on multiples of 4 so the stride-2 sampling grid is the
-whole image's, and overlaps are blended with linear ramps so no edge effect survives.
+whole image's, each tile runs with a margin of context that is thrown away, and overlaps are blended with linear ramps so no edge effect survives.
 """
 from __future__ import annotations
 
@@ -27,12 +27,16 @@ class TileSpec:
     tile: int = 1024  # side of a tile, in pixels (multiple of 4)
     overlap: int = 64  # pixels shared by neighbouring tiles, blended (multiple of 4)
     stats_side: int = 768  # longest side of the downscaled whole-image pass that gives the statistics
+    margin: int = 64  # context run around each tile and thrown away: the reflect padding at a tile's
+    #                   edge is not the image, and the generator sees ~100 px around each pixel
 
     def __post_init__(self) -> None:
         if self.tile < 64 or self.tile % 4:
             raise ValueError("tile must be a multiple of 4, at least 64")
         if self.overlap % 4 or not 0 <= self.overlap < self.tile // 2:
             raise ValueError("overlap must be a multiple of 4 and less than half the tile")
+        if self.margin % 4 or self.margin < 0:
+            raise ValueError("margin must be a non-negative multiple of 4")
 
 
 @contextlib.contextmanager
@@ -115,7 +119,10 @@ def generate_tiled(model: torch.nn.Module, x: torch.Tensor, spec: TileSpec,
     with _hooks(model, use_stats):
         for y0 in _starts(h, th, spec.overlap):
             for x0 in _starts(w, tw, spec.overlap):
-                y = run(x[..., y0:y0 + th, x0:x0 + tw]).float()
+                # run the tile with its context (clamped to the image: starts stay multiples of 4)
+                wy0, wx0 = max(0, y0 - spec.margin), max(0, x0 - spec.margin)
+                wy1, wx1 = min(h, y0 + th + spec.margin), min(w, x0 + tw + spec.margin)
+                y = run(x[..., wy0:wy1, wx0:wx1]).float()[..., y0 - wy0:y0 - wy0 + th, x0 - wx0:x0 - wx0 + tw]
                 wgt = _ramp(th, y0, h, spec.overlap, x.device)[:, None] * _ramp(tw, x0, w, spec.overlap, x.device)[None, :]
                 out[..., y0:y0 + th, x0:x0 + tw] += y * wgt
                 weight[..., y0:y0 + th, x0:x0 + tw] += wgt

@@ -61,7 +61,7 @@ class TorchBackend(Backend):
         return contextlib.nullcontext()
 
     def infer_tiled(self, images: torch.Tensor, tile: int = 1024, overlap: int = 64,
-                    stats_side: int = 768) -> torch.Tensor:
+                    stats_side: int = 768, margin: int = 64) -> torch.Tensor:
         """Like ``infer``, tile by tile with whole-image InstanceNorm statistics (see ``tiling``):
         for images too large to run whole. Same contract: uint8 NHWC in, uint8 NHWC out."""
         from ..tiling import TileSpec, generate_tiled
@@ -70,7 +70,7 @@ class TorchBackend(Backend):
         if not self._is_open or self.model is None:
             raise RuntimeError("torch backend used before open()")
         tile = max(64, tile - tile % 4)
-        spec = TileSpec(tile=tile, overlap=min(overlap, tile // 4 - (tile // 4) % 4), stats_side=stats_side)
+        spec = TileSpec(tile=tile, overlap=min(overlap, tile // 4 - (tile // 4) % 4), stats_side=stats_side, margin=margin)
         x, h, w = pad_to_multiple(to_model_input(images, self.device, self.input_dtype))
         with torch.inference_mode():
             y = generate_tiled(self.model, x, spec, self._run)

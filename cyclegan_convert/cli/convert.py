@@ -68,7 +68,7 @@ def _dry_run(conv, inputs: list[str]) -> None:
     for p in plan:
         counts[p.action] = counts.get(p.action, 0) + 1
         note = f"  ({p.note})" if p.note else ""
-        console.print(f"{p.action:<8} {escape(str(p.job.src))} -> {escape(str(p.job.dst))}{escape(note)}", highlight=False)
+        console.print(f"{p.action:<8} {escape(str(p.job.src))} -> {escape(str(p.job.dst))}{escape(note)}", highlight=False, soft_wrap=True)
     console.print("dry run, nothing written: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "no images found"))
 
 
@@ -82,11 +82,11 @@ def _run_with_progress(conv, inputs: list[str], label: str):
 
     def on_message(kind: str, text: str) -> None:
         if kind == "backend":
-            console.print(f"backend: {escape(text)}  model: {escape(label)}", highlight=False)
+            console.print(f"backend: {escape(text)}  model: {escape(label)}", highlight=False, soft_wrap=True)
         elif kind == "failed":
-            bar.console.print(f"[red]failed:[/] {escape(text)}", highlight=False)
+            bar.console.print(f"[red]failed:[/] {escape(text)}", highlight=False, soft_wrap=True)
         else:
-            bar.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)
+            bar.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
     def on_progress(p) -> None:
         rate = p.converted / p.elapsed_s if p.elapsed_s > 0 else 0.0
@@ -115,6 +115,6 @@ def _print_summary(s) -> None:
     t.add_row("output", escape(", ".join(str(p) for p in s.out_roots) or "-"))
     console.print(t)
     for src, msg in s.failed[:MAX_LISTED_FAILURES]:
-        console.print(f"  [red]failed[/] {escape(msg)}", highlight=False)
+        console.print(f"  [red]failed[/] {escape(msg)}", highlight=False, soft_wrap=True)
     if len(s.failed) > MAX_LISTED_FAILURES:
         console.print(f"  ... and {len(s.failed) - MAX_LISTED_FAILURES} more in the failures file")

@@ -1,0 +1,242 @@
+"""`ccv convert` end to end on a tiny generator: trees, names, skips, failures, metadata, sizes."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from cyclegan_convert.cli import app
+from cyclegan_convert.converter import ConvertOptions, Converter
+from cyclegan_convert.imaging import ORIENTATION_TAG
+from cyclegan_convert.manifest import FAILURES_NAME, MANIFEST_NAME
+from cyclegan_convert.resolve import resolve_model
+from cyclegan_convert.store import ModelEntry, ModelStore
+
+from conftest import PHOTOS
+
+
+@pytest.fixture
+def model(tmp_path, tiny_generator):
+    path = tmp_path / "m.pth"
+    torch.save(tiny_generator.state_dict(), path)
+    return path
+
+
+def _photo(path, w=64, h=48, mode="RGB", i=0, **save):
+    img = Image.open(PHOTOS[i % len(PHOTOS)]).convert("RGB").resize((w, h))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.convert(mode).save(path, **save)
+    return path
+
+
+def _digest(folder):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _ccv(*args):
+    return CliRunner().invoke(app, ["convert", *map(str, args)], terminal_width=200)
+
+
+def _outputs(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.name not in (MANIFEST_NAME, FAILURES_NAME))
+
+
+@pytest.fixture
+def tree(tmp_path):
+    src = tmp_path / "in"
+    _photo(src / "a.jpg", i=0)
+    _photo(src / "sub" / "a.jpg", 50, 40, i=1)  # same name, other folder
+    _photo(src / "sub" / "deeper" / "Ünï cødé name.PNG", 33, 27, i=2)  # odd size, non-ASCII, upper case
+    _photo(src / "UPPER.JPG", 40, 64, i=3)
+    (src / ".DS_Store").write_bytes(b"\0junk")
+    (src / "._a.jpg").write_bytes(b"\0junk")
+    (src / "Thumbs.db").write_bytes(b"\0junk")
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+EXPECTED = ["UPPER.JPG", "a.jpg", "sub/a.jpg", "sub/deeper/Ünï cødé name.PNG"]
+
+
+def test_folder_to_mirrored_sibling_tree(tree, model):
+    before = _digest(tree)
+    r = _ccv(tree, "--model", model)
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[0].startswith("backend: PyTorch")
+    out = tree.parent / "in_m"
+    assert _outputs(out) == EXPECTED
+    for rel in EXPECTED:
+        with Image.open(tree / rel) as a, Image.open(out / rel) as b:
+            assert a.size == b.size and a.format == b.format
+    assert _digest(tree) == before  # inputs untouched, nothing written into the input tree
+    assert not [p for p in out.rglob(".*part*")]
+
+
+def test_rerun_skips_only_same_model_and_settings(tree, model, tmp_path, tiny_generator):
+    assert _ccv(tree, "--model", model, "--ext", "png").exit_code == 0
+    out = tree.parent / "in_m"
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    r = _ccv(tree, "--model", model, "--ext", "png")
+    assert r.exit_code == 0 and re.search(r"converted\s*│\s*0\s", r.output) and re.search(r"skipped\s*│\s*4\s", r.output)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.png")} == stamp  # nothing rewritten
+    # other settings: redone
+    r = _ccv(tree, "--model", model, "--ext", "png", "--max-side", "32")
+    assert r.exit_code == 0
+    assert all(p.stat().st_mtime_ns != stamp[p] for p in stamp)
+    # another model (same file name, other weights): redone
+    with torch.no_grad():
+        for prm in tiny_generator.parameters():
+            prm.add_(0.01)
+    torch.save(tiny_generator.state_dict(), model)
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    conv = Converter(resolve_model(model=model), ConvertOptions(ext="png", max_side=32))
+    s = conv.run([str(tree)])
+    assert s.converted == 4 and s.skipped == 0
+    # a changed source: only that one is redone
+    _photo(tree / "a.jpg", 64, 48, i=2)
+    s = Converter(resolve_model(model=model), ConvertOptions(ext="png", max_side=32)).run([str(tree)])
+    assert (s.converted, s.skipped) == (1, 3)
+
+
+def test_existing_file_not_made_by_ccv_is_kept_unless_overwrite(tree, model):
+    out = tree.parent / "in_m"
+    mine = out / "a.jpg"
+    mine.parent.mkdir()
+    mine.write_bytes(b"the user's own file")
+    r = _ccv(tree, "--model", model)
+    assert r.exit_code == 0 and "not made by ccv" in r.output
+    assert mine.read_bytes() == b"the user's own file"
+    assert _ccv(tree, "--model", model, "--on-exists", "overwrite").exit_code == 0
+    with Image.open(mine) as im:
+        assert im.size == (64, 48)
+
+
+def test_bad_files_listed_run_goes_on_exit_1(tree, model):
+    (tree / "empty.png").write_bytes(b"")
+    (tree / "sub" / "text.jpg").write_text("hello")
+    data = (tree / "a.jpg").read_bytes()
+    (tree / "cut.jpg").write_bytes(data[: len(data) // 2])
+    r = _ccv(tree, "--model", model)
+    assert r.exit_code == 1, r.output
+    out = tree.parent / "in_m"
+    assert _outputs(out) == EXPECTED  # every good file converted
+    failures = (out / FAILURES_NAME).read_text(encoding="utf-8")
+    for name in ("empty.png", "text.jpg", "cut.jpg"):
+        assert name in failures and name in r.output
+    assert "3 file(s) failed" in r.output
+    # fixed: the failures file goes away on the next clean run
+    for name in ("empty.png", "sub/text.jpg", "cut.jpg"):
+        (tree / name).unlink()
+    assert _ccv(tree, "--model", model).exit_code == 0
+    assert not (out / FAILURES_NAME).exists()
+
+
+def test_ext_suffix_and_collisions_in_dry_run(tmp_path, model):
+    src = tmp_path / "pics"
+    _photo(src / "x.jpg")
+    _photo(src / "x.png")
+    r = _ccv(src, "--model", model, "--ext", "webp", "--suffix", "_art", "--dry-run")
+    assert r.exit_code == 0
+    assert "x_jpg_art.webp" in r.output and "x_png_art.webp" in r.output and "renamed" in r.output
+    assert not (tmp_path / "pics_m").exists()  # a dry run writes nothing
+    assert _ccv(src, "--model", model, "--ext", "webp", "--suffix", "_art", "--quality", "70").exit_code == 0
+    assert _outputs(tmp_path / "pics_m") == ["x_jpg_art.webp", "x_png_art.webp"]
+    with Image.open(tmp_path / "pics_m" / "x_jpg_art.webp") as im:
+        assert im.format == "WEBP"
+
+
+def test_file_inputs_beside_themselves_and_globs(tree, model, tmp_path):
+    r = _ccv(tree / "a.jpg", "--model", model)
+    assert r.exit_code == 0
+    assert (tree / "a_m.jpg").is_file()  # beside the input, never over it
+    (tree / "a_m.jpg").unlink()
+    (tree / MANIFEST_NAME).unlink()
+    r = _ccv(f"{tree}/**/*.jpg", "-o", tmp_path / "out", "--model", model)
+    assert r.exit_code == 0, r.output
+    assert _outputs(tmp_path / "out") == ["a.jpg", "sub/a.jpg"]
+    r = _ccv(tree / "nope", "--model", model)
+    assert r.exit_code == 2 and "no such file" in r.output
+
+
+def test_max_side_scales_back_or_keeps_work_size(tmp_path, model):
+    src = _photo(tmp_path / "big" / "p.jpg", 200, 100)
+    assert _ccv(src.parent, "--model", model, "--max-side", "64", "-o", tmp_path / "a").exit_code == 0
+    assert _ccv(src.parent, "--model", model, "--max-side", "64", "--work-size", "-o", tmp_path / "b").exit_code == 0
+    with Image.open(tmp_path / "a" / "p.jpg") as a, Image.open(tmp_path / "b" / "p.jpg") as b:
+        assert a.size == (200, 100) and b.size == (64, 32)
+
+
+def test_tiles_match_the_whole_image(tmp_path, model):
+    src = _photo(tmp_path / "t" / "p.png", 160, 120, format="PNG")
+    assert _ccv(src.parent, "--model", model, "-o", tmp_path / "whole").exit_code == 0
+    assert _ccv(src.parent, "--model", model, "--tile", "64", "-o", tmp_path / "tiled").exit_code == 0
+    a = np.asarray(Image.open(tmp_path / "whole" / "p.png")).astype(float)
+    b = np.asarray(Image.open(tmp_path / "tiled" / "p.png")).astype(float)
+    assert a.shape == b.shape == (120, 160, 3)
+    assert 10 * np.log10(255**2 / ((a - b) ** 2).mean()) > 25
+
+
+def test_metadata_alpha_and_orientation(tmp_path, model):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    exif[0x010F] = "TestCam"
+    src = tmp_path / "m"
+    _photo(src / "rot.jpg", 64, 40, exif=exif.tobytes(), icc_profile=icc)
+    rgba = Image.open(PHOTOS[0]).convert("RGBA").resize((48, 32))
+    rgba.putalpha(Image.linear_gradient("L").resize((48, 32)))
+    rgba.save(src / "alpha.png")
+    assert _ccv(src, "--model", model, "-o", tmp_path / "keep").exit_code == 0
+    with Image.open(tmp_path / "keep" / "rot.jpg") as im:
+        assert im.size == (40, 64)  # upright
+        assert im.getexif()[ORIENTATION_TAG] == 1 and im.getexif()[0x010F] == "TestCam"
+        assert im.info.get("icc_profile") == icc
+    with Image.open(tmp_path / "keep" / "alpha.png") as im:
+        assert im.mode == "RGBA" and np.array_equal(np.asarray(im)[..., 3], np.asarray(rgba)[..., 3])
+    assert _ccv(src, "--model", model, "-o", tmp_path / "strip", "--metadata", "strip").exit_code == 0
+    with Image.open(tmp_path / "strip" / "rot.jpg") as im:
+        assert im.size == (40, 64) and not im.info.get("icc_profile") and len(im.getexif()) == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_cuda_without_gpu_is_an_error(tree, model):
+    r = _ccv(tree, "--model", model, "--device", "cuda")
+    assert r.exit_code == 2 and "no CUDA GPU" in r.output
+    assert not (tree.parent / "in_m").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_symlink_loop_and_output_inside_input(tree, model):
+    os.symlink(tree, tree / "sub" / "loop")
+    r = _ccv(tree, "--model", model, "-o", tree / "converted")
+    assert r.exit_code == 0, r.output
+    assert _outputs(tree / "converted") == EXPECTED  # each real folder once, the output not re-read
+    r = _ccv(tree, "--model", model, "-o", tree / "converted")
+    assert r.exit_code == 0 and _outputs(tree / "converted") == EXPECTED
+    r = _ccv(tree, "--model", model, "-o", tree)
+    assert r.exit_code == 2 and "output folder is the input folder" in r.output
+
+
+def test_store_model_by_name_and_api_progress(tree, tmp_path, tiny_generator):
+    w = tmp_path / "g.pth"
+    torch.save(tiny_generator.state_dict(), w)
+    ModelStore().add(ModelEntry(target="monet", source="photo", origin="imported", ngf=8), w)
+    seen = []
+    messages = []
+    conv = Converter(resolve_model(to="monet"), ConvertOptions(batch_size=2),
+                     on_progress=lambda p: seen.append((p.done, p.total)), on_message=lambda k, t: messages.append(k))
+    s = conv.run([str(tree)])
+    assert s.converted == 4 and not s.failed and s.out_roots == [tree.parent / "in_monet"]
+    assert messages[0] == "backend"
+    assert seen[-1] == (4, 4)
+    assert s.stats.infer.items == 4 and s.stats.decode.rate > 0

@@ -1,0 +1,79 @@
+"""Ctrl-C and kill -9 in the middle of a run: finished outputs are whole, and a re-run completes
+the rest, skipping what was done."""
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan_convert.manifest import MANIFEST_NAME
+
+from conftest import PHOTOS
+
+N = 24
+
+
+def _start(src, out, model, env):
+    cmd = [sys.executable, "-c", "from cyclegan_convert.cli import main; main()", "convert", str(src),
+           "--model", str(model), "-o", str(out), "--jobs", "1"]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _done(out):
+    return sorted(p for p in out.glob("*.jpg") if not p.name.startswith("."))
+
+
+def _wait_for(proc, out, n, limit=60.0):
+    t0 = time.monotonic()
+    while len(_done(out)) < n and proc.poll() is None and time.monotonic() - t0 < limit:
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_interrupt_then_kill_then_resume(tmp_path, tiny_generator, ccv_home):
+    import os
+
+    model = tmp_path / "m.pth"
+    torch.save(tiny_generator.state_dict(), model)
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    base = Image.open(PHOTOS[0]).convert("RGB").resize((256, 256))
+    for i in range(N):
+        base.rotate(i * 7).save(src / f"{i:03d}.jpg", quality=90)
+    env = {**os.environ, "CCV_HOME": str(ccv_home), "COLUMNS": "200"}
+
+    # Ctrl-C: the files in flight are finished, exit code 130
+    p = _start(src, out, model, env)
+    _wait_for(p, out, 2)
+    p.send_signal(signal.SIGINT)
+    text, _ = p.communicate(timeout=60)
+    first = len(_done(out))
+    if p.returncode == 0:
+        pytest.skip("the machine converted everything before the interrupt arrived")
+    assert p.returncode == 130, text
+    assert 2 <= first < N
+
+    # kill -9: no clean-up at all
+    p = _start(src, out, model, env)
+    _wait_for(p, out, first + 2)
+    p.kill()
+    p.communicate(timeout=30)
+    second = len(_done(out))
+    for f in _done(out):  # every visible output is complete
+        with Image.open(f) as im:
+            im.load()
+            assert im.size == (256, 256)
+
+    p = _start(src, out, model, env)
+    text, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, text
+    assert len(_done(out)) == N
+    skipped = re.search(r"skipped\s*│\s*(\d+)", text)
+    assert skipped and int(skipped.group(1)) == second, text  # the killed run's outputs were kept
+    assert not [f for f in out.iterdir() if f.name.startswith(".") and f.name != MANIFEST_NAME]  # no temp files left
