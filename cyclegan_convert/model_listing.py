@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .store import ModelEntry
+from .store import ModelEntry, ModelStore
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,24 @@ def disk_size(entry: ModelEntry) -> int:
     """Bytes the model's folder takes, exports included: what `ccv models rm` frees."""
     assert entry.path is not None
     return sum(p.stat().st_size for p in entry.path.rglob("*") if p.is_file())
+
+
+def damaged_folders(store: ModelStore) -> list[Path]:
+    """Folders of the user's store that hold no readable model (`ccv models rm <folder name>` removes them)."""
+    if not store.models_dir.is_dir():
+        return []
+    listed = {e.path for e in store.entries()}
+    return [f for f in sorted(store.models_dir.iterdir())
+            if f.is_dir() and not f.name.startswith(".") and f not in listed]
+
+
+def locate(store: ModelStore, name: str, from_: Optional[str] = None) -> ModelEntry:
+    """The model `ccv models rm NAME [--from]` means: an id (photo2monet), a damaged folder, or a --to name."""
+    entry = next((e for e in store.entries() if e.id == name and from_ in (None, e.source)), None)
+    if entry is not None:
+        return entry
+    if from_ is None:
+        for folder in damaged_folders(store):
+            if folder.name == name:  # a name from the listing, never a path: nothing outside the store
+                return ModelEntry(target=name, source="damaged", origin="damaged", path=folder)
+    return store.find(name, from_)

@@ -59,7 +59,7 @@ def list_models(ctx: typer.Context) -> None:
     """List the models in the store. Example: ccv models"""
     if ctx.invoked_subcommand is not None:
         return
-    from ..model_listing import disk_size, exports_summary
+    from ..model_listing import damaged_folders, disk_size, exports_summary
     from ..store import ModelStore
 
     store = ModelStore()
@@ -71,11 +71,8 @@ def list_models(ctx: typer.Context) -> None:
         table.add_row(e.target, e.source, e.id, e.origin, f"{e.arch}, ngf {e.ngf}", _size(disk_size(e)),
                       exports_summary(e) or "-")
     console.print(table)
-    listed = {e.path.name for e in entries if e.path is not None}
-    if store.models_dir.is_dir():
-        for folder in sorted(store.models_dir.iterdir()):
-            if not folder.name.startswith(".") and folder.is_dir() and folder.name not in listed:
-                _say(f"damaged model folder {folder}: `ccv models rm {folder.name}` removes it")
+    for folder in damaged_folders(store):
+        _say(f"damaged model folder {folder}: `ccv models rm {folder.name}` removes it")
     if not entries:
         _say("No models yet: `ccv pull style_monet`, `ccv import FILE --to NAME` or `ccv train`.")
 
@@ -86,18 +83,11 @@ def remove(name: Annotated[str, typer.Argument(help="Target domain (as in --to) 
            from_: FromOpt = None,
            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
     """Remove a model with its exported ONNX files and engines. Example: ccv models rm zebra"""
-    from ..model_listing import disk_size
-    from ..store import ModelEntry, ModelStore
+    from ..model_listing import disk_size, locate
+    from ..store import ModelStore
 
     store = ModelStore()
-    entries = store.entries()
-    entry = next((e for e in entries if e.id == name and from_ in (None, e.source)), None)
-    folder = store.models_dir / name
-    safe = name and not name.startswith(".") and not any(c in name for c in "/\\:")
-    if entry is None and from_ is None and safe and folder.is_dir() and folder not in {e.path for e in entries}:
-        entry = ModelEntry(target=name, source="damaged", origin="damaged", path=folder)  # unreadable: remove it
-    if entry is None:
-        entry = store.find(name, from_)
+    entry = locate(store, name, from_)
     what = f"{entry.path.name if entry.path else entry.id} ({entry.origin}, {_size(disk_size(entry))} with its exports)"
     if entry.origin != "bundled" and not yes:
         try:
