@@ -48,6 +48,19 @@ def test_interrupted_run_leaves_part_that_next_run_resumes(tmp_path):
     assert srv.requests[1][1] == f"bytes={len(DATA) // 2}-"
 
 
+def test_complete_part_from_a_run_that_died_before_cleanup_is_accepted(tmp_path):
+    part = tmp_path / "f.part"
+    with serving({"f.bin": DATA}) as srv:
+        srv.drop_once.add("f.bin")
+        with pytest.raises(DownloadError):
+            download(f"{srv.url}/f.bin", part, retries=0)
+        with open(part, "ab") as f:  # the rest arrived, then the process died before tidying up
+            f.write(DATA[part.stat().st_size:])
+        download(f"{srv.url}/f.bin", part, retries=0)  # the server answers 416: nothing left to send
+    assert part.read_bytes() == DATA
+    assert srv.requests[-1][1] == f"bytes={len(DATA)}-"
+
+
 def test_changed_file_on_server_restarts_instead_of_mixing_versions(tmp_path):
     part = tmp_path / "f.part"
     new = os.urandom(len(DATA))
