@@ -8,6 +8,7 @@ subtitles are copied packet for packet (no re-encoding).
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -249,6 +250,8 @@ def encoder_options(codec: str, crf: Optional[int], preset: Optional[str], bitra
             opts["preset"] = preset
         if codec == "libx265":
             opts["x265-params"] = "log-level=error"
+        if codec == "libsvtav1":
+            os.environ.setdefault("SVT_LOG", "1")  # errors only: SVT-AV1 prints its whole config otherwise
     elif codec == "libvpx-vp9":
         if quality is not None:
             opts["crf"] = str(quality)
@@ -412,7 +415,8 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container):
         try:
             out.start_encoding()
         except av.error.FFmpegError as e:
-            hint = "; is the GPU and its driver present? try --codec libx264" if plan.codec.endswith("_nvenc") else ""
+            hint = ("; is an NVIDIA GPU with its driver present? try --codec libx264" if plan.codec.endswith("_nvenc")
+                    else "; check --preset, --crf, --bitrate and --pix-fmt for this encoder")
             raise UsageError(f"{plan.codec}: the encoder could not start ({_reason(e)}){hint}; "
                              f"available: {', '.join(available_encoders())}") from None
         return out, vs, mapping, dropped
