@@ -39,13 +39,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", type=Path, help="folder of an earlier run: its exports are reused (speed only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     generator = init_weights(ResnetGenerator()).eval()
-    work = Path(tempfile.mkdtemp(prefix="ccv-export-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="ccv-export-bench-"))
     weights = work / "generator.pth"
-    torch.save(generator.state_dict(), weights)
+    if not weights.is_file():
+        torch.save(generator.state_dict(), weights)
+    generator.load_state_dict(torch.load(weights, weights_only=True))
 
     report = run_export(ModelRef(weights, "pytorch"), ExportOptions(out=work / "exports", fp32_max_abs=1.0),
                         on_message=print)
@@ -56,7 +59,8 @@ def main() -> None:
             print(f"| {r.shape} | {r.max_abs:.2e} | {r.psnr_db:.1f} dB |")
     print("\n| file | size | export + verify |\n|---|---|---|")
     for key, path in report.files.items():
-        print(f"| {path.name} | {path.stat().st_size / 1e6:.1f} MB | {report.seconds[key]:.0f} s |")
+        took = "reused" if path in report.reused else f"{report.seconds[key]:.0f} s"
+        print(f"| {path.name} | {path.stat().st_size / 1e6:.1f} MB | {took} |")
 
     batch = make_batch(sample_images(), Shape(1, args.size, args.size))
     rows = []
