@@ -97,14 +97,22 @@ def make_profile(min_shape: Optional[str] = None, opt_shape: Optional[str] = Non
     return Profile(lo, mid, hi)
 
 
+# Activation memory grows with batch x pixels: the default profile's budget caps the batch of big sizes.
+MAX_BATCH_PIXELS = DEFAULT_PROFILE.max.batch * DEFAULT_PROFILE.max.height * DEFAULT_PROFILE.max.width
+
+
 def profile_for_sizes(sizes: Iterable[tuple[int, int]], max_batch: int = DEFAULT_PROFILE.max.batch) -> Profile:
-    """The smallest profile that holds every (height, width), padded; tuned for the most common size."""
+    """The smallest profile that holds every (height, width), padded; tuned for the most common size.
+
+    The max batch shrinks for big images (down to 1) so activation memory stays near the default's.
+    """
     padded = [(round_up(h), round_up(w)) for h, w in sizes]
     if not padded:
         raise UsageError("no image or video sizes to derive a profile from")
     hs, ws = [h for h, _ in padded], [w for _, w in padded]
     common_h, common_w = Counter(padded).most_common(1)[0][0]
-    return Profile(Shape(1, min(hs), min(ws)), Shape(1, common_h, common_w), Shape(max_batch, max(hs), max(ws)))
+    batch = max(1, min(max_batch, MAX_BATCH_PIXELS // (max(hs) * max(ws))))
+    return Profile(Shape(1, min(hs), min(ws)), Shape(1, common_h, common_w), Shape(batch, max(hs), max(ws)))
 
 
 def scan_sizes(path: Union[str, Path]) -> list[tuple[int, int]]:

@@ -144,7 +144,9 @@ def test_shape_parsing_and_profiles():
     p = make_profile(max_shape="2x256x256")
     assert p.max == Shape(2, 256, 256) and p.opt == Shape(1, 256, 256) and p.min == DEFAULT_PROFILE.min
     p = profile_for_sizes([(375, 500), (375, 500), (500, 375), (1080, 1920)])
-    assert p.min == Shape(1, 376, 376) and p.opt == Shape(1, 376, 500) and p.max == Shape(4, 1080, 1920)
+    assert p.min == Shape(1, 376, 376) and p.opt == Shape(1, 376, 500) and p.max == Shape(3, 1080, 1920)
+    assert profile_for_sizes([(3000, 4000)]).max == Shape(1, 3000, 4000)  # big photos: batch 1
+    assert profile_for_sizes([(256, 256)]).max == Shape(4, 256, 256)
 
 
 def test_scan_sizes_reads_real_images_with_orientation(tmp_path):

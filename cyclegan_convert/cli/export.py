@@ -39,6 +39,9 @@ def export(
     ref = resolve_model(to=to, from_=from_, model=model)
     sizes = scan_sizes(for_) if for_ is not None else None
     profile = make_profile(min_shape, opt_shape, max_shape, sizes)
+    if sizes is not None:
+        console.print(f"engine profile from {len(sizes)} size(s) in {for_}: min {profile.min}, opt {profile.opt}, "
+                      f"max {profile.max}", highlight=False, markup=False, soft_wrap=True)
     opts = ExportOptions(fp16=fp16, out=out, engine=engine, profiles=(profile,), force=force)
     say = lambda msg: err_console.print(msg, style="dim", highlight=False, markup=False, soft_wrap=True)  # noqa: E731
     try:
