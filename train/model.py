@@ -68,7 +68,7 @@ class CycleGAN:
 
             ids = [self.device.index] if cuda else None
             self._G_A, self._G_B, self._D_A, self._D_B = (
-                DDP(n, device_ids=ids, broadcast_buffers=False) for n in (self.G_A, self.G_B, self.D_A, self.D_B))
+                DDP(n, device_ids=ids) for n in (self.G_A, self.G_B, self.D_A, self.D_B))
 
     @property
     def nets(self) -> dict[str, nn.Module]:

@@ -1,6 +1,7 @@
 """`ccv train`: options in, `cyclegan_convert.train.loop.train` called, progress drawn."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -130,6 +131,10 @@ def train(
                          max_steps=max_steps, max_time=max_time_s, save_every=save_every,
                          save_epoch_every=save_epoch_every, sample_every=sample_every, register=not no_register)
     result = _run_with_progress(run_training, config, options, resume)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports
+        if result.interrupted:
+            raise typer.Exit(EXIT_INTERRUPTED)
+        return
 
     where = result.folder
     console.print(f"{result.stopped.replace('_', ' ')} at step {result.step} (epoch {result.epoch:.2f}); "
@@ -162,6 +167,8 @@ def _run_with_progress(run_training, config, options, resume):
     losses = Text("")
     state: dict[str, Any] = {"task": None, "first": None}
 
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 draws
+        return run_training(config, options, resume=resume)
     with Live(Group(progress, losses), console=err_console, refresh_per_second=2, transient=False) as live:
         def on_message(text: str) -> None:
             live.console.print(text, highlight=False, markup=False)
