@@ -7,6 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Union
 
+# mkstemp creates files readable by the owner only; finished files get the usual umask permissions.
+# Read once at import (os.umask can only be read by setting it, which is not thread-safe later).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(target: Union[str, Path], suffix: str = "") -> Iterator[Path]:
@@ -22,6 +27,7 @@ def atomic_path(target: Union[str, Path], suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -47,6 +47,7 @@ class ConvertOptions:
     batch_size: int = 0  # 0: 4 on a GPU, 1 on the CPU (batches do not speed up the CPU)
     backend: str = "auto"  # auto, tensorrt, onnxruntime, torch
     device: str = "auto"  # auto, cpu, cuda
+    precision: str = "auto"  # PyTorch backend: auto, fp32, bf16 (CPU), fp16 (CUDA)
 
     def __post_init__(self) -> None:
         if self.on_exists not in ON_EXISTS:
@@ -184,7 +185,7 @@ class Converter:
         opt = self.opt
         key = self._settings_key()
         list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
-        backend = self._backend or make_backend(self.ref, opt.backend, opt.device)
+        backend = self._backend or make_backend(self.ref, opt.backend, opt.device, precision=opt.precision)
         t_start = time.perf_counter()
         progress = Progress()
         summary = Summary(backend="")

@@ -78,6 +78,9 @@ def test_folder_to_mirrored_sibling_tree(tree, model):
             assert a.size == b.size and a.format == b.format
     assert _digest(tree) == before  # inputs untouched, nothing written into the input tree
     assert not [p for p in out.rglob(".*part*")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "a.jpg").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only mode
 
 
 def test_rerun_skips_only_same_model_and_settings(tree, model, tmp_path, tiny_generator):

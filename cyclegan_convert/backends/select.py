@@ -53,6 +53,8 @@ def _torch(ref: ModelRef, dev: torch.device, precision: str) -> TorchBackend:
     from ..weights import load_generator
 
     prec = auto_precision(dev) if precision == "auto" else precision
+    if prec == "fp16" and dev.type != "cuda":
+        raise UsageError("--precision fp16 needs a CUDA GPU; on the CPU use fp32 or bf16")
     return TorchBackend(lambda: load_generator(ref.path), device=str(dev), precision=prec,
                         channels_last=auto_channels_last(dev, prec))
 

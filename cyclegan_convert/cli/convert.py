@@ -44,15 +44,12 @@ def convert(
 
     opts = ConvertOptions(output=output, ext=ext, quality=quality, suffix=suffix, on_exists=on_exists,
                           max_side=max_side, work_size=work_size, tile=tile, metadata=metadata, dry_run=dry_run,
-                          jobs=jobs, batch_size=batch_size, backend=backend, device=device)
+                          jobs=jobs, batch_size=batch_size, backend=backend, device=device, precision=precision)
     ref = resolve_model(to, from_, model)
     if dry_run:
         _dry_run(Converter(ref, opts), inputs)
         return
-    from ..backends.select import make_backend
-
-    engine = make_backend(ref, backend, device, precision=precision)
-    summary = _run_with_progress(Converter(ref, opts, backend=engine), inputs, ref.label)
+    summary = _run_with_progress(Converter(ref, opts), inputs, ref.label)
     _print_summary(summary)
     if summary.interrupted:
         err_console.print("interrupted: finished files are kept; run the same command again to go on", style="yellow")
@@ -75,10 +72,9 @@ def _dry_run(conv, inputs: list[str]) -> None:
 def _run_with_progress(conv, inputs: list[str], label: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                   console=console, transient=False)
-    task = bar.add_task("converting", total=None, rate="", info="")
+    bar = Progress(SpinnerColumn(), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console, transient=False)
+    task = bar.add_task("convert", total=None, rate="", info="")
 
     def on_message(kind: str, text: str) -> None:
         if kind == "backend":
@@ -90,9 +86,9 @@ def _run_with_progress(conv, inputs: list[str], label: str):
 
     def on_progress(p) -> None:
         rate = p.converted / p.elapsed_s if p.elapsed_s > 0 else 0.0
-        stages = " ".join(f"{k} {v:.1f}/s" for k, v in p.rates.items() if v)
+        stages = " ".join(f"{k} {v:.3g}/s" for k, v in p.rates.items() if v)
         bar.update(task, completed=p.done, total=p.total, rate=f"{rate:.2f} files/s",
-                   info=f"ok {p.converted} skip {p.skipped} fail {p.failed}  {stages}")
+                   info=f"converted {p.converted} skipped {p.skipped} failed {p.failed} | {stages}")
 
     conv.on_message, conv.on_progress = on_message, on_progress
     with bar:

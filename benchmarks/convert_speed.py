@@ -1,0 +1,125 @@
+"""`ccv convert` against the original test script's way of converting a folder, in one run.
+
+Baseline (what the original ``test.py`` does, with ``--preprocess none``): one image at a time,
+decoded in the main thread, PyTorch fp32 eager, batch 1, saved as PNG with Pillow's defaults. The
+only liberty taken: it pads to a multiple of 4 and crops back (the original resizes), so both
+produce the same pixels and the PSNR compares inference alone.
+Ours: ``Converter`` with the backend ``auto`` picks for the device, PNG output, default workers.
+
+    python benchmarks/convert_speed.py                     # 20 photos 256x256 + 4 large photos
+    python benchmarks/convert_speed.py --small 8 --large 0 --device cuda
+
+The full-size 9-block generator with the original's random init is used (no trained model needed:
+speed and numerical agreement do not depend on the weights' values).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cyclegan_convert.backends.base import pad_to_multiple
+from cyclegan_convert.backends.select import make_backend
+from cyclegan_convert.converter import ConvertOptions, Converter
+from cyclegan_convert.networks import ResnetGenerator, init_weights
+from cyclegan_convert.resolve import ModelRef
+
+DATA = Path("/work/shared/data")
+
+
+def make_folder(dst: Path, n_small: int, n_large: int) -> list[Path]:
+    """A copy of real photos: ``n_small`` 256x256 landscapes and the ``n_large`` smallest large photos."""
+    dst.mkdir(parents=True)
+    small = sorted((DATA / "monet2photo" / "trainB").glob("*.jpg"))[:n_small]
+    large = sorted((DATA / "photos-large").rglob("*.jpg"), key=lambda p: Image.open(p).size[0] * Image.open(p).size[1])
+    files = []
+    for p in small + large[:n_large]:
+        files.append(Path(shutil.copy(p, dst / p.name)))
+    return files
+
+
+def baseline(files: list[Path], net: torch.nn.Module, out: Path, device: torch.device) -> float:
+    """The original's loop. Returns seconds."""
+    out.mkdir()
+    t0 = time.perf_counter()
+    for f in files:
+        img = Image.open(f).convert("RGB")
+        x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+        x, h, w = pad_to_multiple(x)
+        with torch.no_grad():
+            y = net(x)[..., :h, :w]
+        a = y[0].add(1).mul(127.5).round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy()
+        Image.fromarray(a).save(out / f"{f.stem}.png")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--small", type=int, default=20, help="256x256 photos")
+    ap.add_argument("--large", type=int, default=4, help="large photos (the smallest of the large set first)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--batch-size", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ccv-bench-"))
+    try:
+        files = make_folder(work / "photos", args.small, args.large)
+        torch.manual_seed(0)
+        net = init_weights(ResnetGenerator()).eval()
+        weights = work / "g.pth"
+        torch.save(net.state_dict(), weights)
+        ref = ModelRef(weights, "pytorch")
+        engine = make_backend(ref, args.backend, args.device, precision=args.precision)
+        device = torch.device("cuda" if engine.device.type == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+                              else "cpu")
+        pixels = sum(np.prod(Image.open(f).size) for f in files)
+        print(f"{len(files)} images, {pixels / 1e6:.1f} MP in all; torch {torch.__version__}, {torch.get_num_threads()} "
+              f"threads, device {device}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+              flush=True)
+
+        t_base = baseline(files, net.to(device), work / "baseline", device)
+        print(f"baseline: {t_base:.1f} s", flush=True)
+        opts = ConvertOptions(output=work / "ours", ext="png", batch_size=args.batch_size, jobs=args.jobs,
+                              backend=args.backend, device=args.device)
+        summary = Converter(ref, opts, backend=engine).run([str(work / "photos")])
+        t_ours = summary.elapsed_s
+        print(f"ours ({summary.backend}): {t_ours:.1f} s", flush=True)
+        if summary.failed:
+            print(f"failures: {summary.failed}")
+            return 1
+        scores = [psnr(np.asarray(Image.open(work / "baseline" / f"{f.stem}.png")),
+                       np.asarray(Image.open(work / "ours" / f"{f.stem}.png")))
+                  for f in files]
+        n = len(files)
+        print("\n| run | backend | images/s | MP/s | ratio | min PSNR vs fp32 (dB) |")
+        print("|---|---|---|---|---|---|")
+        print(f"| original-style loop | PyTorch fp32 eager, batch 1 | {n / t_base:.3f} | {pixels / 1e6 / t_base:.3f} | 1.00x | reference |")
+        print(f"| ccv convert | {summary.backend} | {n / t_ours:.3f} | {pixels / 1e6 / t_ours:.3f} | "
+              f"{t_base / t_ours:.2f}x | {min(scores):.1f} |")
+        s = summary.stats
+        print(f"\nstage rates (images/s each stage sustains): decode {s.decode.rate:.1f}, infer {s.infer.rate:.2f}, "
+              f"encode {s.encode.rate:.1f}")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

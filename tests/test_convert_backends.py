@@ -1,0 +1,59 @@
+"""What `--backend auto` picks, explicit choices that cannot run, and the precision it may pick."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cyclegan_convert.backends import TorchBackend, select
+from cyclegan_convert.errors import BackendUnavailableError, UsageError
+from cyclegan_convert.resolve import ModelRef
+
+
+@pytest.fixture
+def pth(tmp_path, tiny_generator):
+    p = tmp_path / "g.pth"
+    torch.save(tiny_generator.state_dict(), p)
+    return ModelRef(p, "pytorch")
+
+
+@pytest.mark.parametrize("native_bf16, precision, channels_last", [(True, "bf16", True), (False, "fp32", False)])
+def test_auto_on_cpu_follows_native_bf16(pth, monkeypatch, native_bf16, precision, channels_last):
+    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: native_bf16)
+    be = select.make_backend(pth, "auto", "cpu")
+    assert isinstance(be, TorchBackend)
+    assert (be.precision, be.channels_last) == (precision, channels_last)
+    assert precision in be.describe()
+
+
+def test_explicit_choices_that_cannot_run_are_errors(pth, tmp_path):
+    with pytest.raises(UsageError, match="fp16 needs a CUDA GPU"):
+        select.make_backend(pth, "torch", "cpu", precision="fp16")
+    with pytest.raises(UsageError, match="unknown backend"):
+        select.make_backend(pth, "fastest", "cpu")
+    onnx = ModelRef(tmp_path / "g.onnx", "onnx")
+    with pytest.raises(UsageError, match="ONNX file"):
+        select.make_backend(onnx, "torch", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
+            select.make_backend(pth, "auto", "cuda")
+        with pytest.raises(BackendUnavailableError):
+            select.make_backend(pth, "tensorrt", "auto")
+
+
+def test_exported_files_run_on_their_engine(tmp_path):
+    pytest.importorskip("onnxruntime")
+    be = select.make_backend(ModelRef(tmp_path / "g.onnx", "onnx"), "auto", "cpu")
+    assert be.name == "onnxruntime"
+    be = select.make_backend(ModelRef(tmp_path / "g.engine", "tensorrt"), "auto", "auto")
+    assert be.name == "tensorrt"
+
+
+def test_bf16_path_stays_within_40db_of_fp32(tiny_generator):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (1, 40, 56, 3), dtype=torch.uint8, generator=g)
+    with TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False) as ref, \
+            TorchBackend(tiny_generator, "cpu", "bf16", channels_last=True) as fast:
+        a, b = ref.infer(x).double(), fast.infer(x).double()
+    psnr = 10 * np.log10(255**2 / ((a - b) ** 2).mean().item())
+    assert psnr >= 40, psnr
