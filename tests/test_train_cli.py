@@ -56,6 +56,9 @@ def _states(folder: Path) -> dict:
 
 
 def test_train_end_to_end_checkpoints_and_store(dataroot, tmp_path, ccv_home):
+    data = PHOTOS[0].read_bytes()
+    (dataroot / "trainA" / "broken.jpg").write_bytes(data[: len(data) // 3])  # fails only when decoded
+    (dataroot / "trainA" / "empty.png").write_bytes(b"")
     r = _invoke([str(dataroot), *TINY, "--epochs", "1", "--epochs-decay", "1", "--save-every", "3",
                  "--save-epoch-every", "1", "--workers", "0"], tmp_path)
     assert r.exit_code == 0, r.output
@@ -86,12 +89,15 @@ def test_train_end_to_end_checkpoints_and_store(dataroot, tmp_path, ccv_home):
     assert to_photo.sha256 == sha256_file(run / "latest_net_G_A.pth") == sha256_file(to_photo.weights)
     assert to_monet.sha256 == sha256_file(run / "latest_net_G_B.pth")
     card = to_monet.card
-    assert card["steps"] == 8 and card["epochs"] == 2 and card["data"]["A"]["images"] == 3
+    assert card["steps"] == 8 and card["epochs"] == 2 and card["data"]["A"]["images"] == 4  # broken.jpg counted
     assert card["data"]["B"]["images"] == 4 and card["config"]["ngf"] == 8 and "G_B" in card["network"]
     assert set(card["losses_mean_last_100_steps"]) == {"G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B",
                                                         "D_A", "D_B"}
     load_generator(to_monet.weights)
     assert "ccv convert --to photo" in r.output and "finished at step 8" in r.output
+    # bad files reported once each (broken.jpg is drawn in both epochs), training went on
+    assert r.output.count("empty.png: empty file") == 1
+    assert r.output.count("broken.jpg: cannot decode") == 1
 
 
 def _tiny_config(root: Path, **kw) -> TrainConfig:
@@ -201,3 +207,33 @@ def test_two_folders_and_max_time(tmp_path):
     assert "max time at step 1" in r.output
     assert ModelStore().find("paintings").source == "photos"
     assert (tmp_path / "checkpoints" / "paintings2photos" / "state.pth").is_file()
+
+
+@pytest.mark.slow
+def test_two_processes_with_torchrun_on_cpu(dataroot, tmp_path, ccv_home):
+    """The DistributedDataParallel path on the CPU (gloo): ranks split each epoch, stop together, rank 0
+    alone saves. (NCCL on GPUs is the same code with another backend; not run here.)"""
+    import os
+    import subprocess
+    import sys
+
+    ccv = Path(sys.executable).with_name("ccv")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CCV_HOME": str(ccv_home)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(ccv),
+           "train", str(dataroot), *TINY, "--workers", "0", "--max-steps", "3", "--device", "cpu"]
+    # a new session: if it hangs, the timeout takes the workers down with torchrun
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        raise
+    assert proc.returncode == 0, out
+    assert "2 steps per epoch per process, 2 processes" in out
+    assert out.count("max steps at step 3") == 1  # rank 0 reports, rank 1 does not
+    run = tmp_path / "checkpoints" / "monet2photo"
+    assert _states(run)["step"] == 3 and _states(run)["epoch"] == 2
+    assert len((run / "loss_log.jsonl").read_text().splitlines()) == 3
+    load_generator(run / "latest_net_G_A.pth")
+    assert ModelStore().find("photo").card["processes"] == 2
