@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -50,14 +51,18 @@ def main() -> None:
         frames_in = read_video(src)["frames"]
         cut = len(frames_in) // max(1, len(photos))
 
-        def measure(frames) -> tuple[float, float]:
-            """(whole clip, within shots: the pair across the cut left out)."""
+        def measure(frames) -> tuple[float, float, float]:
+            """(whole clip, within shots: the pair across the cut left out, and the change of each
+            frame's mean colour within shots: the global part that InstanceNorm statistics drive)."""
             pairs = [frame_change([a, b]) for a, b in zip(frames, frames[1:])]
-            within = [p for i, p in enumerate(pairs) if i + 1 != cut]
-            return sum(pairs) / len(pairs), sum(within) / len(within)
+            means = [f.reshape(-1, 3).mean(axis=0) for f in frames]
+            shifts = [float(np.abs(a - b).mean()) for a, b in zip(means, means[1:])]
+            within = [i for i in range(len(pairs)) if i + 1 != cut]
+            return (sum(pairs) / len(pairs), sum(pairs[i] for i in within) / len(within),
+                    sum(shifts[i] for i in within) / len(within))
 
-        base_all, base_within = measure(frames_in)
-        rows = [("input", base_all, base_within)]
+        base_all, base_within, base_shift = measure(frames_in)
+        rows = [("input", base_all, base_within, base_shift)]
         runs = [("plain", VideoOptions(crf=0, backend="torch", device=args.device))]
         runs += [(f"--stable (momentum {m})", VideoOptions(crf=0, stable=True, stable_momentum=m, device=args.device))
                  for m in args.momentum]
@@ -67,9 +72,11 @@ def main() -> None:
 
     print(f"clip: {w}x{h}, {len(frames_in)} frames, {len(photos)} shots of real photos panned and zoomed; "
           f"generator ngf {args.ngf}, {args.blocks} blocks, random init")
-    print(f"{'':28}{'change/frame':>13}{'vs input':>10}{'within shots':>14}{'vs input':>10}")
-    for name, a, b in rows:
-        print(f"{name:28}{a:>13.2f}{a / base_all:>10.2f}{b:>14.2f}{b / base_within:>10.2f}")
+    print(f"{'':28}{'change/frame':>13}{'vs input':>10}{'within shots':>14}{'vs input':>10}"
+          f"{'mean colour':>13}{'vs input':>10}")
+    for name, a, b, c in rows:
+        print(f"{name:28}{a:>13.2f}{a / base_all:>10.2f}{b:>14.2f}{b / base_within:>10.2f}"
+              f"{c:>13.2f}{c / base_shift:>10.2f}")
 
 
 if __name__ == "__main__":
