@@ -226,11 +226,25 @@ class Converter:
                         self.on_message("note", f"{job.dst}: {p.note}")
 
         tile_side = AUTO_TILE if opt.tile is None else opt.tile
+        tiler: list = []  # a PyTorch backend for tiles when the main one cannot tile, opened on first use
+
+        def tiling_backend():
+            if hasattr(backend, "infer_tiled"):
+                return backend
+            if not tiler:
+                tiler.append(make_backend(self.ref, "torch", opt.device, precision=opt.precision).open())
+            return tiler[0]
+
         with backend:
             summary.backend = backend.describe()
             self.on_message("backend", summary.backend)
+            if opt.backend == "auto":
+                from .backends.select import auto_note
+
+                if note := auto_note(self.ref, backend):
+                    self.on_message("note", note)
             batch = opt.batch_size or (4 if backend.device.type == "cuda" else 1)
-            can_tile = hasattr(backend, "infer_tiled")
+            can_tile = hasattr(backend, "infer_tiled") or self.ref.kind == "pytorch"
 
             def decode(job: Job) -> _Work:
                 try:
@@ -261,7 +275,7 @@ class Converter:
                 try:
                     if items[0].tiled:
                         x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
-                        items[0].result = backend.infer_tiled(x, tile=tile_side)[0].numpy()
+                        items[0].result = tiling_backend().infer_tiled(x, tile=tile_side)[0].numpy()
                         return items
                     ph, pw = group(items[0])
                     batch_np = np.stack([_pad(w.image.rgb, ph, pw) for w in items])
@@ -310,6 +324,8 @@ class Converter:
             finally:
                 for m in self._manifests.values():
                     m.close()
+                for t in tiler:
+                    t.close()
             tick()
         summary.converted, summary.skipped = progress.converted, progress.skipped
         summary.elapsed_s = time.perf_counter() - t_start

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from cyclegan_convert.backends import TorchBackend, select
+from cyclegan_convert.backends import Backend, TorchBackend, select
 from cyclegan_convert.errors import BackendUnavailableError, UsageError
 from cyclegan_convert.resolve import ModelRef
 
@@ -57,3 +57,44 @@ def test_bf16_path_stays_within_40db_of_fp32(tiny_generator):
         a, b = ref.infer(x).double(), fast.infer(x).double()
     psnr = 10 * np.log10(255**2 / ((a - b) ** 2).mean().item())
     assert psnr >= 40, psnr
+
+
+def test_auto_on_avx2_cpu_uses_a_cached_onnx_else_torch_with_a_note(pth, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: False)
+    assert select.cached_onnx(pth) is None  # nothing exported yet: no export is started behind the user's back
+    be = select.make_backend(pth, "auto", "cpu")
+    assert isinstance(be, TorchBackend) and "ccv export --model" in select.auto_note(pth, be)
+    monkeypatch.setattr(select, "cached_onnx", lambda ref: tmp_path / "generator.onnx")
+    be = select.make_backend(pth, "auto", "cpu")
+    assert be.name == "onnxruntime" and select.auto_note(pth, be) == ""
+    assert isinstance(select.make_backend(pth, "torch", "cpu"), TorchBackend)  # explicit wins
+
+
+class _NoTiles(Backend):
+    """A backend that cannot tile (like ONNX Runtime and TensorRT)."""
+
+    name = "notiles"
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def _run(self, x):
+        with torch.inference_mode():
+            return self.net(x)
+
+
+def test_large_images_fall_back_to_torch_tiles(pth, tmp_path, tiny_generator):
+    from PIL import Image
+
+    from cyclegan_convert.converter import ConvertOptions, Converter
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (160, 96), (200, 120, 40)).save(src / "big.png")
+    Image.new("RGB", (48, 40), (20, 120, 240)).save(src / "small.png")
+    s = Converter(pth, ConvertOptions(tile=64, output=tmp_path / "out"), backend=_NoTiles(tiny_generator)).run([str(src)])
+    assert s.converted == 2 and not s.failed
+    with Image.open(tmp_path / "out" / "big.png") as im:
+        assert im.size == (160, 96)
