@@ -12,7 +12,6 @@ callback; nothing is drawn.
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -231,9 +230,6 @@ class VideoConverter:
             batch = opt.batch_size or (4 if backend.device.type == "cuda" else 1)
             with atomic_path(dst, suffix=dst.suffix) as tmp:
                 result = self._convert(src, tmp, info, plan, backend, smoother, batch)
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)  # a normal file's mode, not the temporary file's 0600
             result.output = dst
             return result
         finally:
