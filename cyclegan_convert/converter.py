@@ -262,7 +262,7 @@ class Converter:
                     max(wh, ww) > tile_side if opt.tile else (wh * ww > AUTO_TILE_PIXELS))
                 if tiled and not can_tile:
                     raise ItemFailed(f"{job.src}: {ww}x{wh} is too large to run whole on {backend.name}; "
-                                     "use --backend torch (tiles) or --max-side")
+                                     "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
                 return _Work(job, img, (h, w), tiled)
 
             def group(w: _Work):

@@ -174,7 +174,8 @@ def _named(folder_files: list[Path], out_dir: Path, naming: Naming, out_root: Pa
 
 def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming] = None) -> Iterator[Job]:
     """Every job, lazily. ``file_naming`` is used for file inputs written beside themselves."""
-    out_roots = {r.out_root.resolve() for r in roots}
+    # output folders are never read as inputs (files converted beside themselves make no folder)
+    out_roots = {r.out_root.resolve() for r in roots if not (r.kind == "file" and r.out_root == r.base)}
     loose: list[Path] = []
     loose_roots: list[InputRoot] = []
     for r in roots:
@@ -197,13 +198,11 @@ def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[
             matches = sorted(Path(m) for m in glob.glob(r.pattern, recursive=True))  # type: ignore[arg-type]
             groups: dict[Path, list[Path]] = {}
             for m in matches:
-                if m.is_file() and is_image_name(m.name) and not any(is_clutter(p) for p in m.relative_to(r.base).parts):
+                if (m.is_file() and is_image_name(m.name) and not any(is_clutter(p) for p in m.relative_to(r.base).parts)
+                        and not out_roots.intersection(m.resolve().parents)):
                     groups.setdefault(m.parent, []).append(m)
             for folder, files in groups.items():
-                out_dir = r.out_root / folder.relative_to(r.base)
-                if out_dir.resolve() in out_roots and out_dir.resolve() == folder.resolve():
-                    continue
-                yield from _named(files, out_dir, naming, r.out_root)
+                yield from _named(files, r.out_root / folder.relative_to(r.base), naming, r.out_root)
 
 
 __all__ = ["IMAGE_SUFFIXES", "InputRoot", "Job", "Naming", "is_clutter", "iter_jobs", "plan_roots"]

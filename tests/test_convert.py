@@ -243,3 +243,15 @@ def test_store_model_by_name_and_api_progress(tree, tmp_path, tiny_generator):
     assert messages[0] == "backend"
     assert seen[-1] == (4, 4)
     assert s.stats.infer.items == 4 and s.stats.decode.rate > 0
+
+
+def test_file_and_its_folder_together_and_glob_skips_its_output(tree, model, tmp_path):
+    from cyclegan_convert.files import Naming, iter_jobs, plan_roots
+
+    roots = plan_roots([str(tree / "a.jpg"), str(tree)], "m")
+    dsts = [j.dst for j in iter_jobs(roots, Naming(), Naming(suffix="_m"))]
+    assert tree / "a_m.jpg" in dsts and tree.parent / "in_m" / "sub" / "a.jpg" in dsts and len(dsts) == 5
+    roots = plan_roots([f"{tree}/**/*.jpg"], "m", tree / "out")
+    (tree / "out").mkdir()
+    _photo(tree / "out" / "old.jpg")
+    assert all("out" not in j.src.relative_to(tree).parts for j in iter_jobs(roots, Naming()))
