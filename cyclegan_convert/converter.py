@@ -50,6 +50,7 @@ class ConvertOptions:
     precision: str = "auto"  # PyTorch backend: auto, fp32, bf16 (CPU), fp16 (CUDA)
 
     def __post_init__(self) -> None:
+        Naming(self.ext, self.suffix or "")  # checks --ext and --suffix before any work
         if self.on_exists not in ON_EXISTS:
             raise UsageError(f"unknown --on-exists {self.on_exists!r}: use skip or overwrite")
         if self.metadata not in METADATA:
