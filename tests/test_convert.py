@@ -255,3 +255,15 @@ def test_file_and_its_folder_together_and_glob_skips_its_output(tree, model, tmp
     (tree / "out").mkdir()
     _photo(tree / "out" / "old.jpg")
     assert all("out" not in j.src.relative_to(tree).parts for j in iter_jobs(roots, Naming()))
+
+
+def test_first_use_download_of_the_default_model_is_announced(tmp_path, monkeypatch):
+    from cyclegan_convert import pretrained as pt
+    from pretrained_server import serving, tiny_generator_bytes
+
+    _photo(tmp_path / "in" / "a.jpg")
+    with serving({"style_monet.pth": tiny_generator_bytes(with_legacy_buffers=True)}) as srv:
+        monkeypatch.setenv(pt.BASE_URL_ENV, srv.url)
+        r = _ccv(tmp_path / "in", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "style_monet" in r.output.splitlines()[0]  # the notice, on the CLI's stream, before the plan

@@ -41,11 +41,13 @@ def convert(
     """
     from ..converter import ConvertOptions, Converter
     from ..resolve import resolve_model
+    from .models import download_feedback
 
     opts = ConvertOptions(output=output, ext=ext, quality=quality, suffix=suffix, on_exists=on_exists,
                           max_side=max_side, work_size=work_size, tile=tile, metadata=metadata, dry_run=dry_run,
                           jobs=jobs, batch_size=batch_size, backend=backend, device=device, precision=precision)
-    ref = resolve_model(to, from_, model)
+    with download_feedback(f"model for --to {to or 'monet'}") as (on_notice, on_progress):
+        ref = resolve_model(to, from_, model, on_notice=on_notice, on_progress=on_progress)
     if dry_run:
         _dry_run(Converter(ref, opts), inputs)
         return

@@ -35,8 +35,10 @@ def export(
     """
     from ..export import ExportOptions, make_profile, run_export, scan_sizes
     from ..resolve import resolve_model
+    from .models import download_feedback
 
-    ref = resolve_model(to=to, from_=from_, model=model)
+    with download_feedback(f"model for --to {to or 'monet'}") as (on_notice, on_progress):
+        ref = resolve_model(to=to, from_=from_, model=model, on_notice=on_notice, on_progress=on_progress)
     sizes = scan_sizes(for_) if for_ is not None else None
     profile = make_profile(min_shape, opt_shape, max_shape, sizes)
     if sizes is not None:
