@@ -5,7 +5,9 @@ Files are plain state_dicts loaded with ``weights_only=True``: pickled code is n
 from __future__ import annotations
 
 import hashlib
+import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Union
@@ -49,12 +51,19 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     """Reads a weights file without executing pickled code; a clear error for anything else."""
     path = Path(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise NotAGeneratorError(f"{path}: no such file") from None
-    except Exception as e:  # unpickling refused, truncated zip, not a torch file at all
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise NotAGeneratorError(f"{path}: not a PyTorch weights file ({first[:160]})") from None
+    except pickle.UnpicklingError as e:
+        # torch's message advises weights_only=False, the one thing never to do with a stranger's file
+        reason = ("it holds pickled Python objects, not only tensors; they are never loaded"
+                  if "weights only load failed" in str(e).lower() else "damaged or not a pickle")
+        raise NotAGeneratorError(f"{path}: not a PyTorch weights file ({reason})") from None
+    except Exception:  # truncated zip, not a torch file at all: torch's errors say little (KeyError: '101')
+        raise NotAGeneratorError(f"{path}: not a PyTorch weights file (not written by torch.save, "
+                                 "or damaged)") from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

@@ -113,7 +113,8 @@ def _save(tmp_path, name, obj):
                                       "model.model.1.model.1.weight": torch.zeros(128, 64, 4, 4)}), "U-Net"),
     (lambda t: _save(t, "numbers.pth", {"a": [1, 2, 3]}), "not a state_dict"),
     (lambda t: _write(t, "photo.jpg", b"\xff\xd8\xff\xe0 not weights"), "not a PyTorch weights file"),
-], ids=["discriminator", "unet", "random-pickle", "not-torch"])
+    (lambda t: _write(t, "hello.pth", b"hello" * 10), "not written by torch.save, or damaged"),
+], ids=["discriminator", "unet", "random-pickle", "not-torch", "text"])
 def test_import_refuses_what_is_not_a_generator(tmp_path, make, expect):
     path = make(tmp_path)
     r = ccv("import", str(path), "--to", "x")
@@ -147,6 +148,8 @@ def test_import_never_executes_pickled_code(tmp_path, fmt):
     assert probe.is_dir()
     r = ccv("import", str(evil), "--to", "x")
     assert r.exit_code == 2 and "not a PyTorch weights file" in r.output
+    # says why in our words, not torch's advice to load it with weights_only=False
+    assert "pickled Python objects" in r.output and "weights_only" not in r.output
     assert not marker.exists()
     assert ModelStore().entries() == []
 
