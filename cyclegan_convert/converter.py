@@ -110,6 +110,7 @@ class _Work:
     image: DecodedImage  # rgb at the working size
     orig_size: tuple[int, int]  # (H, W) of the upright source
     tiled: bool
+    on_torch: bool = False  # the main engine refuses this size (a TensorRT shape profile): PyTorch runs it
     result: Optional[np.ndarray] = None
 
 
@@ -227,14 +228,17 @@ class Converter:
                         self.on_message("note", f"{job.dst}: {p.note}")
 
         tile_side = AUTO_TILE if opt.tile is None else opt.tile
-        tiler: list = []  # a PyTorch backend for tiles when the main one cannot tile, opened on first use
+        spare: list = []  # PyTorch on the same device, opened on first use (inference thread only)
+
+        def torch_backend():
+            if not spare:
+                spare.append(make_backend(self.ref, "torch", opt.device, precision=opt.precision).open())
+            return spare[0]
 
         def tiling_backend():
-            if hasattr(backend, "infer_tiled"):
-                return backend
-            if not tiler:
-                tiler.append(make_backend(self.ref, "torch", opt.device, precision=opt.precision).open())
-            return tiler[0]
+            return backend if hasattr(backend, "infer_tiled") else torch_backend()
+
+        told_elsewhere = threading.Event()
 
         with backend:
             summary.backend = backend.describe()
@@ -264,11 +268,18 @@ class Converter:
                 if tiled and not can_tile:
                     raise ItemFailed(f"{job.src}: {ww}x{wh} is too large to run whole on {backend.name}; "
                                      "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
-                return _Work(job, img, (h, w), tiled)
+                # a size the engine was not built for runs on PyTorch when we have the generator's .pth;
+                # otherwise the engine's own error names the file and how to rebuild
+                on_torch = not tiled and self.ref.kind == "pytorch" and not backend.accepts(*_padded(wh, ww))
+                if on_torch and not told_elsewhere.is_set():
+                    told_elsewhere.set()
+                    self.on_message("note", f"{job.src}: {ww}x{wh} is outside the {backend.name} engine's shape "
+                                    "profile; such images run on PyTorch (`ccv export --engine --for FOLDER` "
+                                    "builds an engine for your sizes)")
+                return _Work(job, img, (h, w), tiled, on_torch)
 
             def group(w: _Work):
-                h, ww = w.image.size
-                return ("tile", id(w)) if w.tiled else (-(-h // 4) * 4, -(-ww // 4) * 4)
+                return ("tile", id(w)) if w.tiled else (w.on_torch, *_padded(*w.image.size))
 
             def infer(items: list[_Work]) -> list[_Work]:
                 import torch
@@ -278,9 +289,10 @@ class Converter:
                         x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
                         items[0].result = tiling_backend().infer_tiled(x, tile=tile_side)[0].numpy()
                         return items
-                    ph, pw = group(items[0])
+                    ph, pw = _padded(*items[0].image.size)
                     batch_np = np.stack([_pad(w.image.rgb, ph, pw) for w in items])
-                    out = backend.infer(torch.from_numpy(batch_np)).numpy()
+                    engine = torch_backend() if items[0].on_torch else backend
+                    out = engine.infer(torch.from_numpy(batch_np)).numpy()
                 except (RuntimeError, MemoryError, CcvError) as e:  # out of memory, a shape an engine refuses
                     names = ", ".join(str(w.job.src) for w in items)
                     raise ItemFailed(f"{names}: inference failed ({str(e).splitlines()[0][:160]})") from None
@@ -325,7 +337,7 @@ class Converter:
             finally:
                 for m in self._manifests.values():
                     m.close()
-                for t in tiler:
+                for t in spare:
                     t.close()
             tick()
         summary.converted, summary.skipped = progress.converted, progress.skipped
@@ -351,6 +363,11 @@ class Converter:
             elif not interrupted and path.is_file():
                 path.unlink()
         return written
+
+
+def _padded(h: int, w: int) -> tuple[int, int]:
+    """(H, W) rounded up to the model's multiple of 4."""
+    return -(-h // 4) * 4, -(-w // 4) * 4
 
 
 def _pad(rgb: np.ndarray, h: int, w: int) -> np.ndarray:

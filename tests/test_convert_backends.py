@@ -98,3 +98,44 @@ def test_large_images_fall_back_to_torch_tiles(pth, tmp_path, tiny_generator):
     assert s.converted == 2 and not s.failed
     with Image.open(tmp_path / "out" / "big.png") as im:
         assert im.size == (160, 96)
+
+
+class _SmallProfileEngine:
+    """TensorRTBackend with a fake engine: one profile up to 1x3x64x64, the PyTorch net inside."""
+
+    def __new__(cls, net):
+        from cyclegan_convert.backends.tensorrt_backend import ProfileRange, TensorRTBackend, plan_profile
+
+        class Fake(TensorRTBackend):
+            def _open(self):
+                self._profiles = [ProfileRange((1, 3, 16, 16), (1, 3, 64, 64))]
+
+            def _close(self):
+                pass
+
+            def _run(self, x):
+                plan_profile(self._profiles, x.shape[0], *x.shape[-2:])  # raises outside the profile, like the engine
+                with torch.inference_mode():
+                    return net(x)
+
+        return Fake(b"engine", device="cpu")
+
+
+def test_images_outside_the_engine_profile_run_on_pytorch(pth, tmp_path, tiny_generator):
+    from PIL import Image
+
+    from cyclegan_convert.converter import ConvertOptions, Converter
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (48, 40), (20, 120, 240)).save(src / "small.png")
+    for i in range(3):
+        Image.new("RGB", (96, 80), (200, 120, 40 * i)).save(src / f"big{i}.png")
+    notes = []
+    conv = Converter(pth, ConvertOptions(output=tmp_path / "out"), backend=_SmallProfileEngine(tiny_generator),
+                     on_message=lambda kind, text: notes.append(text) if kind == "note" else None)
+    s = conv.run([str(src)])
+    assert s.converted == 4 and not s.failed
+    assert len([n for n in notes if "profile" in n]) == 1  # said once, not per file
+    with Image.open(tmp_path / "out" / "big0.png") as im:
+        assert im.size == (96, 80)

@@ -90,6 +90,11 @@ class Backend(abc.ABC):
         """One line for the user: which engine, on which device, in which precision."""
         return f"{self.name} on {self.device}"
 
+    def accepts(self, h: int, w: int) -> bool:
+        """Whether an image padded to (h, w) can run here (after ``open``); engines with fixed
+        shape ranges say no to the rest, and the caller runs those elsewhere."""
+        return True
+
     # -- for subclasses ----------------------------------------------------------------------------
     def _open(self) -> None:
         """Loads the engine; heavy work happens here, not in ``__init__``."""

@@ -2,8 +2,9 @@
 
 The engine comes from a loader (a path, bytes, or a callable returning bytes), so nothing heavy
 happens before ``open()``. Inputs are placed into one of the engine's optimization profiles: a batch
-larger than the profile allows runs in chunks; an image size outside every profile is a clear error
-that says how to rebuild, never a crash inside TensorRT.
+larger than the profile allows runs in chunks; ``accepts`` tells the converter which image sizes fit
+(it runs the others on PyTorch), and a size outside every profile that still reaches ``_run`` is a
+clear error that says how to rebuild, never a crash inside TensorRT.
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ class TensorRTBackend(Backend):
         self.requested = device
         self._engine = self._context = self._stream = None
         self._dtype = torch.float32
+        self._profiles: list[ProfileRange] = []
 
     @property
     def input_dtype(self) -> torch.dtype:
@@ -80,6 +82,9 @@ class TensorRTBackend(Backend):
 
     def describe(self) -> str:
         return f"TensorRT on {self.device}"
+
+    def accepts(self, h: int, w: int) -> bool:
+        return any(p.fits_image(h, w) for p in self._profiles)
 
     def _open(self) -> None:
         from ..export.tensorrt_build import _logger, require_tensorrt
