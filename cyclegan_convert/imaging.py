@@ -99,6 +99,8 @@ def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
         with Image.open(path) as img:
             img.load()
             icc = img.info.get("icc_profile") if metadata else None
+            if icc and icc[16:20] != b"RGB ":  # a CMYK or gray profile would mislabel the RGB output
+                icc = None
             upright = ImageOps.exif_transpose(img)
             exif = None
             if metadata:

@@ -55,6 +55,17 @@ def test_icc_profile_kept_and_metadata_strip(tmp_path):
     assert stripped.icc is None and stripped.exif is None
 
 
+@pytest.mark.parametrize("mode, space", [("CMYK", b"CMYK"), ("L", b"GRAY")])
+def test_icc_profile_of_another_colour_space_is_not_copied_to_rgb(tmp_path, mode, space):
+    icc = _srgb_icc()
+    icc = icc[:16] + space + icc[20:]  # the header's data colour space (ICC.1, bytes 16-19)
+    p = tmp_path / "x.jpg"
+    Image.fromarray(_gradient()).convert(mode).save(p, icc_profile=icc)
+    assert Image.open(p).info["icc_profile"] == icc
+    img = read_image(p)
+    assert img.rgb.shape[2] == 3 and img.icc is None  # an RGB output cannot carry it
+
+
 def test_alpha_passed_through_and_dropped_for_jpeg(tmp_path):
     rgba = np.dstack([_gradient(), np.tile(np.arange(40, dtype=np.uint8) * 6, (24, 1))])
     p = tmp_path / "a.png"
