@@ -218,7 +218,7 @@ class VideoConverter:
             raise UsageError(f"{src}: HDR video ({info.colour.hdr} transfer); the model was trained on SDR "
                              "images and its colours would be wrong. Convert to SDR first, or pass --allow-hdr "
                              "to convert the code values as they are (tags kept, no tone mapping)")
-        if opt.start and info.duration_s is not None and opt.start >= info.start_s + info.duration_s:
+        if opt.start and info.duration_s is not None and opt.start >= info.duration_s:
             raise UsageError(f"--start {opt.start:g}: the video is only {info.duration_s:.2f} s long")
         plan = self.plan(info)
         self.on_message("note", f"{src.name}: {info.width}x{info.height} {info.codec} {info.pix_fmt}, "
@@ -383,12 +383,13 @@ class _Reader:
         vs = self.c.streams.video[0]
         vs.thread_type = "AUTO"  # frame and slice threads inside FFmpeg: several times faster
         tb = info.time_base
-        start, end = Fraction(opt.start).limit_denominator(1_000_000), None
-        if opt.duration is not None:
-            end = start + Fraction(opt.duration).limit_denominator(1_000_000)
-        shift = round(start / tb) if start else 0  # output time 0 is --start
-        if start:
-            self.c.seek(int(start / tb), stream=vs, backward=True)
+        # --start and --duration count from the video's first frame, which MPEG-TS and some other
+        # containers put at a non-zero time (1.4 s is common).
+        start = Fraction(info.start_s).limit_denominator(1_000_000) + Fraction(opt.start).limit_denominator(1_000_000)
+        end = None if opt.duration is None else start + Fraction(opt.duration).limit_denominator(1_000_000)
+        shift = round(start / tb) if opt.start else 0  # output time 0 is --start
+        if opt.start:
+            _seek_at_or_before(self.c, vs, int(start / tb))
         step = round(1 / (info.rate * tb)) if info.rate else 1
         detector = None
         if opt.stable:
@@ -405,7 +406,7 @@ class _Reader:
         try:
             for packet in self.c.demux(streams):
                 if packet.stream.index != vs.index:
-                    self._copy(packet, start, end, shift)
+                    self._copy(packet, start, end)
                     continue
                 t0 = time.perf_counter()
                 try:
@@ -472,21 +473,35 @@ class _Reader:
                 self.problem = (f"the input ends early: decoding stopped at {got:.2f} s of "
                                 f"{expected_end:.2f} s (truncated or damaged file)")
 
-    def _copy(self, packet, start: Fraction, end, shift_unused: int) -> None:
+    def _copy(self, packet, start: Fraction, end) -> None:
         if packet.pts is None and packet.dts is None:
             return  # the demuxer's flush packet
         ptb = packet.time_base
         ts = packet.pts if packet.pts is not None else packet.dts
-        if start or end is not None:
+        lo = start if self.conv.options.start else None  # without --start, nothing is cut or shifted at the front
+        if lo is not None or end is not None:
             t = ts * ptb
-            if t < start or (end is not None and t >= end):
+            if (lo is not None and t < lo) or (end is not None and t >= end):
                 return
-            off = round(start / ptb)
+        if lo is not None:
+            off = round(lo / ptb)
             if packet.pts is not None:
                 packet.pts -= off
             if packet.dts is not None:
                 packet.dts -= off
         self.conv._put(self.q, _Copy(packet))
+
+
+def _seek_at_or_before(container, vs, target: int) -> None:
+    """Seeks the video to a keyframe at or before pts ``target``. Demuxers without an index
+    (MPEG-TS) may land after it, or nowhere: then decoding starts from the beginning (the reader
+    skips frames before --start), never from a later point that would silently cut the start."""
+    container.seek(target, stream=vs, backward=True)
+    first = next((f.pts for p in container.demux(vs) for f in p.decode() if f.pts is not None), None)
+    if first is None or first > target:
+        container.seek(0, stream=vs, backward=True)  # 0: even where the stream starts later
+    else:
+        container.seek(target, stream=vs, backward=True)
 
 
 class _Writer:

@@ -5,6 +5,7 @@ import hashlib
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -219,3 +220,30 @@ def test_cli_converts_with_a_model_from_the_store(tmp_path, tiny_model):
     r = CliRunner().invoke(app, ["video", str(src), "--to", "sketch"])
     assert r.exit_code == 0, r.output
     assert len(read_video(tmp_path / "clip_sketch.mp4")["frames"]) == 3
+
+
+def _remux(src: Path, dst: Path) -> Path:
+    """Packet copy into another container (here MPEG-TS, whose times start at 1.4 s and which has
+    no index to seek with)."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        out = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for p in i.demux():
+            if p.dts is None:
+                continue
+            p.stream = out[p.stream.index]
+            o.mux(p)
+    return dst
+
+
+def test_start_counts_from_the_first_frame_and_survives_a_container_without_index(tmp_path):
+    clip = make_clip(tmp_path / "cam.mp4", ClipSpec(frames=25))
+    src = _remux(clip, tmp_path / "cam.ts")
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].start_time > 0  # the case being tested: times do not start at 0
+    out = VideoConverter(None, VideoOptions(start=0.4, duration=0.4), backend=Passthrough()).run(src).output
+    got, want = read_video(out), read_video(clip)
+    assert got["times"] == [Fraction(i, 25) for i in range(10)]
+    for k, frame in enumerate(got["frames"]):  # the frames of [0.4 s, 0.8 s), not of a later point
+        diffs = [np.abs(frame.astype(int) - w.astype(int)).mean() for w in want["frames"]]
+        assert int(np.argmin(diffs)) == 10 + k
+    assert got["audio"][0]
