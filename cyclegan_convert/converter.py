@@ -28,6 +28,7 @@ ON_EXISTS = ("skip", "overwrite")
 METADATA = ("keep", "strip")
 AUTO_TILE_PIXELS = 2048 * 2048  # larger images run in tiles (about 4 GB of activations at fp32)
 AUTO_TILE = 1024
+MIN_SIDE = 8  # the generator's 1/4-scale blocks reflect-pad by 1 and need 2 pixels a side
 _PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^.]+)?$")  # atomic.atomic_path's temporary names
 
 
@@ -293,7 +294,7 @@ class Converter:
                     batch_np = np.stack([_pad(w.image.rgb, ph, pw) for w in items])
                     engine = torch_backend() if items[0].on_torch else backend
                     out = engine.infer(torch.from_numpy(batch_np)).numpy()
-                except (RuntimeError, MemoryError, CcvError) as e:  # out of memory, a shape an engine refuses
+                except (RuntimeError, ValueError, MemoryError, CcvError) as e:  # out of memory, a shape refused
                     names = ", ".join(str(w.job.src) for w in items)
                     raise ItemFailed(f"{names}: inference failed ({str(e).splitlines()[0][:160]})") from None
                 for w, o in zip(items, out):
@@ -366,8 +367,8 @@ class Converter:
 
 
 def _padded(h: int, w: int) -> tuple[int, int]:
-    """(H, W) rounded up to the model's multiple of 4."""
-    return -(-h // 4) * 4, -(-w // 4) * 4
+    """(H, W) rounded up to the model's multiple of 4, and to at least MIN_SIDE."""
+    return max(MIN_SIDE, -(-h // 4) * 4), max(MIN_SIDE, -(-w // 4) * 4)
 
 
 def _pad(rgb: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -177,6 +177,17 @@ def test_max_side_scales_back_or_keeps_work_size(tmp_path, model):
         assert a.size == (200, 100) and b.size == (64, 32)
 
 
+def test_tiny_and_thin_images_convert_at_their_size(tmp_path, model):
+    sizes = [(1, 1), (5, 5), (3, 200), (200, 6)]  # the generator needs sides of 8 after padding
+    for w, h in sizes:
+        _photo(tmp_path / "in" / f"t{w}x{h}.png", w, h, format="PNG")
+    r = _ccv(tmp_path / "in", "--model", model, "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    for w, h in sizes:
+        with Image.open(tmp_path / "out" / f"t{w}x{h}.png") as im:
+            assert im.size == (w, h)
+
+
 def test_tiles_match_the_whole_image(tmp_path, model):
     src = _photo(tmp_path / "t" / "p.png", 160, 120, format="PNG")
     assert _ccv(src.parent, "--model", model, "-o", tmp_path / "whole").exit_code == 0
