@@ -139,3 +139,19 @@ def test_images_outside_the_engine_profile_run_on_pytorch(pth, tmp_path, tiny_ge
     assert len([n for n in notes if "profile" in n]) == 1  # said once, not per file
     with Image.open(tmp_path / "out" / "big0.png") as im:
         assert im.size == (96, 80)
+
+
+def test_onnxruntime_run_errors_are_runtime_errors(tmp_path, monkeypatch):
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    from cyclegan_convert.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    class Session:
+        def run(self, *a):
+            raise Fail("[ONNXRuntimeError] : 1 : FAIL : Failed to allocate memory\nmore")
+
+    be = OnnxRuntimeBackend(tmp_path / "g.onnx", device="cpu")
+    monkeypatch.setattr(be, "_open", lambda: setattr(be, "_session", Session()) or None)
+    be._input_name = be._output_name = "x"
+    with be, pytest.raises(RuntimeError, match="^ONNX Runtime: .*allocate memory$"):  # the converter fails that file
+        be.infer(torch.zeros(1, 8, 8, 3, dtype=torch.uint8))

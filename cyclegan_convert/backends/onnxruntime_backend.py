@@ -108,6 +108,13 @@ class OnnxRuntimeBackend(Backend):
         self._session = None
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return self._run_session(x)
+        except Exception as e:  # ORT's own exception types (out of memory, a shape it refuses) are not
+            # RuntimeErrors: say it as one, so callers fail that image instead of the whole run
+            raise RuntimeError(f"ONNX Runtime: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+
+    def _run_session(self, x: torch.Tensor) -> torch.Tensor:
         assert self._session is not None
         x = x.contiguous()
         if self.device.type == "cpu":
