@@ -95,6 +95,9 @@ def test_train_end_to_end_checkpoints_and_store(dataroot, tmp_path, ccv_home):
                                                         "D_A", "D_B"}
     load_generator(to_monet.weights)
     assert "ccv convert --to photo" in r.output and "finished at step 8" in r.output
+    # no terminal (a log file, nohup): plain progress lines, the last step's included, each ending a line
+    assert "step 1/8 epoch 1/2" in r.output and "\nstep 8/8 epoch 2/2" in r.output
+    assert "\nfinished at step 8" in r.output
     # bad files reported once each (broken.jpg is drawn in both epochs), training went on
     assert r.output.count("empty.png: empty file") == 1
     assert r.output.count("broken.jpg: cannot decode") == 1

@@ -169,6 +169,8 @@ def _run_with_progress(run_training, config, options, resume):
 
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 draws
         return run_training(config, options, resume=resume)
+    if not err_console.is_terminal:  # nohup, a batch job, a pipe: a live display would print nothing until the end
+        return _run_with_log_lines(run_training, config, options, resume)
     with Live(Group(progress, losses), console=err_console, refresh_per_second=2, transient=False) as live:
         def on_message(text: str) -> None:
             live.console.print(text, highlight=False, markup=False)
@@ -190,3 +192,24 @@ def _run_with_progress(run_training, config, options, resume):
             losses.plain = "  ".join(f"{k} {v:.3f}" for k, v in p.losses.items()) + f"  lr {p.lr:.2e}"
 
         return run_training(config, options, resume=resume, on_progress=on_progress, on_message=on_message)
+
+
+def _run_with_log_lines(run_training, config, options, resume, every_s: float = 60.0):
+    """Without a terminal: one plain line per ``every_s`` seconds (and at the first and last step)."""
+    last: dict[str, Any] = {"t": None, "line": ""}
+
+    def on_message(text: str) -> None:
+        err_console.print(text, highlight=False, markup=False)
+
+    def on_progress(p) -> None:
+        last["line"] = (f"step {p.step}/{p.total_steps} epoch {p.epoch}/{p.total_epochs} elapsed {_clock(p.elapsed)}  "
+                        + "  ".join(f"{k} {v:.3f}" for k, v in p.losses.items()) + f"  lr {p.lr:.2e}")
+        if last["t"] is None or p.elapsed - last["t"] >= every_s:
+            last["t"] = p.elapsed
+            err_console.print(last["line"], highlight=False, markup=False, soft_wrap=True)
+            last["line"] = ""
+
+    result = run_training(config, options, resume=resume, on_progress=on_progress, on_message=on_message)
+    if last["line"]:
+        err_console.print(last["line"], highlight=False, markup=False, soft_wrap=True)
+    return result
