@@ -183,7 +183,7 @@ class Converter:
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, inputs: Sequence[str]) -> Summary:
-        from .backends.select import make_backend
+        from .backends.select import make_backend, open_with_fallback
 
         opt = self.opt
         key = self._settings_key()
@@ -241,7 +241,9 @@ class Converter:
 
         told_elsewhere = threading.Event()
 
-        with backend:
+        backend = open_with_fallback(backend, self.ref, opt.backend, opt.device, precision=opt.precision,
+                                     on_note=lambda text: self.on_message("note", text))
+        with backend:  # already open: closes it at the end
             summary.backend = backend.describe()
             self.on_message("backend", summary.backend)
             if opt.backend == "auto":

@@ -155,3 +155,32 @@ def test_onnxruntime_run_errors_are_runtime_errors(tmp_path, monkeypatch):
     be._input_name = be._output_name = "x"
     with be, pytest.raises(RuntimeError, match="^ONNX Runtime: .*allocate memory$"):  # the converter fails that file
         be.infer(torch.zeros(1, 8, 8, 3, dtype=torch.uint8))
+
+
+def test_auto_falls_back_to_pytorch_when_the_engine_cannot_be_built(pth, tmp_path, tiny_generator):
+    from PIL import Image
+
+    from cyclegan_convert.backends.tensorrt_backend import TensorRTBackend
+    from cyclegan_convert.converter import ConvertOptions, Converter
+    from cyclegan_convert.errors import EngineBuildError
+
+    def no_engine():
+        raise EngineBuildError("the new TensorRT engine does not match PyTorch FP32: PSNR 12.0 dB")
+
+    class Unbuildable(TensorRTBackend):
+        def _open(self):
+            self._source()
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (48, 40), (20, 120, 240)).save(src / "a.png")
+    notes = []
+    conv = Converter(pth, ConvertOptions(output=tmp_path / "out"), backend=Unbuildable(no_engine, device="cpu"),
+                     on_message=lambda kind, text: notes.append(text) if kind == "note" else None)
+    s = conv.run([str(src)])
+    assert s.converted == 1 and s.backend.startswith("PyTorch")
+    assert any("PSNR 12.0 dB" in n for n in notes)
+    explicit = Converter(pth, ConvertOptions(output=tmp_path / "out2", backend="tensorrt"),
+                         backend=Unbuildable(no_engine, device="cpu"))
+    with pytest.raises(EngineBuildError):
+        explicit.run([str(src)])

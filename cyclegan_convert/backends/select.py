@@ -11,6 +11,8 @@ An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from ..errors import BackendUnavailableError, UsageError
@@ -109,6 +111,22 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
         if backend == "tensorrt":
             raise BackendUnavailableError(reason)
     return _torch(ref, dev, precision)
+
+
+def open_with_fallback(backend: Backend, ref: ModelRef, requested: str, device: str = "auto", *,
+                       precision: str = "auto", on_note: Callable[[str], None] = lambda s: None) -> Backend:
+    """Opens ``backend``. When 'auto' chose TensorRT and its engine cannot be built, validated or
+    loaded here, says why in one note and opens PyTorch on the same device instead (an explicit
+    ``--backend tensorrt`` stays an error)."""
+    try:
+        return backend.open()
+    except Exception as e:  # noqa: BLE001  (TensorRT fails in many types; PyTorch is the reference anyway)
+        if requested != "auto" or backend.name != "tensorrt" or ref.kind != "pytorch":
+            raise
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        fallback = _torch(ref, resolve_device(device), precision)
+        on_note(f"TensorRT cannot run this model here ({reason}); using {fallback.describe()} instead")
+        return fallback.open()
 
 
 def _tensorrt_status() -> tuple[bool, str]:
