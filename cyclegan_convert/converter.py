@@ -188,7 +188,8 @@ class Converter:
         opt = self.opt
         key = self._settings_key()
         list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
-        backend = self._backend or make_backend(self.ref, opt.backend, opt.device, precision=opt.precision)
+        backend = self._backend or make_backend(self.ref, opt.backend, opt.device, precision=opt.precision,
+                                                on_message=lambda text: self.on_message("note", text))
         t_start = time.perf_counter()
         progress = Progress()
         summary = Summary(backend="")

@@ -184,3 +184,17 @@ def test_auto_falls_back_to_pytorch_when_the_engine_cannot_be_built(pth, tmp_pat
                          backend=Unbuildable(no_engine, device="cpu"))
     with pytest.raises(EngineBuildError):
         explicit.run([str(src)])
+
+
+def test_first_use_export_is_announced(pth, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import cyclegan_convert.export as export
+
+    def fake_ensure_onnx(ref, fp16, on_message=lambda s: None):
+        on_message("exporting FP32 ONNX of g")
+        return tmp_path / "generator.onnx"
+
+    monkeypatch.setattr(export, "ensure_onnx", fake_ensure_onnx)
+    said = []
+    be = select.make_backend(pth, "onnxruntime", "cpu", on_message=said.append)
+    assert be.name == "onnxruntime" and said == ["exporting FP32 ONNX of g"]

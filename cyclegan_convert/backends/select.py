@@ -74,9 +74,10 @@ def _tensorrt(source, device: str) -> Backend:
 
 
 def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
-                 precision: str = "auto") -> Backend:
+                 precision: str = "auto", on_message: Callable[[str], None] = lambda s: None) -> Backend:
     """An unopened backend for ``ref``. Explicit choices that cannot run here are errors, never a
-    silent fallback; 'auto' picks the fastest that is available for the device."""
+    silent fallback; 'auto' picks the fastest that is available for the device. ``on_message``
+    hears about first-use exports and engine builds (minutes), which happen in ``open()``."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
@@ -102,12 +103,12 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
     if backend == "onnxruntime":
         export = _export_api()
         fp16 = dev.type == "cuda" and precision in ("auto", "fp16")
-        return _onnxruntime(export.ensure_onnx(ref, fp16), device)
+        return _onnxruntime(export.ensure_onnx(ref, fp16, on_message=on_message), device)
     if backend == "tensorrt" or (backend == "auto" and dev.type == "cuda"):
         ok, reason = _tensorrt_status()
         if ok:
             export = _export_api()
-            return _tensorrt(lambda: export.ensure_engine(ref).read_bytes(), str(dev))
+            return _tensorrt(lambda: export.ensure_engine(ref, on_message=on_message).read_bytes(), str(dev))
         if backend == "tensorrt":
             raise BackendUnavailableError(reason)
     return _torch(ref, dev, precision)
