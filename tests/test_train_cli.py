@@ -240,3 +240,17 @@ def test_two_processes_with_torchrun_on_cpu(dataroot, tmp_path, ccv_home):
     assert len((run / "loss_log.jsonl").read_text().splitlines()) == 3
     load_generator(run / "latest_net_G_A.pth")
     assert ModelStore().find("photo").card["processes"] == 2
+
+
+def test_a_new_run_does_not_silently_replace_another_runs_or_an_imported_model(dataroot, tmp_path, ccv_home):
+    base = [str(dataroot), *TINY, "--workers", "0", "--max-steps", "1"]
+    assert _invoke(base, tmp_path).exit_code == 0
+    before = {e.id: e.sha256 for e in ModelStore().entries()}
+    assert set(before) == {"monet2photo", "photo2monet"}
+    r = _invoke([*base, "--name", "second"], tmp_path)
+    assert r.exit_code == 2 and "already holds monet2photo (trained by run monet2photo)" in r.output
+    assert "--no-register" in r.output and not (tmp_path / "checkpoints" / "second").exists()
+    assert {e.id: e.sha256 for e in ModelStore().entries()} == before
+    # the run that made them may go on saving over them, and --no-register trains without the store
+    assert _invoke(["--name", "monet2photo", "--resume", "--max-steps", "2", "--workers", "0"], tmp_path).exit_code == 0
+    assert _invoke([*base, "--name", "second", "--no-register"], tmp_path).exit_code == 0

@@ -26,7 +26,7 @@ from .config import RunOptions, TrainConfig
 from .data import UnpairedDataset, make_loader, rank_positions, scan_domain
 from .losslog import LossLog
 from .model import LOSS_NAMES, CycleGAN
-from .publish import check_domain_names, register_generators
+from .publish import check_domain_names, check_store_free, register_generators
 from .samples import save_grid
 from .schedule import lr_at
 
@@ -154,6 +154,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     if config is None:
         raise UsageError("nothing to train: give the data folders")
     check_domain_names(config)
+    if options.register and dist.main:
+        check_store_free(config, folder)
     if options.save_every < 1 or options.save_epoch_every < 1:
         raise UsageError("--save-every and --save-epoch-every must be at least 1")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from cyclegan_convert.errors import UsageError
-from cyclegan_convert.store import ModelEntry, ModelStore
+from cyclegan_convert.store import ModelEntry, ModelStore, model_id
 from cyclegan_convert.weights import load_generator, sha256_file
 
 from .config import TrainConfig
@@ -18,6 +18,22 @@ def check_domain_names(config: TrainConfig) -> None:
             raise UsageError(f"{flag} {name!r} is not a usable domain name: use letters, digits, '-' or '_'")
     if config.a_name == config.b_name:
         raise UsageError(f"both domains are called {config.a_name!r}: set --a-name and --b-name")
+
+
+def check_store_free(config: TrainConfig, folder: Path, store: Optional[ModelStore] = None) -> None:
+    """Before training starts: the saves will replace the store's models with the same ids; refuse
+    when one of them was pulled, imported or trained by another run, instead of losing it silently
+    at the first save (``ccv import`` refuses the same way)."""
+    store = store or ModelStore()
+    here = str(Path(folder).resolve())
+    ids = {model_id(config.a_name, config.b_name), model_id(config.b_name, config.a_name)}
+    for e in store.entries():
+        if e.id in ids and e.path is not None and e.path.parent == store.models_dir and not (
+                e.origin == "trained" and e.card.get("checkpoints") == here):
+            made = e.card.get("run") if e.origin == "trained" else None
+            raise UsageError(f"the model store already holds {e.id} ({e.origin}"
+                             + (f" by run {made}" if made else "") + f") and this run's saves would replace it: "
+                             f"`ccv models rm {e.id}` first, pick other --a-name/--b-name, or train with --no-register")
 
 
 def register_generators(config: TrainConfig, weights: dict[str, Path], card: dict[str, Any],
