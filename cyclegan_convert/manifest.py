@@ -79,6 +79,8 @@ class Manifest:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(self.path, "a", encoding="utf-8")
+                if not _ends_with_newline(self.path):  # a line torn by a kill would swallow the next record
+                    self._file.write("\n")
             self._file.write(line + "\n")
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -89,3 +91,12 @@ class Manifest:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """True for an empty file or one whose last byte is a newline."""
+    with open(path, "rb") as f:
+        if f.seek(0, os.SEEK_END) == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"

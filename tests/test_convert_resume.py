@@ -77,3 +77,20 @@ def test_interrupt_then_kill_then_resume(tmp_path, tiny_generator, ccv_home):
     assert len(_done(out)) == N
     assert (s.skipped, s.converted) == (second, N - second)  # the killed run's outputs were kept
     assert not [f for f in out.iterdir() if f.name.startswith(".") and f.name != MANIFEST_NAME]  # no temp files left
+
+
+def test_a_torn_last_manifest_line_does_not_swallow_the_next_record(tmp_path):
+    from cyclegan_convert.manifest import Manifest
+
+    src = tmp_path / "a.jpg"
+    src.write_bytes(b"x")
+    m = Manifest(tmp_path)
+    m.add("a.jpg", "k", src)
+    m.close()
+    with open(tmp_path / MANIFEST_NAME, "a", encoding="utf-8") as f:
+        f.write('{"out": "b.jpg", "ke')  # a kill in the middle of a line
+    m = Manifest(tmp_path)
+    m.add("c.jpg", "k", src)
+    m.close()
+    again = Manifest(tmp_path)
+    assert again.is_done("a.jpg", "k", src) and again.is_done("c.jpg", "k", src) and again.get("b.jpg") is None
