@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 from ..errors import MediaError, UsageError
 from ..imaging import is_image_name
@@ -115,14 +115,22 @@ def profile_for_sizes(sizes: Iterable[tuple[int, int]], max_batch: int = DEFAULT
     return Profile(Shape(1, min(hs), min(ws)), Shape(1, common_h, common_w), Shape(batch, max(hs), max(ws)))
 
 
-def scan_sizes(path: Union[str, Path]) -> list[tuple[int, int]]:
-    """(height, width) of every image under a folder (recursively, EXIF orientation applied), or of a video."""
+def scan_sizes(path: Union[str, Path], on_skip: Callable[[str], None] = lambda s: None) -> list[tuple[int, int]]:
+    """(height, width) of every image under a folder (recursively, EXIF orientation applied), or of a video.
+
+    In a folder, a file that cannot be read is passed to ``on_skip`` (one line) and left out."""
     path = Path(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p))
-        if not files:
-            raise UsageError(f"{path}: no images found (looked for {', '.join(sorted({'.jpg', '.png', '.tif', '.webp'}))} ...)")
-        return [_image_size(p) for p in files]
+        sizes = []
+        for p in files:
+            try:
+                sizes.append(_image_size(p))
+            except MediaError as e:
+                on_skip(str(e))
+        if not sizes:
+            raise UsageError(f"{path}: no readable images found (looked for {', '.join(sorted({'.jpg', '.png', '.tif', '.webp'}))} ...)")
+        return sizes
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return [_video_size(path)]
     if path.is_file() and is_image_name(path):
@@ -137,8 +145,8 @@ def _image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as img:  # reads the header only
             w, h = img.size
             orientation = img.getexif().get(0x0112, 1)
-    except OSError as e:
-        raise MediaError(f"{path}: cannot read the image size ({e})") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise MediaError(f"{path}: cannot read the image size ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
     return (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # rotated by 90 degrees when shown
 
 

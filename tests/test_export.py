@@ -157,7 +157,10 @@ def test_scan_sizes_reads_real_images_with_orientation(tmp_path):
     exif[0x0112] = 6  # shown rotated by 90 degrees
     img.save(tmp_path / "sub" / "rotated.JPG", exif=exif)
     (tmp_path / "notes.txt").write_text("not an image")
-    assert sorted(scan_sizes(tmp_path)) == [(60, 40), (256, 256)]
+    (tmp_path / "empty.jpg").write_bytes(b"")  # left out with one line, not the end of the scan
+    skipped = []
+    assert sorted(scan_sizes(tmp_path, on_skip=skipped.append)) == [(60, 40), (256, 256)]
+    assert len(skipped) == 1 and "empty.jpg" in skipped[0]
     with pytest.raises(UsageError):
         scan_sizes(tmp_path / "notes.txt")
 

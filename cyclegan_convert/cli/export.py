@@ -39,7 +39,11 @@ def export(
 
     with download_feedback(f"model for --to {to or 'monet'}") as (on_notice, on_progress):
         ref = resolve_model(to=to, from_=from_, model=model, on_notice=on_notice, on_progress=on_progress)
-    sizes = scan_sizes(for_) if for_ is not None else None
+    skipped: list[str] = []
+    sizes = scan_sizes(for_, on_skip=skipped.append) if for_ is not None else None
+    if skipped:
+        err_console.print(f"--for: left out {len(skipped)} unreadable file(s), first: {skipped[0]}", style="yellow",
+                          highlight=False, markup=False, soft_wrap=True)
     profile = make_profile(min_shape, opt_shape, max_shape, sizes)
     if sizes is not None:
         console.print(f"engine profile from {len(sizes)} size(s) in {for_}: min {profile.min}, opt {profile.opt}, "
