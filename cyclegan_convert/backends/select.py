@@ -5,8 +5,10 @@ What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmar
   PyTorch FP16 with channels_last;
 - the CPU: PyTorch. bf16 autocast (InstanceNorm kept in fp32, 44 to 46 dB against fp32) where the
   CPU has native bf16 (AVX512-BF16 or AMX): about 2x fp32 there; on CPUs without it bf16 is
-  emulated and about 7x slower than fp32, so fp32 it is. ONNX Runtime measured slower than PyTorch
-  on both CPUs; ``torch.compile`` costs tens of seconds per new image size, so it is not a default.
+  emulated and about 7x slower than fp32, so fp32 it is, or ONNX Runtime (measured 1.2-1.5x PyTorch
+  fp32 there) when a verified ONNX of the model is already cached; ``torch.compile`` costs tens of
+  seconds per new image size, so it is not a default.
+- TensorRT refusing a size (outside its profile) or failing to build: PyTorch on the same GPU, with a note.
 An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine.
 """
 from __future__ import annotations
