@@ -64,6 +64,14 @@ class ConvertOptions:
             raise UsageError("--tile must be 0 (never) or a multiple of 4, at least 64")
         if self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
+        from .backends.select import BACKENDS, PRECISIONS  # checked here too, so --dry-run catches typos
+
+        if self.backend not in BACKENDS:
+            raise UsageError(f"unknown --backend {self.backend!r}: use {', '.join(BACKENDS)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown --precision {self.precision!r}: use {', '.join(PRECISIONS)}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise UsageError(f"unknown --device {self.device!r}: use auto, cpu or cuda")
 
 
 @dataclass(frozen=True)

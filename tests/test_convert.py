@@ -177,6 +177,12 @@ def test_max_side_scales_back_or_keeps_work_size(tmp_path, model):
         assert a.size == (200, 100) and b.size == (64, 32)
 
 
+@pytest.mark.parametrize("option", [["--backend", "tensorflow"], ["--device", "gpu"], ["--precision", "int8"]])
+def test_unknown_engine_options_are_usage_errors_even_in_a_dry_run(tree, model, option):
+    r = _ccv(tree, "--model", model, "--dry-run", *option)
+    assert r.exit_code == 2 and option[1] in r.output
+
+
 def test_tiny_and_thin_images_convert_at_their_size(tmp_path, model):
     sizes = [(1, 1), (5, 5), (3, 200), (200, 6)]  # the generator needs sides of 8 after padding
     for w, h in sizes:
