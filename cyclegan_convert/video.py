@@ -183,8 +183,9 @@ class VideoConverter:
                                    primaries=c.primaries, trc=c.trc)
         return OutputPlan(opt.codec, pix_fmt, options, bit_rate, converter, no_audio=opt.no_audio)
 
-    def _open_backend(self):
-        from .backends.select import make_backend
+    def _open_backend(self, work_size: tuple[int, int]):
+        from .backends.base import MULTIPLE
+        from .backends.select import make_backend, open_with_fallback
 
         opt = self.options
         backend = self.backend
@@ -192,8 +193,19 @@ class VideoConverter:
             name = opt.backend
             if opt.stable and name == "auto":
                 name = "torch"  # the statistics hooks live in the PyTorch model
-            backend = make_backend(self.ref, name, opt.device)
-        backend.open()
+            backend = open_with_fallback(make_backend(self.ref, name, opt.device), self.ref, name, opt.device,
+                                         on_note=lambda s: self.on_message("note", s))
+            # every frame has the working size: an engine whose shape profile excludes it would fail
+            # every frame, so the whole video runs on PyTorch instead (auto only)
+            w, h = (-(-side // MULTIPLE) * MULTIPLE for side in work_size)
+            if name == "auto" and self.ref.kind == "pytorch" and not backend.accepts(h, w):
+                engine = backend.name
+                backend.close()
+                backend = make_backend(self.ref, "torch", opt.device).open()
+                self.on_message("note", f"{w}x{h} frames are outside the {engine} engine's shape profile; using "
+                                f"{backend.describe()} (`ccv export --engine --for VIDEO` builds one for this size)")
+        else:
+            backend.open()
         smoother = None
         if opt.stable:
             from .stabilize import StableOptions, StatsSmoother
@@ -224,7 +236,7 @@ class VideoConverter:
         self.on_message("note", f"{src.name}: {info.width}x{info.height} {info.codec} {info.pix_fmt}, "
                                 f"{info.colour.describe(info.height, info.pix_fmt)}"
                                 + (f", rotated {info.rotation}°" if info.rotation else ""))
-        backend, smoother = self._open_backend()
+        backend, smoother = self._open_backend(plan.converter.work_size)
         try:
             self.on_message("backend", backend.describe())
             batch = opt.batch_size or (4 if backend.device.type == "cuda" else 1)

@@ -247,3 +247,22 @@ def test_start_counts_from_the_first_frame_and_survives_a_container_without_inde
         diffs = [np.abs(frame.astype(int) - w.astype(int)).mean() for w in want["frames"]]
         assert int(np.argmin(diffs)) == 10 + k
     assert got["audio"][0]
+
+
+def test_frames_outside_the_engine_profile_run_on_pytorch(tmp_path, tiny_model, monkeypatch):
+    """With auto on a GPU, a TensorRT engine whose profile excludes the frame size would fail every
+    frame: the whole video runs on PyTorch instead, with one note."""
+    import cyclegan_convert.backends.select as select
+    from cyclegan_convert.weights import load_generator
+    from test_convert_backends import _SmallProfileEngine  # a fake engine that takes up to 64x64
+
+    real = select.make_backend
+    net = load_generator(tiny_model)
+    monkeypatch.setattr(select, "make_backend", lambda ref, name, device="auto", **kw:
+                        _SmallProfileEngine(net) if name == "auto" else real(ref, name, device, **kw))
+    notes = []
+    src = make_clip(tmp_path / "clip.mp4", ClipSpec(frames=6))
+    result = VideoConverter(resolve_model(model=tiny_model), VideoOptions(),
+                            on_message=lambda kind, text: notes.append(text)).run(src)
+    assert result.problem is None and result.frames == 6
+    assert [n for n in notes if "shape profile" in n and "PyTorch" in n]
