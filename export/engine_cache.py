@@ -14,14 +14,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 from ..atomic import atomic_path
 from ..backends.base import Backend
-from ..errors import EngineBuildError
 from .artifacts import make_readable
 from .shapes import Profile
 

@@ -15,8 +15,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cyclegan_convert.cli import app
-from cyclegan_convert.errors import BackendUnavailableError, EngineBuildError, UsageError
-from cyclegan_convert.export import ExportOptions, ensure_onnx, run_export, tensorrt_available
+from cyclegan_convert.errors import EngineBuildError, UsageError
+from cyclegan_convert.export import ensure_onnx, tensorrt_available
 from cyclegan_convert.export import pipeline
 from cyclegan_convert.export.shapes import DEFAULT_PROFILE, Profile, Shape, make_profile, profile_for_sizes, scan_sizes
 from cyclegan_convert.export.verify import check_graph, instance_norm_input_types, verify_onnx

@@ -23,14 +23,6 @@ TINY = ["--load-size", "36", "--crop-size", "32", "--ngf", "8", "--ndf", "8", "-
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Networks this tiny are overhead-bound: one thread is faster, and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def dataroot(tmp_path) -> Path:

@@ -7,7 +7,6 @@ import random
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from cyclegan_convert.networks import InstanceNorm
 from cyclegan_convert.train.config import TrainConfig
@@ -17,14 +16,6 @@ from cyclegan_convert.train.schedule import lr_at
 
 from conftest import PAINTINGS, PHOTOS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Networks this tiny are overhead-bound: one thread is faster, and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class ReferenceStep:

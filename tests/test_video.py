@@ -20,14 +20,6 @@ from cyclegan_convert.video import VideoConverter, VideoOptions
 from videoclips import PHOTOS, ClipSpec, make_clip, read_video
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the decode and encode threads need the second core; two OpenMP threads on a busy machine crawl
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture
 def tiny_model(tmp_path) -> Path:

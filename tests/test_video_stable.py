@@ -1,8 +1,6 @@
 """`--stable`: scene cuts on real frames, smoothed InstanceNorm statistics, and the CLI rule."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,13 +12,6 @@ from cyclegan_convert.stabilize import SceneCutDetector, StableOptions, StatsSmo
 from cyclegan_convert.video import VideoConverter, VideoOptions
 from videoclips import PHOTOS, ClipSpec, make_clip, pan_zoom_frames, read_video
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()  # two OpenMP threads on a busy two-core machine crawl
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import torch
 import torch.nn.functional as F
