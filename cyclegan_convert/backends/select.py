@@ -167,6 +167,6 @@ def auto_note(ref: ModelRef, chosen: Backend) -> str:
     if (isinstance(chosen, TorchBackend) and chosen.device.type == "cpu" and chosen.precision == "fp32"
             and ref.kind == "pytorch" and _onnxruntime_installed()):
         how = f"--to {ref.entry.target}" if ref.entry else f"--model {ref.path}"
-        return (f"ONNX Runtime measured 1.2-1.5x faster than PyTorch fp32 on CPUs without native bf16: "
+        return (f"ONNX Runtime measured 1.07-1.5x faster than PyTorch fp32 on CPUs without native bf16: "
                 f"`ccv export {how}` once, then --backend auto uses it")
     return ""

@@ -22,6 +22,20 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+
+def _show_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"ccv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    """Train CycleGAN models and convert photos and videos with them."""
+
 F = TypeVar("F", bound=Callable[..., object])
 
 

@@ -36,7 +36,6 @@ def convert(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Decode workers, and as many encode workers.")] = 2,
 ) -> None:
     """Convert photos with a model: files, folders (recursive) or globs; the folder tree is mirrored.
-
     Example: ccv convert photos/ --to monet   (writes photos_monet/)
     """
     from ..converter import ConvertOptions, Converter

@@ -30,7 +30,6 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Export again even if the files are current.")] = False,
 ) -> None:
     """Export a model to ONNX (FP32, FP16) and a TensorRT engine, each verified against PyTorch.
-
     Example: ccv export --to monet --for ~/Pictures/holiday
     """
     from ..export import ExportOptions, make_profile, run_export, scan_sizes

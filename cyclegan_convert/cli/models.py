@@ -12,7 +12,7 @@ from rich.table import Table
 from ..errors import CcvError, ItemsFailed
 from .app import FromOpt, app, command, console, err_console, report_errors
 
-models_app = typer.Typer(help="List the models in the store (`ccv models rm NAME` removes one).\n\n"
+models_app = typer.Typer(help="List the models in the store (`ccv models rm NAME` removes one). "
                               "Example: ccv models", invoke_without_command=True, no_args_is_help=False)
 app.add_typer(models_app, name="models")
 

@@ -37,7 +37,6 @@ def video(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="Frames per inference batch (0: 4 on a GPU, 1 on the CPU).")] = 0,
 ) -> None:
     """Convert a video; audio, timing, rotation and colour are kept.
-
     Example: ccv video holiday.mp4 --to monet
     """
     from ..resolve import resolve_model
