@@ -165,10 +165,16 @@ def _named(folder_files: list[Path], out_dir: Path, naming: Naming, out_root: Pa
     for f in folder_files:
         k = naming.name(f).lower()  # case-insensitive file systems collide on case too
         counts[k] = counts.get(k, 0) + 1
-    jobs = []
+    jobs, used = [], set()
     for f in folder_files:
         clash = counts[naming.name(f).lower()] > 1
-        jobs.append(Job(f, out_dir / naming.name(f, disambiguate=clash), out_root, renamed=clash))
+        name = naming.name(f, disambiguate=clash)
+        n = 1
+        while name.lower() in used:  # a.jpg and a.JPG still meet as a_jpg.png / a_JPG.png
+            n += 1
+            name = f"{Path(naming.name(f, disambiguate=True)).stem}_{n}{naming.out_suffix(f)}"
+        used.add(name.lower())
+        jobs.append(Job(f, out_dir / name, out_root, renamed=clash))
     return jobs
 
 

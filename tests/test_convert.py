@@ -284,3 +284,12 @@ def test_first_use_download_of_the_default_model_is_announced(tmp_path, monkeypa
         r = _ccv(tmp_path / "in", "--dry-run")
     assert r.exit_code == 0, r.output
     assert "style_monet" in r.output.splitlines()[0]  # the notice, on the CLI's stream, before the plan
+
+
+def test_names_differing_only_in_case_never_share_an_output(tmp_path):
+    """a.jpg, a.JPG and a.png with --ext png: three distinct outputs even on case-insensitive disks."""
+    from cyclegan_convert.files import Naming, _named
+
+    files = [tmp_path / n for n in ("a.JPG", "a.jpg", "a.png")]
+    names = [j.dst.name for j in _named(files, tmp_path / "out", Naming(ext="png"), tmp_path / "out")]
+    assert len({n.lower() for n in names}) == 3 and all(n.endswith(".png") for n in names)
