@@ -151,6 +151,7 @@ class VideoConverter:
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self.stages = {"decode": _Stage(), "infer": _Stage(), "encode": _Stage()}
+        self._turns = 0  # quarter turns (counter-clockwise) that make the stored frames upright
 
     # -- planning ----------------------------------------------------------------------------------
     def output_path(self, src: Path) -> Path:
@@ -233,10 +234,14 @@ class VideoConverter:
         if opt.start and info.duration_s is not None and opt.start >= info.duration_s:
             raise UsageError(f"--start {opt.start:g}: the video is only {info.duration_s:.2f} s long")
         plan = self.plan(info)
+        # the model sees frames upright, as the viewer does (a portrait phone clip is stored sideways);
+        # the results are turned back, so the output keeps the input's storage and rotation tag
+        self._turns = (info.rotation // 90) % 4 if info.rotation % 90 == 0 else 0
         self.on_message("note", f"{src.name}: {info.width}x{info.height} {info.codec} {info.pix_fmt}, "
                                 f"{info.colour.describe(info.height, info.pix_fmt)}"
                                 + (f", rotated {info.rotation}°" if info.rotation else ""))
-        backend, smoother = self._open_backend(plan.converter.work_size)
+        work_w, work_h = plan.converter.work_size
+        backend, smoother = self._open_backend((work_h, work_w) if self._turns % 2 else (work_w, work_h))
         try:
             self.on_message("backend", backend.describe())
             batch = opt.batch_size or (4 if backend.device.type == "cuda" else 1)
@@ -329,10 +334,11 @@ class VideoConverter:
         t0 = time.perf_counter()
         if smoother is not None:
             smoother.begin([f.cut for f in frames])
-        out = backend.infer(torch.from_numpy(np.stack([f.rgb for f in frames]))).numpy()
+        k = self._turns
+        out = backend.infer(torch.from_numpy(np.stack([np.rot90(f.rgb, k) for f in frames]))).numpy()
         self.stages["infer"].add(t0, len(frames))
         for f, o in zip(frames, out):
-            f.result = o
+            f.result = np.ascontiguousarray(np.rot90(o, -k)) if k else o
             self._put(enc_q, f)
 
     def rates(self) -> dict[str, float]:

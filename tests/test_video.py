@@ -258,3 +258,28 @@ def test_frames_outside_the_engine_profile_run_on_pytorch(tmp_path, tiny_model, 
                             on_message=lambda kind, text: notes.append(text)).run(src)
     assert result.problem is None and result.frames == 6
     assert [n for n in notes if "shape profile" in n and "PyTorch" in n]
+
+
+class Recording(Backend):
+    """Passes frames through and records the shapes the model was given."""
+
+    name = "recording"
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(x.shape[-2:]))
+        return x
+
+
+@pytest.mark.parametrize("rotation", [90, -90])
+def test_rotated_clips_reach_the_model_upright_and_come_back_as_stored(tmp_path, rotation):
+    src = make_clip(tmp_path / "portrait.mp4", ClipSpec(frames=4, rotation=rotation, audio_streams=0))
+    rec = Recording()
+    result = VideoConverter(None, VideoOptions(crf=0), backend=rec).run(src)
+    a, b = read_video(src), read_video(result.output)
+    assert set(rec.shapes) == {(144, 80)}  # stored 142x80 (W x H), seen upright: 80 wide, 142 (padded 144) high
+    assert b["rotation"] == a["rotation"] and b["size"] == a["size"] == (142, 80)
+    assert np.abs(b["frames"][2].astype(int) - a["frames"][2]).mean() < 2  # turned back exactly
