@@ -72,7 +72,7 @@ class TensorRTBackend(Backend):
         super().__init__()
         self._source = engine
         self.requested = device
-        self._engine = self._context = self._stream = None
+        self._runtime = self._engine = self._context = self._stream = None
         self._dtype = torch.float32
         self._profiles: list[ProfileRange] = []
 
@@ -112,7 +112,7 @@ class TensorRTBackend(Backend):
         for i in range(engine.num_optimization_profiles):
             lo, _opt, hi = engine.get_tensor_profile_shape(self._input, i)
             self._profiles.append(ProfileRange(tuple(lo), tuple(hi)))
-        self._engine = engine
+        self._runtime, self._engine = runtime, engine  # the runtime must outlive its engine
         self._context = engine.create_execution_context()
         self._stream = torch.cuda.Stream(self.device)  # execute_async_v3 wants a non-default stream
         self._active_profile = 0
@@ -120,7 +120,7 @@ class TensorRTBackend(Backend):
     def _close(self) -> None:
         if self._stream is not None:
             self._stream.synchronize()
-        self._context = self._engine = self._stream = None
+        self._context = self._engine = self._runtime = self._stream = None  # context before engine
         torch.cuda.empty_cache()
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
