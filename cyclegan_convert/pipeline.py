@@ -56,8 +56,60 @@ class PipelineConfig:
     max_pending: int = 0  # decoded items held while batches fill; 0 = 2 * batch_size
 
 
-class _Abort(Exception):
-    pass
+class Stopped(Exception):
+    """Raised in a thread waiting on a queue once its ``ThreadGroup`` is told to stop."""
+
+
+class ThreadGroup:
+    """Threads that share one stop flag: queue waits block (never drop an item) but give up when the
+    flag is set, and the first error raised in any thread is kept for the calling thread."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def fail(self, e: BaseException) -> None:
+        with self._lock:
+            self.errors.append(e)
+        self.stop.set()
+
+    def raise_error(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+    def start(self, target: Callable[[], None], name: str) -> threading.Thread:
+        def body() -> None:
+            try:
+                target()
+            except Stopped:
+                pass
+            except BaseException as e:  # noqa: BLE001  (re-raised in the calling thread)
+                self.fail(e)
+
+        t = threading.Thread(target=body, name=name, daemon=True)
+        t.start()
+        return t
+
+    def put(self, q: queue.Queue, item: object) -> None:
+        while True:
+            if self.stop.is_set():
+                raise Stopped
+            try:
+                q.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, q: queue.Queue, idle: Callable[[], None] = lambda: None) -> object:
+        while True:
+            if self.stop.is_set():
+                raise Stopped
+            try:
+                return q.get(timeout=_POLL)
+            except queue.Empty:
+                idle()
+                continue
 
 
 class Pipeline(Generic[T, D, R]):
@@ -73,49 +125,10 @@ class Pipeline(Generic[T, D, R]):
         self._decode, self._infer, self._encode, self._group = decode, infer, encode, group
         self._on_failed, self._job_of, self._on_tick = on_failed, job_of, on_tick
         self.stop = stop or threading.Event()  # graceful: take no new items
-        self._abort = threading.Event()  # fatal: everything quits now
-        self._errors: list[BaseException] = []
+        self._workers = ThreadGroup()  # its stop flag is fatal: everything quits now
         self._lock = threading.Lock()
         self.stats = PipelineStats(StageStats(config.decode_workers), StageStats(1), StageStats(config.encode_workers))
         self.interrupted = False
-
-    # -- queue helpers that never block forever ----------------------------------------------------
-    def _put(self, q: queue.Queue, item: object) -> None:
-        while True:
-            if self._abort.is_set():
-                raise _Abort
-            try:
-                q.put(item, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
-
-    def _get(self, q: queue.Queue) -> object:
-        while True:
-            if self._abort.is_set():
-                raise _Abort
-            try:
-                return q.get(timeout=_POLL)
-            except queue.Empty:
-                continue
-
-    def _fatal(self, e: BaseException) -> None:
-        with self._lock:
-            self._errors.append(e)
-        self._abort.set()
-
-    def _thread(self, target: Callable[[], None], name: str) -> threading.Thread:
-        def body() -> None:
-            try:
-                target()
-            except _Abort:
-                pass
-            except BaseException as e:  # noqa: BLE001  (re-raised in the calling thread)
-                self._fatal(e)
-
-        t = threading.Thread(target=body, name=name, daemon=True)
-        t.start()
-        return t
 
     def _account(self, stage: StageStats, t0: float, n: int = 1) -> None:
         with self._lock:
@@ -128,17 +141,17 @@ class Pipeline(Generic[T, D, R]):
             for job in jobs:
                 if self.stop.is_set():
                     break
-                self._put(in_q, job)
+                self._workers.put(in_q, job)
         finally:
             for _ in range(self.cfg.decode_workers):
                 try:
-                    self._put(in_q, _END)
-                except _Abort:
+                    self._workers.put(in_q, _END)
+                except Stopped:
                     break
 
     def _decoder(self, in_q: queue.Queue, dec_q: queue.Queue) -> None:
         while True:
-            job = self._get(in_q)
+            job = self._workers.get(in_q)
             if job is _END:
                 break
             if self.stop.is_set():
@@ -151,12 +164,12 @@ class Pipeline(Generic[T, D, R]):
                 continue
             finally:
                 self._account(self.stats.decode, t0)
-            self._put(dec_q, item)
-        self._put(dec_q, _END)
+            self._workers.put(dec_q, item)
+        self._workers.put(dec_q, _END)
 
     def _encoder(self, enc_q: queue.Queue) -> None:
         while True:
-            item = self._get(enc_q)
+            item = self._workers.get(enc_q)
             if item is _END:
                 break
             t0 = time.perf_counter()
@@ -179,7 +192,7 @@ class Pipeline(Generic[T, D, R]):
         finally:
             self._account(self.stats.infer, t0, len(batch))
         for r in results:
-            self._put(enc_q, r)
+            self._workers.put(enc_q, r)
 
     def run(self, jobs: Iterable[T]) -> None:
         cfg = self.cfg
@@ -187,9 +200,9 @@ class Pipeline(Generic[T, D, R]):
         dec_q: queue.Queue = queue.Queue(maxsize=cfg.batch_size + cfg.decode_workers)
         enc_q: queue.Queue = queue.Queue(maxsize=2 * cfg.encode_workers)
         max_pending = cfg.max_pending or 2 * cfg.batch_size
-        threads = [self._thread(lambda: self._feed(jobs, in_q), "ccv-feed")]
-        threads += [self._thread(lambda: self._decoder(in_q, dec_q), f"ccv-decode-{i}") for i in range(cfg.decode_workers)]
-        encoders = [self._thread(lambda: self._encoder(enc_q), f"ccv-encode-{i}") for i in range(cfg.encode_workers)]
+        threads = [self._workers.start(lambda: self._feed(jobs, in_q), "ccv-feed")]
+        threads += [self._workers.start(lambda: self._decoder(in_q, dec_q), f"ccv-decode-{i}") for i in range(cfg.decode_workers)]
+        encoders = [self._workers.start(lambda: self._encoder(enc_q), f"ccv-encode-{i}") for i in range(cfg.encode_workers)]
         pending: dict[Hashable, list[D]] = {}
         n_pending = 0
         ended = 0
@@ -209,8 +222,8 @@ class Pipeline(Generic[T, D, R]):
                     try:
                         item = dec_q.get(timeout=_POLL)
                     except queue.Empty:
-                        if self._abort.is_set():
-                            raise _Abort from None
+                        if self._workers.stop.is_set():
+                            raise Stopped from None
                         if pending:  # decoders are behind: keep inference busy with what is here
                             flush(max(pending, key=lambda k: len(pending[k])))
                         self._on_tick()
@@ -233,22 +246,22 @@ class Pipeline(Generic[T, D, R]):
                 self.stop.set()
                 pending.clear()
             for _ in encoders:
-                self._put(enc_q, _END)
+                self._workers.put(enc_q, _END)
             for t in encoders:
                 while t.is_alive():
                     t.join(_POLL)
             self._on_tick()
-        except _Abort:
+        except Stopped:
             pass
         except KeyboardInterrupt:  # a second Ctrl-C while the last files are written: quit now
-            self._abort.set()
+            self._workers.stop.set()
             self.interrupted = True
         except BaseException as e:
-            self._fatal(e)
+            self._workers.fail(e)
         finally:
-            self._abort.set() if (self._errors or self.interrupted) else None
+            if self._workers.errors or self.interrupted:
+                self._workers.stop.set()
             self.stop.set()
             for t in threads + encoders:
                 t.join(1.0)
-        if self._errors:
-            raise self._errors[0]
+        self._workers.raise_error()

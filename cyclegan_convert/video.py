@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .atomic import atomic_path
+from .pipeline import Stopped, ThreadGroup
 from .errors import MediaError, UsageError
 from .resolve import ModelRef
 from .video_io import (FrameConverter, OutputPlan, VideoInfo, check_encoder, choose_pix_fmt, default_output,
@@ -117,10 +118,6 @@ _END = object()
 _POLL = 0.05
 
 
-class _Stopped(Exception):
-    pass
-
-
 @dataclass
 class _Stage:
     frames: int = 0
@@ -148,8 +145,7 @@ class VideoConverter:
         self.ref, self.options, self.backend = ref, options, backend
         self.on_progress = on_progress or (lambda p: None)
         self.on_message = on_message or (lambda kind, text: None)
-        self._stop = threading.Event()
-        self._errors: list[BaseException] = []
+        self._workers = ThreadGroup()
         self.stages = {"decode": _Stage(), "infer": _Stage(), "encode": _Stage()}
         self._turns = 0  # quarter turns (counter-clockwise) that make the stored frames upright
 
@@ -273,7 +269,7 @@ class VideoConverter:
             enc_q: queue.Queue = queue.Queue(maxsize=opt.queue_frames)
             reader = _Reader(self, in_c, info, plan.converter, mapping, dec_q)
             writer = _Writer(self, out_c, out_vs, info, plan.converter, mapping, enc_q)
-            threads = [self._thread(reader.run, "ccv-video-decode"), self._thread(writer.run, "ccv-video-encode")]
+            threads = [self._workers.start(reader.run, "ccv-video-decode"), self._workers.start(writer.run, "ccv-video-encode")]
             total = info.frame_estimate(opt.start, opt.duration)
             last_tick = 0.0
 
@@ -289,11 +285,11 @@ class VideoConverter:
 
             pending: list[_Frame] = []
             while True:
-                item = self._get(dec_q, tick)
+                item = self._workers.get(dec_q, tick)
                 if item is _END:
                     break
                 if isinstance(item, _Copy):
-                    self._put(enc_q, item)
+                    self._workers.put(enc_q, item)
                     continue
                 pending.append(item)
                 if len(pending) >= batch:
@@ -302,12 +298,12 @@ class VideoConverter:
                     tick()
             if pending:
                 self._infer(backend, smoother, pending, enc_q, torch)
-            self._put(enc_q, _END)
+            self._workers.put(enc_q, _END)
             while threads[1].is_alive():  # the encoder drains its queue and flushes
                 threads[1].join(_POLL)
-                self._raise_worker_error()
+                self._workers.raise_error()
                 tick()
-            self._raise_worker_error()
+            self._workers.raise_error()
             tick(final=True)
             if writer.frames == 0:
                 raise MediaError(f"{src}: no frame could be decoded" + (f" ({reader.problem})" if reader.problem else "")
@@ -316,11 +312,11 @@ class VideoConverter:
             out_c = None
             return VideoResult(tmp, writer.frames, backend.describe(), time.perf_counter() - t_start,
                                self.rates(), notes + reader.notes, reader.problem)
-        except _Stopped:
-            self._raise_worker_error()
+        except Stopped:
+            self._workers.raise_error()
             raise
         finally:
-            self._stop.set()
+            self._workers.stop.set()
             for t in threads:
                 t.join()
             if out_c is not None:
@@ -339,49 +335,10 @@ class VideoConverter:
         self.stages["infer"].add(t0, len(frames))
         for f, o in zip(frames, out):
             f.result = np.ascontiguousarray(np.rot90(o, -k)) if k else o
-            self._put(enc_q, f)
+            self._workers.put(enc_q, f)
 
     def rates(self) -> dict[str, float]:
         return {name: s.rate for name, s in self.stages.items()}
-
-    # -- threads and queues ------------------------------------------------------------------------
-    def _thread(self, target: Callable[[], None], name: str) -> threading.Thread:
-        def body() -> None:
-            try:
-                target()
-            except _Stopped:
-                pass
-            except BaseException as e:  # noqa: BLE001  (re-raised in the calling thread)
-                self._errors.append(e)
-                self._stop.set()
-
-        t = threading.Thread(target=body, name=name, daemon=True)
-        t.start()
-        return t
-
-    def _raise_worker_error(self) -> None:
-        if self._errors:
-            raise self._errors[0]
-
-    def _put(self, q: queue.Queue, item: object) -> None:
-        while True:  # block, never drop; give up only when told to stop
-            if self._stop.is_set():
-                raise _Stopped
-            try:
-                q.put(item, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
-
-    def _get(self, q: queue.Queue, idle: Callable[[], None] = lambda: None) -> object:
-        while True:
-            if self._stop.is_set():
-                raise _Stopped
-            try:
-                return q.get(timeout=_POLL)
-            except queue.Empty:
-                idle()
-                continue
 
 
 class _Reader:
@@ -454,7 +411,7 @@ class _Reader:
                     cut = detector(rgb) if detector is not None else False
                     self.decoded += 1
                     stage.add(t0)
-                    self.conv._put(self.q, _Frame(pts - shift, frame.duration or None, rgb, cut))
+                    self.conv._workers.put(self.q, _Frame(pts - shift, frame.duration or None, rgb, cut))
                     t0 = time.perf_counter()
                 if done:
                     break
@@ -465,7 +422,7 @@ class _Reader:
             self.notes.append(f"{fixed} frames had repeated timestamps; each was moved one tick later")
         if self.problem is None:
             self._check_complete(last_pts, tb, bad_packets, end)
-        self.conv._put(self.q, _END)
+        self.conv._workers.put(self.q, _END)
 
     def _note_bad(self, e: Exception, last_pts: Optional[int], tb: Fraction) -> None:
         if self.problem is None:
@@ -507,7 +464,7 @@ class _Reader:
                 packet.pts -= off
             if packet.dts is not None:
                 packet.dts -= off
-        self.conv._put(self.q, _Copy(packet))
+        self.conv._workers.put(self.q, _Copy(packet))
 
 
 def _seek_at_or_before(container, vs, target: int) -> None:
@@ -539,7 +496,7 @@ class _Writer:
         out_w, out_h = self.fc.out_size
         tb = self.info.time_base
         while True:
-            item = self.conv._get(self.q)
+            item = self.conv._workers.get(self.q)
             if item is _END:
                 break
             if isinstance(item, _Copy):
