@@ -19,8 +19,8 @@ class InstanceNorm(nn.InstanceNorm2d):
     """InstanceNorm2d(affine=False, track_running_stats=False), as the original.
 
     Two additions that hold no state (the state_dict is unchanged):
-    - the statistics are always computed in fp32 whatever the input dtype: in fp16 the variance over
-      H*W elements overflows and the output turns to garbage;
+    - the statistics are computed in at least fp32 whatever the input dtype: in fp16 the variance
+      over H*W elements overflows and the output turns to garbage (fp64 stays fp64);
     - ``stats_hook`` may supply (mean, var) from elsewhere: tiles use statistics of the whole image,
       video frames statistics smoothed over time.
     """
@@ -31,7 +31,7 @@ class InstanceNorm(nn.InstanceNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
-        xf = x.float()
+        xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
         if self.stats_hook is None:
             out = F.instance_norm(xf, eps=self.eps)
         else:
