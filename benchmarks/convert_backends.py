@@ -9,6 +9,7 @@ Numbers go to benchmarks/RESULTS.md (## convert) by hand, with the machine they 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cyclegan_convert.backends.torch_backend import HalfPrecisionGenerator
 from cyclegan_convert.backends.base import pad_to_multiple, to_model_input, to_uint8_images
 from cyclegan_convert.networks import ResnetGenerator, init_weights
 
@@ -66,7 +68,19 @@ def main() -> None:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             return net_cl(x.contiguous(memory_format=torch.channels_last)).float()
 
-    paths = {"fp32 eager": eager, "fp32 channels_last": cl, "bf16 autocast + channels_last": bf16_cl}
+    net_bf16 = copy.deepcopy(net).to(torch.bfloat16)
+    net_mixed = HalfPrecisionGenerator(copy.deepcopy(net), torch.bfloat16)
+
+    def bf16(x):
+        with torch.inference_mode():
+            return net_bf16(x.to(torch.bfloat16)).float()
+
+    def mixed(x):  # what `ccv convert` runs on a native-bf16 CPU (TorchBackend, precision bf16)
+        with torch.inference_mode():
+            return net_mixed(x)
+
+    paths = {"fp32 eager": eager, "fp32 channels_last": cl, "bf16 autocast + channels_last": bf16_cl,
+             "bf16 weights, NCHW": bf16, "bf16 after an fp32 stem, NCHW (ccv's bf16 path)": mixed}
     if args.compile:
         compiled = torch.compile(net_cl)
 
@@ -78,8 +92,15 @@ def main() -> None:
             with torch.inference_mode():
                 return compiled(x.contiguous(memory_format=torch.channels_last))
 
+        compiled_bf16 = torch.compile(net_bf16)
+
+        def comp_bf16(x):
+            with torch.inference_mode():
+                return compiled_bf16(x.to(torch.bfloat16)).float()
+
         paths["torch.compile fp32 + channels_last"] = comp32
-        paths["torch.compile bf16 + channels_last"] = comp
+        paths["torch.compile bf16 autocast + channels_last"] = comp
+        paths["torch.compile bf16 weights, NCHW"] = comp_bf16
     if args.onnx:
         import onnxruntime as ort
 

@@ -96,14 +96,15 @@ def stats_input(x: torch.Tensor, stats_side: int) -> torch.Tensor:
     sh, sw = max(4, round(h * scale / 4) * 4), max(4, round(w * scale / 4) * 4)
     if (sh, sw) == (h, w):
         return x
-    return F.interpolate(x, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
+    # in fp32: the antialiased resize has no half-precision CPU kernels
+    return F.interpolate(x.float(), size=(sh, sw), mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
 
 
 def generate_tiled(model: torch.nn.Module, x: torch.Tensor, spec: TileSpec,
                    run: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """The generator's output for ``x`` (1, 3, H, W), H and W multiples of 4, computed tile by tile.
 
-    ``run`` calls the model (with the caller's autocast and memory format); ``model`` is the module
+    ``run`` calls the model (in the caller's dtype and memory format); ``model`` is the module
     whose InstanceNorm layers are hooked."""
     if x.shape[0] != 1:
         return torch.cat([generate_tiled(model, xi[None], spec, run) for xi in x])

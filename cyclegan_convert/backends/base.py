@@ -32,7 +32,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Te
 def to_model_input(images: torch.Tensor, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 NHWC RGB -> float NCHW in [-1, 1] on ``device`` (the uint8 crosses the bus: 4x less)."""
     x = images.to(device, non_blocking=True).permute(0, 3, 1, 2)
-    return x.to(dtype).div_(127.5).sub_(1.0)
+    # scaled in fp32, then cast: scaling in fp16/bf16 would round twice
+    return x.float().div_(127.5).sub_(1.0).to(dtype)
 
 
 def to_uint8_images(y: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,8 @@
 What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmarks/RESULTS.md):
 - a CUDA GPU: TensorRT (FP16 engine, built and validated on first use) when it is installed, else
   PyTorch FP16 with channels_last;
-- the CPU: PyTorch. bf16 autocast (InstanceNorm kept in fp32, 44 to 46 dB against fp32) where the
-  CPU has native bf16 (AVX512-BF16 or AMX): about 2x fp32 there; on CPUs without it bf16 is
+- the CPU: PyTorch. bf16 (NCHW; InstanceNorm statistics accumulated in fp32; 43 to 45 dB against
+  fp32) where the CPU has native bf16 (AVX512-BF16 or AMX): 2.1-2.3x fp32 there; on CPUs without it bf16 is
   emulated and about 7x slower than fp32, so fp32 it is, or ONNX Runtime (measured 1.2-1.5x PyTorch
   fp32 there) when a verified ONNX of the model is already cached; ``torch.compile`` costs tens of
   seconds per new image size, so it is not a default.
@@ -41,8 +41,9 @@ def auto_precision(device: torch.device) -> str:
 
 
 def auto_channels_last(device: torch.device, precision: str) -> bool:
-    # channels_last helps CUDA and oneDNN bf16; for fp32 on an AVX2 CPU it measured slightly slower
-    return device.type == "cuda" or precision == "bf16"
+    # channels_last helps CUDA; on the CPU it measured slower for bf16 (0.83x at 256x256, 0.87x at
+    # 1368x1076: oneDNN reorders around InstanceNorm and the padding) and no better for fp32
+    return device.type == "cuda"
 
 
 def _export_api():

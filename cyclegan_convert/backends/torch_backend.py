@@ -1,7 +1,7 @@
 """PyTorch backend: the reference engine, on CPU or CUDA."""
 from __future__ import annotations
 
-import contextlib
+import copy
 from typing import Callable, Union
 
 import torch
@@ -10,13 +10,36 @@ from ..networks import ResnetGenerator
 from .base import Backend, resolve_device
 
 GeneratorLoader = Union[ResnetGenerator, Callable[[], ResnetGenerator]]
+HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class HalfPrecisionGenerator(torch.nn.Module):
+    """A generator in half precision except its stem (the first conv, its InstanceNorm and ReLU),
+    which stays fp32. The first conv's output carries the image's mean colour, a large offset that
+    InstanceNorm then subtracts: in bf16 that subtraction cancels most of the 8-bit mantissa. Real
+    photos, full generator: everything in bf16 39-44 dB against fp32, this 45-49 dB, for about 1% of
+    the multiply-adds. Takes and returns fp32; the modules are the generator's own (hooks still apply)."""
+
+    def __init__(self, generator: ResnetGenerator, dtype: torch.dtype):
+        super().__init__()
+        layers = list(generator.model)
+        k = next(i for i, m in enumerate(layers) if isinstance(m, torch.nn.ReLU)) + 1
+        self.stem = torch.nn.Sequential(*layers[:k]).float()
+        self.body = torch.nn.Sequential(*layers[k:]).to(dtype)
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.stem(x.float()).to(self.dtype)).float()
 
 
 class TorchBackend(Backend):
     """Runs a ``ResnetGenerator`` eagerly.
 
-    precision: 'fp32'; 'fp16' (CUDA: half weights, InstanceNorm in fp32); 'bf16' (autocast, CPU or
-    CUDA; InstanceNorm stays in fp32). ``channels_last`` helps convolutions on both CPU and CUDA.
+    precision: 'fp32'; 'fp16' (CUDA) or 'bf16' (CPU or CUDA): half-precision weights and activations
+    after an fp32 stem (``HalfPrecisionGenerator``), InstanceNorm statistics accumulated in fp32.
+    Weights are cast once at open rather than by autocast on every call: on a native-bf16 CPU that
+    measured 1.2-1.45x faster than autocast. ``channels_last`` helps convolutions on CUDA
+    (on the CPU it measured slower: oneDNN reorders around InstanceNorm and the padding).
     """
 
     name = "torch"
@@ -32,20 +55,19 @@ class TorchBackend(Backend):
             raise ValueError("fp16 needs CUDA; use bf16 on the CPU")
         self.precision = precision
         self.channels_last = channels_last
-        self.model: ResnetGenerator | None = None
-
-    @property
-    def input_dtype(self) -> torch.dtype:
-        return torch.float16 if self.precision == "fp16" else torch.float32
+        self.model: torch.nn.Module | None = None
 
     def describe(self) -> str:
         return f"PyTorch {self.precision} on {self.device}" + (" (channels_last)" if self.channels_last else "")
 
     def _open(self) -> None:
-        model = self._loader if isinstance(self._loader, torch.nn.Module) else self._loader()
+        given = isinstance(self._loader, torch.nn.Module)
+        model = self._loader if given else self._loader()
+        if given and self.precision != "fp32":
+            model = copy.deepcopy(model)  # casting is in place: the caller's fp32 module stays fp32
         model = model.to(self.device).eval().requires_grad_(False)
-        if self.precision == "fp16":
-            model = model.half()
+        if self.precision != "fp32":
+            model = HalfPrecisionGenerator(model, HALF[self.precision])
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -54,11 +76,6 @@ class TorchBackend(Backend):
         self.model = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-
-    def _autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def infer_tiled(self, images: torch.Tensor, tile: int = 1024, overlap: int = 64,
                     stats_side: int = 768, margin: int = 64) -> torch.Tensor:
@@ -81,5 +98,4 @@ class TorchBackend(Backend):
         assert self.model is not None
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            return self.model(x).float()
+        return self.model(x).float()
