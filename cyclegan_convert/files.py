@@ -15,6 +15,7 @@ from typing import Iterator, Optional, Sequence
 
 from .errors import UsageError
 from .imaging import IMAGE_SUFFIXES, is_image_name
+from .manifest import MANIFEST_NAME, outputs_beside_sources
 
 CLUTTER_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin"})
 EXTS = ("same", "jpg", "png", "webp")
@@ -144,8 +145,9 @@ def _walk(base: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:
         except OSError:
             continue  # unreadable folder or dangling link: nothing to convert there
         files, dirs = [], []
+        ours = outputs_beside_sources(folder) if any(e.name == MANIFEST_NAME for e in entries) else set()
         for e in entries:
-            if is_clutter(e.name):
+            if is_clutter(e.name) or e.name in ours:
                 continue
             try:
                 if e.is_dir():
@@ -180,7 +182,8 @@ def _named(folder_files: list[Path], out_dir: Path, naming: Naming, out_root: Pa
 
 def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming] = None) -> Iterator[Job]:
     """Every job, lazily. ``file_naming`` is used for file inputs written beside themselves."""
-    # output folders are never read as inputs (files converted beside themselves make no folder)
+    # output folders are never read as inputs (files converted beside themselves make no folder,
+    # and the walk leaves them out by their folder's manifest)
     out_roots = {r.out_root.resolve() for r in roots if not (r.kind == "file" and r.out_root == r.base)}
     loose: list[Path] = []
     loose_roots: list[InputRoot] = []
@@ -203,9 +206,12 @@ def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[
         elif r.kind == "glob":
             matches = sorted(Path(m) for m in glob.glob(r.pattern, recursive=True))  # type: ignore[arg-type]
             groups: dict[Path, list[Path]] = {}
+            ours: dict[Path, set[str]] = {}
             for m in matches:
+                if m.parent not in ours:
+                    ours[m.parent] = outputs_beside_sources(m.parent)
                 if (m.is_file() and is_image_name(m.name) and not any(is_clutter(p) for p in m.relative_to(r.base).parts)
-                        and not out_roots.intersection(m.resolve().parents)):
+                        and m.name not in ours[m.parent] and not out_roots.intersection(m.resolve().parents)):
                     groups.setdefault(m.parent, []).append(m)
             for folder, files in groups.items():
                 yield from _named(files, r.out_root / folder.relative_to(r.base), naming, r.out_root)

@@ -93,6 +93,27 @@ class Manifest:
                 self._file = None
 
 
+def outputs_beside_sources(folder: Path) -> set[str]:
+    """Names of files in ``folder`` that an earlier run wrote beside their source there (``ccv
+    convert photo.jpg`` writes ``photo_monet.jpg`` next to it), as its manifest records them; a
+    folder walk leaves them out so it does not convert its own outputs. Outputs of mirrored trees
+    (sources elsewhere) are not listed: converting those on purpose must still work."""
+    try:
+        lines = (Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return set()
+    here = str(Path(folder).resolve())
+    names = set()
+    for line in lines:
+        try:
+            d = json.loads(line)
+            if "/" not in d["out"] and os.path.dirname(d["src"]) == here:
+                names.add(d["out"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return names
+
+
 def _ends_with_newline(path: Path) -> bool:
     """True for an empty file or one whose last byte is a newline."""
     with open(path, "rb") as f:

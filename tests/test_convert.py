@@ -160,11 +160,20 @@ def test_file_inputs_beside_themselves_and_globs(tree, model, tmp_path):
     r = _ccv(tree / "a.jpg", "--model", model)
     assert r.exit_code == 0
     assert (tree / "a_m.jpg").is_file()  # beside the input, never over it
-    (tree / "a_m.jpg").unlink()
-    (tree / MANIFEST_NAME).unlink()
+    # later folder and glob runs over that folder leave the output written beside its source out
     r = _ccv(f"{tree}/**/*.jpg", "-o", tmp_path / "out", "--model", model)
     assert r.exit_code == 0, r.output
     assert _outputs(tmp_path / "out") == ["a.jpg", "sub/a.jpg"]
+    r = _ccv(tree, "-o", tmp_path / "out2", "--model", model)
+    assert r.exit_code == 0, r.output
+    assert "a_m.jpg" not in _outputs(tmp_path / "out2") and "a.jpg" in _outputs(tmp_path / "out2")
+    # a mirrored output tree is another matter: converting it back on purpose takes every file
+    r = _ccv(tmp_path / "out2", "-o", tmp_path / "back", "--model", model)
+    assert r.exit_code == 0, r.output
+    assert _outputs(tmp_path / "back") == _outputs(tmp_path / "out2")
+    # an explicitly named output file is converted like any file
+    r = _ccv(tree / "a_m.jpg", "-o", tmp_path / "again", "--model", model)
+    assert r.exit_code == 0 and _outputs(tmp_path / "again") == ["a_m.jpg"]
     r = _ccv(tree / "nope", "--model", model)
     assert r.exit_code == 2 and "no such file" in r.output
 
