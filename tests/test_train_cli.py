@@ -246,3 +246,22 @@ def test_a_new_run_does_not_silently_replace_another_runs_or_an_imported_model(d
     # the run that made them may go on saving over them, and --no-register trains without the store
     assert _invoke(["--name", "monet2photo", "--resume", "--max-steps", "2", "--workers", "0"], tmp_path).exit_code == 0
     assert _invoke([*base, "--name", "second", "--no-register"], tmp_path).exit_code == 0
+
+
+def test_csv_loss_log_resumes_at_the_checkpoint_step(dataroot, tmp_path, ccv_home):
+    from cyclegan_convert.train.losslog import COLUMNS, read_log
+
+    base = [str(dataroot), *TINY, "--workers", "0", "--log-format", "csv", "--save-every", "2", "--no-register"]
+    assert _invoke([*base, "--max-steps", "3"], tmp_path).exit_code == 0  # saved at 2 and at the stop (3)
+    run = tmp_path / "checkpoints" / "monet2photo"
+    path = run / "loss_log.csv"
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS) and not (run / "loss_log.jsonl").exists()
+    # a crash after the save at step 3 left a line for step 4 and a torn one: both go on resume
+    with open(path, "a") as f:
+        f.write("4,1.0,0.0002,9.9," + ",".join(["1.5"] * 8) + "\n5,1.2,0.00")
+    r = _invoke([*base, "--resume", "--name", "monet2photo", "--max-steps", "5"], tmp_path)
+    assert r.exit_code == 0, r.output
+    log = read_log(path)
+    assert [e["step"] for e in log] == [1, 2, 3, 4, 5]
+    assert log[3]["G_A"] != 1.5 and all(isinstance(e["D_B"], float) and e["D_B"] > 0 for e in log)
+    assert _invoke([*base, "--log-format", "xml", "--max-steps", "1"], tmp_path).exit_code == 2

@@ -24,7 +24,7 @@ from cyclegan_convert.errors import BackendUnavailableError, UsageError
 from . import checkpoint
 from .config import RunOptions, TrainConfig
 from .data import UnpairedDataset, make_loader, rank_positions, scan_domain
-from .losslog import LossLog
+from .losslog import LossLog, log_path
 from .model import LOSS_NAMES, CycleGAN
 from .publish import check_domain_names, check_store_free, register_generators
 from .samples import save_grid
@@ -187,7 +187,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         say("device: CPU (expect minutes per step at 256 px: real training needs a GPU)")
 
     # -- outputs of rank 0: loss log, sample pair
-    log = LossLog(folder / "loss_log.jsonl", resume_step=step if state is not None else None) if dist.main else None
+    log = (LossLog(log_path(folder, options.log_format), resume_step=step if state is not None else None)
+           if dist.main else None)
     sample_pair = tuple(t.unsqueeze(0) for t in dataset.fixed_pair())
     recent: deque[dict[str, float]] = deque(maxlen=100)
     last_saved = step if state is not None else -1

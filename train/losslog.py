@@ -1,39 +1,83 @@
-"""The loss log: one JSON object per step in ``loss_log.jsonl`` (step, epoch, lr, seconds, 8 losses)."""
+"""The loss log: one record per step (step, epoch, lr, seconds, the 8 losses), as JSON lines in
+``loss_log.jsonl`` or as a CSV table with a header in ``loss_log.csv``."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any, Optional
 
 from cyclegan_convert.atomic import atomic_write_bytes
 
+from .model import LOSS_NAMES
+
+FORMATS = ("jsonl", "csv")
+COLUMNS = ("step", "epoch", "lr", "time", *LOSS_NAMES)
+
+
+def log_path(folder: Path, fmt: str) -> Path:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown loss log format {fmt!r}: use {' or '.join(FORMATS)}")
+    return Path(folder) / f"loss_log.{fmt}"
+
 
 class LossLog:
-    """Appends one line per step. On resume, lines past the checkpoint's step (written after the last
-    save, before a crash) are dropped first, so the log tells the history of the weights."""
+    """Appends one record per step, in the format its file name ends with. On resume, records past
+    the checkpoint's step (written after the last save, before a crash) are dropped first, so the
+    log tells the history of the weights."""
 
     def __init__(self, path: Path, resume_step: Optional[int] = None):
         self.path = Path(path)
+        self.csv = self.path.suffix == ".csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            kept = []
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    if json.loads(line)["step"] <= resume_step:
-                        kept.append(line)
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a kill
-            atomic_write_bytes(self.path, "".join(k + "\n" for k in kept).encode("utf-8"))
-        elif resume_step is None:
-            atomic_write_bytes(self.path, b"")
-        self._f = open(self.path, "a", encoding="utf-8", buffering=1)  # line-buffered: a kill loses one line at most
+            kept = [r for r in _records(self.path) if r["step"] <= resume_step]
+            atomic_write_bytes(self.path, self._encode(kept, header=True))
+        else:  # a new run, or a resumed one that had no log in this format
+            atomic_write_bytes(self.path, self._encode([], header=True))
+        self._f = open(self.path, "a", encoding="utf-8", buffering=1, newline="")  # line-buffered: a kill loses one line at most
+
+    def _encode(self, records: list[dict[str, Any]], header: bool = False) -> bytes:
+        if not self.csv:
+            return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode("utf-8")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, COLUMNS, extrasaction="ignore", lineterminator="\n")
+        if header:
+            w.writeheader()
+        w.writerows(records)
+        return buf.getvalue().encode("utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._f.write(self._encode([record]).decode("utf-8"))
 
     def close(self) -> None:
         self._f.close()
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    """Every complete record; a line cut short by a kill is left out."""
+    text = Path(path).read_text(encoding="utf-8")
+    out: list[dict[str, Any]] = []
+    if Path(path).suffix == ".csv":
+        for row in csv.DictReader(io.StringIO(text)):
+            try:
+                out.append({k: (int(v) if k == "step" else float(v)) for k, v in row.items() if k in COLUMNS})
+            except (TypeError, ValueError):
+                continue
+            if len(out[-1]) != len(COLUMNS):
+                out.pop()
+        return out
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+            rec["step"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        out.append(rec)
+    return out
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The records of a loss log in either format, as dicts (numbers, not strings)."""
+    return _records(path)

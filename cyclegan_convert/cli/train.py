@@ -83,6 +83,8 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run NAME exactly where it was saved.")
                       ] = False,
     no_register: Annotated[bool, _opt("Do not put the generators in the model store.", "--no-register")] = False,
+    log_format: Annotated[str, typer.Option("--log-format", help="Loss log: jsonl (loss_log.jsonl) or csv "
+                                            "(loss_log.csv, for spreadsheets).")] = "jsonl",
 ) -> None:
     """Train a CycleGAN on two folders of images. Example: ccv train datasets/monet2photo --max-time 8h
 
@@ -98,6 +100,8 @@ def train(
     from ..train.loop import train as run_training
 
     max_time_s = parse_duration(max_time)  # usage errors before anything is read
+    if log_format not in ("jsonl", "csv"):
+        raise UsageError(f"--log-format {log_format!r}: use jsonl or csv")
     given: dict[str, Any] = {
         "n_epochs": epochs, "n_epochs_decay": epochs_decay, "batch_size": batch_size, "load_size": load_size,
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
@@ -129,7 +133,8 @@ def train(
 
     options = RunOptions(name=name, checkpoints_dir=str(checkpoints_dir), device=device, amp=amp, workers=workers,
                          max_steps=max_steps, max_time=max_time_s, save_every=save_every,
-                         save_epoch_every=save_epoch_every, sample_every=sample_every, register=not no_register)
+                         save_epoch_every=save_epoch_every, sample_every=sample_every, register=not no_register,
+                         log_format=log_format)
     result = _run_with_progress(run_training, config, options, resume)
     if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports
         if result.interrupted:
