@@ -204,10 +204,7 @@ def test_two_folders_and_max_time(tmp_path):
     assert (tmp_path / "checkpoints" / "paintings2photos" / "state.pth").is_file()
 
 
-@pytest.mark.slow
-def test_two_processes_with_torchrun_on_cpu(dataroot, tmp_path, ccv_home):
-    """The DistributedDataParallel path on the CPU (gloo): ranks split each epoch, stop together, rank 0
-    alone saves. (NCCL on GPUs is the same code with another backend; not run here.)"""
+def _torchrun(args, tmp_path, ccv_home) -> str:
     import os
     import subprocess
     import sys
@@ -215,7 +212,7 @@ def test_two_processes_with_torchrun_on_cpu(dataroot, tmp_path, ccv_home):
     ccv = Path(sys.executable).with_name("ccv")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CCV_HOME": str(ccv_home)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(ccv),
-           "train", str(dataroot), *TINY, "--workers", "0", "--max-steps", "3", "--device", "cpu"]
+           "train", *args, "--device", "cpu"]
     # a new session: if it hangs, the timeout takes the workers down with torchrun
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -225,6 +222,16 @@ def test_two_processes_with_torchrun_on_cpu(dataroot, tmp_path, ccv_home):
         os.killpg(proc.pid, 9)
         raise
     assert proc.returncode == 0, out
+    return out
+
+
+@pytest.mark.slow
+def test_two_processes_with_torchrun_on_cpu(dataroot, tmp_path, ccv_home):
+    """The DistributedDataParallel path on the CPU (gloo): ranks split each epoch, stop together, rank 0
+    alone saves what is shared, rank 1 its own pools; 3 steps + resume + 2 steps == 5 steps.
+    (NCCL on GPUs is the same code with another backend; not run here.)"""
+    base = [str(dataroot), *TINY, "--workers", "0", "--pool-size", "2"]
+    out = _torchrun([*base, "--max-steps", "3"], tmp_path, ccv_home)
     assert "2 steps per epoch per process, 2 processes" in out
     assert out.count("max steps at step 3") == 1  # rank 0 reports, rank 1 does not
     run = tmp_path / "checkpoints" / "monet2photo"
@@ -232,6 +239,16 @@ def test_two_processes_with_torchrun_on_cpu(dataroot, tmp_path, ccv_home):
     assert len((run / "loss_log.jsonl").read_text().splitlines()) == 3
     load_generator(run / "latest_net_G_A.pth")
     assert ModelStore().find("photo").card["processes"] == 2
+    own = torch.load(run / "state_rank1.pth", weights_only=True)
+    assert own["step"] == 3 and own["world"] == 2 and not list(run.glob("state_rank0*"))
+
+    out = _torchrun([*base, "--resume", "--max-steps", "5"], tmp_path, ccv_home)
+    assert "resumed" in out and "not exact" not in out
+    out = _torchrun([*base, "--name", "straight", "--max-steps", "5", "--no-register"], tmp_path, ccv_home)
+    resumed, straight = _states(run)["model"]["nets"], _states(tmp_path / "checkpoints" / "straight")["model"]["nets"]
+    for net in resumed:
+        for k, v in resumed[net].items():
+            assert torch.equal(v, straight[net][k]), (net, k)
 
 
 def test_a_new_run_does_not_silently_replace_another_runs_or_an_imported_model(dataroot, tmp_path, ccv_home):

@@ -6,6 +6,9 @@
   the grad scaler, both image pools with their random state, the position in the schedule and the
   data (epoch, step), the global RNG states and the config as plain data. It is written first and
   is self-contained, so a kill at any moment leaves a usable checkpoint behind.
+- ``state_rank<r>.pth`` (multi-process runs): what is particular to rank r > 0, its image pools
+  and RNG states, so that a resumed DDP run continues exactly too. It counts only when its step
+  and world size match ``state.pth``.
 """
 from __future__ import annotations
 
@@ -76,6 +79,30 @@ def save_state(folder: Path, model_state: dict[str, Any], config: dict[str, Any]
     path = Path(folder) / STATE_FILE
     atomic_torch_save(state, path)
     return path
+
+
+def rank_file(folder: Path, rank: int) -> Path:
+    return Path(folder) / f"state_rank{rank}.pth"
+
+
+def save_rank_state(folder: Path, rank: int, world: int, step: int, pools: dict[str, Any]) -> Path:
+    path = rank_file(folder, rank)
+    atomic_torch_save({"version": STATE_VERSION, "step": step, "world": world, "pools": pools,
+                       "rng": rng_states()}, path)
+    return path
+
+
+def load_rank_state(folder: Path, rank: int, world: int, step: int) -> Optional[dict[str, Any]]:
+    """Rank ``rank``'s own state saved at ``step`` with ``world`` processes, or None (missing, torn,
+    from another save or another world size)."""
+    try:
+        state = torch.load(rank_file(folder, rank), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001  (missing or torn: the caller falls back and says so)
+        return None
+    if (not isinstance(state, dict) or state.get("version") != STATE_VERSION or state.get("step") != step
+            or state.get("world") != world):
+        return None
+    return state
 
 
 def load_state(folder: Path) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Progress goes to callbacks (``on_progress`` per step, ``on_message`` for one-off notes); nothing
 here draws on the terminal. Under ``torchrun`` every process trains its share of each epoch through
-DistributedDataParallel and rank 0 alone logs, saves and registers.
+DistributedDataParallel and rank 0 alone logs, saves and registers (the other ranks save only their
+own image pools and RNG states, for an exact resume).
 """
 from __future__ import annotations
 
@@ -181,6 +182,16 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         epoch, epoch_step, step = int(state["epoch"]), int(state["epoch_step"]), int(state["step"])
         wall_before = float(state.get("wall_time", 0.0))
         say(f"resumed {folder} at step {step} (epoch {epoch}, step {epoch_step} of it)")
+        if dist.enabled:  # the other ranks' own pools and RNG states
+            own = None if dist.main else checkpoint.load_rank_state(folder, dist.rank, dist.world, step)
+            if own is not None:
+                model.load_pool_state(own["pools"])
+                checkpoint.restore_rng_states(own["rng"])
+            missing = [r for r in range(1, dist.world)
+                       if dist.main and checkpoint.load_rank_state(folder, r, dist.world, step) is None]
+            if missing:
+                say(f"no state saved at step {step} for rank(s) {', '.join(map(str, missing))}: they start from "
+                    "rank 0's pools and RNG states, so this resume is close but not exact")
     if device.type == "cuda":
         say(f"device: {torch.cuda.get_device_name(device)}" + (", AMP fp16" if model.amp else ", fp32"))
     else:
@@ -201,7 +212,10 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
 
     def save(epoch_label: Optional[int] = None) -> None:
         nonlocal last_saved, registered
-        if not dist.main:
+        if not dist.main:  # rank 0 saves everything shared; each other rank its own pools and RNG
+            if last_saved != step:
+                checkpoint.save_rank_state(folder, dist.rank, dist.world, step, model.pool_state())
+                last_saved = step
             return
         # Where training continues: past a finished epoch, the next one.
         next_epoch, next_step = (epoch + 1, 0) if epoch_step >= steps_per_epoch else (epoch, epoch_step)

@@ -162,9 +162,15 @@ class CycleGAN:
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "pool_fake_A": self.pool_fake_A.state_dict(),
-            "pool_fake_B": self.pool_fake_B.state_dict(),
+            **self.pool_state(),
         }
+
+    def pool_state(self) -> dict[str, Any]:
+        return {"pool_fake_A": self.pool_fake_A.state_dict(), "pool_fake_B": self.pool_fake_B.state_dict()}
+
+    def load_pool_state(self, pools: dict[str, Any]) -> None:
+        self.pool_fake_A.load_state_dict(pools["pool_fake_A"], self.device)
+        self.pool_fake_B.load_state_dict(pools["pool_fake_B"], self.device)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, net in self.nets.items():
@@ -173,5 +179,4 @@ class CycleGAN:
         self.opt_D.load_state_dict(state["opt_D"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.pool_fake_A.load_state_dict(state["pool_fake_A"], self.device)
-        self.pool_fake_B.load_state_dict(state["pool_fake_B"], self.device)
+        self.load_pool_state(state)
