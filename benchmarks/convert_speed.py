@@ -76,6 +76,7 @@ def main() -> int:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--batch-size", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--compile", action="store_true", help="ours with torch.compile (ccv convert --compile)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ccv-bench-"))
@@ -86,7 +87,7 @@ def main() -> int:
         weights = work / "g.pth"
         torch.save(net.state_dict(), weights)
         ref = ModelRef(weights, "pytorch")
-        engine = make_backend(ref, args.backend, args.device, precision=args.precision)
+        engine = make_backend(ref, args.backend, args.device, precision=args.precision, compile=args.compile)
         device = torch.device("cuda" if engine.device.type == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                               else "cpu")
         pixels = sum(np.prod(Image.open(f).size) for f in files)

@@ -49,6 +49,7 @@ class ConvertOptions:
     backend: str = "auto"  # auto, tensorrt, onnxruntime, torch
     device: str = "auto"  # auto, cpu, cuda
     precision: str = "auto"  # PyTorch backend: auto, fp32, bf16 (CPU), fp16 (CUDA)
+    compile: bool = False  # PyTorch with torch.compile (tens of seconds once; faster after)
 
     def __post_init__(self) -> None:
         Naming(self.ext, self.suffix or "")  # checks --ext and --suffix before any work
@@ -197,6 +198,7 @@ class Converter:
         key = self._settings_key()
         list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
         backend = self._backend or make_backend(self.ref, opt.backend, opt.device, precision=opt.precision,
+                                                compile=opt.compile,
                                                 on_message=lambda text: self.on_message("note", text))
         t_start = time.perf_counter()
         progress = Progress()

@@ -225,3 +225,40 @@ def test_first_use_export_is_announced(pth, tmp_path, monkeypatch):
     said = []
     be = select.make_backend(pth, "onnxruntime", "cpu", on_message=said.append)
     assert be.name == "onnxruntime" and said == ["exporting FP32 ONNX of g"]
+
+
+def test_compiled_torch_matches_eager_and_hooks_run_eagerly(tiny_generator):
+    """A real torch.compile (dynamic shapes) on the CPU: same outputs as eager at two sizes; tiles
+    (statistics hooks) take the eager path."""
+    g = torch.Generator().manual_seed(0)
+    with TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False) as ref, \
+            TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False, compile=True) as fast:
+        assert "compiled" in fast.describe()
+        for h, w in ((40, 56), (36, 64)):
+            x = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8, generator=g)
+            assert (ref.infer(x).int() - fast.infer(x).int()).abs().max() <= 1
+        big = torch.randint(0, 256, (1, 96, 128, 3), dtype=torch.uint8, generator=g)
+        assert torch.equal(ref.infer_tiled(big, tile=64), fast.infer_tiled(big, tile=64))
+        assert fast._compiled is not None  # still compiled: nothing failed
+
+
+def test_a_failing_compile_falls_back_to_eager_with_a_note(tiny_generator, monkeypatch):
+    def broken(model, **kw):
+        def run(x):
+            raise RuntimeError("InductorError: no working C++ compiler found\nmore detail")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    notes = []
+    x = torch.randint(0, 256, (1, 40, 56, 3), dtype=torch.uint8)
+    with TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False) as ref, \
+            TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False, compile=True, on_note=notes.append) as be:
+        assert torch.equal(be.infer(x), ref.infer(x)) and torch.equal(be.infer(x), ref.infer(x))
+    assert notes == ["torch.compile failed (InductorError: no working C++ compiler found); running PyTorch uncompiled"]
+
+
+def test_compile_asks_for_pytorch(pth):
+    be = select.make_backend(pth, "auto", "cpu", compile=True)
+    assert isinstance(be, TorchBackend) and be.compile
+    with pytest.raises(UsageError, match="--compile runs PyTorch"):
+        select.make_backend(pth, "onnxruntime", "cpu", compile=True)

@@ -54,14 +54,15 @@ def _export_api():
     return export
 
 
-def _torch(ref: ModelRef, dev: torch.device, precision: str) -> TorchBackend:
+def _torch(ref: ModelRef, dev: torch.device, precision: str, compile: bool = False,
+           on_message: Callable[[str], None] = lambda s: None) -> TorchBackend:
     from ..weights import load_generator
 
     prec = auto_precision(dev) if precision == "auto" else precision
     if prec == "fp16" and dev.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA GPU; on the CPU use fp32 or bf16")
     return TorchBackend(lambda: load_generator(ref.path), device=str(dev), precision=prec,
-                        channels_last=auto_channels_last(dev, prec))
+                        channels_last=auto_channels_last(dev, prec), compile=compile, on_note=on_message)
 
 
 def _onnxruntime(path, device: str) -> Backend:
@@ -77,10 +78,12 @@ def _tensorrt(source, device: str) -> Backend:
 
 
 def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
-                 precision: str = "auto", on_message: Callable[[str], None] = lambda s: None) -> Backend:
+                 precision: str = "auto", compile: bool = False,
+                 on_message: Callable[[str], None] = lambda s: None) -> Backend:
     """An unopened backend for ``ref``. Explicit choices that cannot run here are errors, never a
-    silent fallback; 'auto' picks the fastest that is available for the device. ``on_message``
-    hears about first-use exports and engine builds (minutes), which happen in ``open()``."""
+    silent fallback; 'auto' picks the fastest that is available for the device. ``compile`` asks
+    for PyTorch with ``torch.compile``. ``on_message`` hears about first-use exports and engine
+    builds (minutes), which happen in ``open()``."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
@@ -97,6 +100,10 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
         return _tensorrt(ref.path, device)
 
     # a PyTorch generator
+    if compile:
+        if backend not in ("auto", "torch"):
+            raise UsageError(f"--compile runs PyTorch; it does not go with --backend {backend}")
+        return _torch(ref, dev, precision, compile=True, on_message=on_message)
     if backend == "torch":
         return _torch(ref, dev, precision)
     if backend == "auto" and dev.type == "cpu" and precision in ("auto", "fp32") and not cpu_has_native_bf16():

@@ -6,7 +6,7 @@ from typing import Callable, Union
 
 import torch
 
-from ..networks import ResnetGenerator
+from ..networks import InstanceNorm, ResnetGenerator
 from .base import Backend, resolve_device
 
 GeneratorLoader = Union[ResnetGenerator, Callable[[], ResnetGenerator]]
@@ -45,7 +45,8 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, generator: GeneratorLoader, device: str = "auto", precision: str = "fp32",
-                 channels_last: bool = True):
+                 channels_last: bool = True, compile: bool = False,
+                 on_note: Callable[[str], None] = lambda text: None):
         super().__init__()
         self._loader = generator
         self.device = resolve_device(device)
@@ -55,10 +56,15 @@ class TorchBackend(Backend):
             raise ValueError("fp16 needs CUDA; use bf16 on the CPU")
         self.precision = precision
         self.channels_last = channels_last
+        self.compile = compile
+        self.on_note = on_note
         self.model: torch.nn.Module | None = None
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._norms: list[InstanceNorm] = []
 
     def describe(self) -> str:
-        return f"PyTorch {self.precision} on {self.device}" + (" (channels_last)" if self.channels_last else "")
+        extras = [e for e, on in (("channels_last", self.channels_last), ("compiled", self._compiled is not None)) if on]
+        return f"PyTorch {self.precision} on {self.device}" + (f" ({', '.join(extras)})" if extras else "")
 
     def _open(self) -> None:
         given = isinstance(self._loader, torch.nn.Module)
@@ -71,9 +77,15 @@ class TorchBackend(Backend):
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        self._norms = [m for m in model.modules() if isinstance(m, InstanceNorm)]
+        if self.compile:
+            # dynamic shapes: one compilation serves most image sizes (a few recompile); it happens
+            # on the first call, tens of seconds on a CPU, and needs a C++ compiler there
+            self._compiled = torch.compile(model, dynamic=True)
 
     def _close(self) -> None:
-        self.model = None
+        self.model = self._compiled = None
+        self._norms = []
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -98,4 +110,12 @@ class TorchBackend(Backend):
         assert self.model is not None
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        # statistics hooks (tiles, video smoothing) are Python callbacks: those passes run eagerly
+        if self._compiled is not None and all(m.stats_hook is None for m in self._norms):
+            try:
+                return self._compiled(x).float()
+            except Exception as e:  # noqa: BLE001  (no compiler, an unsupported op: eager still works)
+                self._compiled = None
+                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                self.on_note(f"torch.compile failed ({reason}); running PyTorch uncompiled")
         return self.model(x).float()
