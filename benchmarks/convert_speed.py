@@ -8,6 +8,7 @@ Ours: ``Converter`` with the backend ``auto`` picks for the device, PNG output, 
 
     python benchmarks/convert_speed.py                     # 20 photos 256x256 + 4 large photos
     python benchmarks/convert_speed.py --small 8 --large 0 --device cuda
+    python benchmarks/convert_speed.py --data gpu_data --device cuda   # the subset of benchmarks/gpu_prepare.sh
 
 The full-size 9-block generator with the original's random init is used (no trained model needed:
 speed and numerical agreement do not depend on the weights' values).
@@ -34,11 +35,14 @@ from cyclegan_convert.resolve import ModelRef
 DATA = Path("/work/shared/data")
 
 
-def make_folder(dst: Path, n_small: int, n_large: int) -> list[Path]:
-    """A copy of real photos: ``n_small`` 256x256 landscapes and the ``n_large`` smallest large photos."""
+def make_folder(dst: Path, n_small: int, n_large: int, data: Path = DATA) -> list[Path]:
+    """A copy of real photos: ``n_small`` 256x256 landscapes and the ``n_large`` smallest large photos.
+
+    ``data`` holds ``monet2photo/trainB/`` and ``photos-large/`` (or ``large/``, as in gpu_data/)."""
     dst.mkdir(parents=True)
-    small = sorted((DATA / "monet2photo" / "trainB").glob("*.jpg"))[:n_small]
-    large = sorted((DATA / "photos-large").rglob("*.jpg"), key=lambda p: Image.open(p).size[0] * Image.open(p).size[1])
+    small = sorted((data / "monet2photo" / "trainB").glob("*.jpg"))[:n_small]
+    large_dir = data / "photos-large" if (data / "photos-large").is_dir() else data / "large"
+    large = sorted(large_dir.rglob("*.jpg"), key=lambda p: Image.open(p).size[0] * Image.open(p).size[1])
     files = []
     for p in small + large[:n_large]:
         files.append(Path(shutil.copy(p, dst / p.name)))
@@ -77,11 +81,13 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="ours with torch.compile (ccv convert --compile)")
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help=f"folder with monet2photo/trainB/ and photos-large/ or large/ (default {DATA})")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ccv-bench-"))
     try:
-        files = make_folder(work / "photos", args.small, args.large)
+        files = make_folder(work / "photos", args.small, args.large, args.data)
         torch.manual_seed(0)
         net = init_weights(ResnetGenerator()).eval()
         weights = work / "g.pth"
