@@ -326,7 +326,8 @@ class Converter:
                     fmt = output_format(job.dst.suffix)
                     with atomic_path(job.dst, suffix=job.dst.suffix) as tmp:
                         encode_image(img, tmp, fmt, opt.quality)
-                        self._manifest(job.out_root).add(job.rel, key, job.src)  # recorded before it exists
+                        beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
+                        self._manifest(job.out_root).add(job.rel, key, job.src, beside)  # recorded before it exists
                 except (OSError, ValueError, MediaError) as e:
                     raise ItemFailed(f"{job.dst}: cannot write ({str(e).splitlines()[0][:160]})") from None
                 with self._lock:

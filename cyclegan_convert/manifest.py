@@ -49,7 +49,8 @@ class Manifest:
 
     def _load(self) -> None:
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            # a kill can cut a line inside a multi-byte character: that line is torn, not the file
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
             return
         for line in lines:
@@ -72,9 +73,13 @@ class Manifest:
         except OSError:
             return False
 
-    def add(self, rel: str, key: str, src: Path) -> None:
+    def add(self, rel: str, key: str, src: Path, beside: bool = False) -> None:
+        """``beside``: the output was written in its source's own folder (see ``outputs_beside_sources``)."""
         rec = Record(key, str(src.resolve()), source_stamp(src))
-        line = json.dumps({"out": rel, "key": rec.key, "src": rec.src, "stamp": rec.stamp}, ensure_ascii=False)
+        d = {"out": rel, "key": rec.key, "src": rec.src, "stamp": rec.stamp}
+        if beside:
+            d["beside"] = True
+        line = json.dumps(d, ensure_ascii=False)
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,15 +104,14 @@ def outputs_beside_sources(folder: Path) -> set[str]:
     folder walk leaves them out so it does not convert its own outputs. Outputs of mirrored trees
     (sources elsewhere) are not listed: converting those on purpose must still work."""
     try:
-        lines = (Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8").splitlines()
+        lines = (Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return set()
-    here = str(Path(folder).resolve())
     names = set()
     for line in lines:
         try:
             d = json.loads(line)
-            if "/" not in d["out"] and os.path.dirname(d["src"]) == here:
+            if "/" not in d["out"] and d.get("beside") is True:
                 names.add(d["out"])
         except (ValueError, KeyError, TypeError):
             continue

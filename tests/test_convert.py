@@ -302,3 +302,20 @@ def test_names_differing_only_in_case_never_share_an_output(tmp_path):
     files = [tmp_path / n for n in ("a.JPG", "a.jpg", "a.png")]
     names = [j.dst.name for j in _named(files, tmp_path / "out", Naming(ext="png"), tmp_path / "out")]
     assert len({n.lower() for n in names}) == 3 and all(n.endswith(".png") for n in names)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges on Windows")
+def test_outputs_beside_linked_sources_are_left_out_and_torn_manifests_read(tmp_path, model):
+    real = _photo(tmp_path / "elsewhere" / "real.jpg")
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    (folder / "link.jpg").symlink_to(real)
+    _photo(folder / "café.jpg", i=1)
+    assert _ccv(folder / "link.jpg", "--model", model).exit_code == 0
+    assert (folder / "link_m.jpg").is_file()
+    # a later kill tore a line inside a multi-byte character
+    with open(folder / MANIFEST_NAME, "ab") as f:
+        f.write('{"out": "café_m.jpg", "key": "x", "src": "/x/caf'.encode() + "é".encode()[:1])
+    r = _ccv(folder, "-o", tmp_path / "out", "--model", model)
+    assert r.exit_code == 0, r.output
+    assert _outputs(tmp_path / "out") == ["café.jpg", "link.jpg"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import numpy as np
 import pytest
@@ -227,6 +228,8 @@ def test_first_use_export_is_announced(pth, tmp_path, monkeypatch):
     assert be.name == "onnxruntime" and said == ["exporting FP32 ONNX of g"]
 
 
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++") or shutil.which("cl")),
+                    reason="torch.compile on the CPU needs a C++ compiler")
 def test_compiled_torch_matches_eager_and_hooks_run_eagerly(tiny_generator):
     """A real torch.compile (dynamic shapes) on the CPU: same outputs as eager at two sizes; tiles
     (statistics hooks) take the eager path."""
@@ -242,10 +245,13 @@ def test_compiled_torch_matches_eager_and_hooks_run_eagerly(tiny_generator):
         assert fast._compiled is not None  # still compiled: nothing failed
 
 
-def test_a_failing_compile_falls_back_to_eager_with_a_note(tiny_generator, monkeypatch):
+@pytest.mark.parametrize("when", ["first call", "compile"])
+def test_a_failing_compile_falls_back_to_eager_with_a_note(tiny_generator, monkeypatch, when):
     def broken(model, **kw):
         def run(x):
             raise RuntimeError("InductorError: no working C++ compiler found\nmore detail")
+        if when == "compile":
+            raise RuntimeError("torch.compile is not supported on this Python")
         return run
 
     monkeypatch.setattr(torch, "compile", broken)
@@ -254,11 +260,28 @@ def test_a_failing_compile_falls_back_to_eager_with_a_note(tiny_generator, monke
     with TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False) as ref, \
             TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False, compile=True, on_note=notes.append) as be:
         assert torch.equal(be.infer(x), ref.infer(x)) and torch.equal(be.infer(x), ref.infer(x))
-    assert notes == ["torch.compile failed (InductorError: no working C++ compiler found); running PyTorch uncompiled"]
+    reason = "InductorError: no working C++ compiler found" if when == "first call" else \
+        "torch.compile is not supported on this Python"
+    assert notes == [f"torch.compile failed ({reason}); running PyTorch uncompiled"]
+
+
+def test_out_of_memory_in_a_compiled_call_is_not_a_compile_failure(tiny_generator, monkeypatch):
+    def oom(model, **kw):
+        def run(x):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return run
+
+    monkeypatch.setattr(torch, "compile", oom)
+    with TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False, compile=True) as be:
+        with pytest.raises(torch.OutOfMemoryError):
+            be.infer(torch.zeros((1, 8, 8, 3), dtype=torch.uint8))
+        assert be._compiled is not None
 
 
 def test_compile_asks_for_pytorch(pth):
     be = select.make_backend(pth, "auto", "cpu", compile=True)
     assert isinstance(be, TorchBackend) and be.compile
-    with pytest.raises(UsageError, match="--compile runs PyTorch"):
+    with pytest.raises(UsageError, match="--compile runs a PyTorch generator"):
         select.make_backend(pth, "onnxruntime", "cpu", compile=True)
+    with pytest.raises(UsageError, match="g.onnx"):
+        select.make_backend(ModelRef(pth.path.with_name("g.onnx"), "onnx"), "auto", "cpu", compile=True)

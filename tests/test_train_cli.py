@@ -268,17 +268,35 @@ def test_a_new_run_does_not_silently_replace_another_runs_or_an_imported_model(d
 def test_csv_loss_log_resumes_at_the_checkpoint_step(dataroot, tmp_path, ccv_home):
     from cyclegan_convert.train.losslog import COLUMNS, read_log
 
-    base = [str(dataroot), *TINY, "--workers", "0", "--log-format", "csv", "--save-every", "2", "--no-register"]
-    assert _invoke([*base, "--max-steps", "3"], tmp_path).exit_code == 0  # saved at 2 and at the stop (3)
+    base = [str(dataroot), *TINY, "--workers", "0", "--save-every", "2", "--no-register"]
+    assert _invoke([*base, "--log-format", "csv", "--max-steps", "3"], tmp_path).exit_code == 0  # saved at 2 and 3
     run = tmp_path / "checkpoints" / "monet2photo"
     path = run / "loss_log.csv"
     assert path.read_text().splitlines()[0] == ",".join(COLUMNS) and not (run / "loss_log.jsonl").exists()
     # a crash after the save at step 3 left a line for step 4 and a torn one: both go on resume
     with open(path, "a") as f:
         f.write("4,1.0,0.0002,9.9," + ",".join(["1.5"] * 8) + "\n5,1.2,0.00")
-    r = _invoke([*base, "--resume", "--name", "monet2photo", "--max-steps", "5"], tmp_path)
+    r = _invoke([*base, "--resume", "--name", "monet2photo", "--max-steps", "5", "--log-format", "jsonl"], tmp_path)
+    assert r.exit_code == 2 and "loss_log.csv" in r.output  # would split the history in two files
+    r = _invoke([*base, "--resume", "--name", "monet2photo", "--max-steps", "5"], tmp_path)  # keeps csv
     assert r.exit_code == 0, r.output
+    assert not (run / "loss_log.jsonl").exists()
     log = read_log(path)
     assert [e["step"] for e in log] == [1, 2, 3, 4, 5]
     assert log[3]["G_A"] != 1.5 and all(isinstance(e["D_B"], float) and e["D_B"] > 0 for e in log)
     assert _invoke([*base, "--log-format", "xml", "--max-steps", "1"], tmp_path).exit_code == 2
+
+
+def test_resuming_with_another_number_of_processes_says_it_is_not_exact(dataroot, tmp_path, ccv_home):
+    base = [str(dataroot), *TINY, "--workers", "0", "--no-register"]
+    assert _invoke([*base, "--max-steps", "2"], tmp_path).exit_code == 0
+    run = tmp_path / "checkpoints" / "monet2photo"
+    assert _states(run)["extra"] == {"world": 1}
+    r = _invoke([*base, "--resume", "--max-steps", "3"], tmp_path)
+    assert r.exit_code == 0 and "not exact" not in r.output
+    state = _states(run)
+    state["extra"]["world"] = 2  # as if saved by two processes
+    torch.save(state, run / "state.pth")
+    r = _invoke([*base, "--resume", "--max-steps", "4"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "saved with 2 process(es) and resumes with 1" in r.output and "not exact" in r.output

@@ -138,6 +138,19 @@ def test_train_step_matches_reference_of_original(batch, float64):
     assert not torch.equal(init.G_A.state_dict()["model.1.weight"], ours.G_A.state_dict()["model.1.weight"])
 
 
+def test_train_step_in_float32_matches_the_reference_before_any_update():
+    """The float64 comparison above checks the algorithm; this checks the dtype training runs in:
+    the first step's losses (computed before any update) agree in float32 on any CPU."""
+    torch.manual_seed(1)
+    ours = CycleGAN(TrainConfig(ngf=8, ndf=8, n_blocks=2, pool_size=0, seed=3))
+    ref = ReferenceStep(*[copy.deepcopy(ours.nets[k]) for k in ("G_A", "G_B", "D_A", "D_B")])
+    a, b = _images(PAINTINGS, 32, 2), _images(PHOTOS, 32, 2)
+    assert a.dtype == torch.float32 and next(ours.G_A.parameters()).dtype == torch.float32
+    got, want = ours.train_step(a, b), ref.step(a, b)
+    for k in LOSS_NAMES:
+        assert got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-6), k
+
+
 def test_biases_before_instance_norm_found():
     config = TrainConfig(ngf=8, ndf=8, n_blocks=2)
     m = CycleGAN(config)

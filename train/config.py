@@ -72,4 +72,4 @@ class RunOptions:
     save_epoch_every: int = 5              # epochs between <epoch>_net_*.pth saves (the last epoch always)
     sample_every: Optional[int] = None     # steps between sample grids; default: at each save
     register: bool = True                  # put both generators in the model store at each save
-    log_format: str = "jsonl"              # the loss log: loss_log.jsonl, or loss_log.csv
+    log_format: Optional[str] = None       # the loss log: jsonl or csv; None: jsonl, or the resumed run's

@@ -182,7 +182,12 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         epoch, epoch_step, step = int(state["epoch"]), int(state["epoch_step"]), int(state["step"])
         wall_before = float(state.get("wall_time", 0.0))
         say(f"resumed {folder} at step {step} (epoch {epoch}, step {epoch_step} of it)")
-        if dist.enabled:  # the other ranks' own pools and RNG states
+        saved_world = int(state.get("extra", {}).get("world", 1))
+        if saved_world != dist.world:
+            say(f"the run was saved with {saved_world} process(es) and resumes with {dist.world}: the rest of this "
+                "epoch is split anew (some images may come twice or not at all) and the image pools differ, "
+                "so this resume is close but not exact")
+        elif dist.enabled:  # the other ranks' own pools and RNG states
             own = None if dist.main else checkpoint.load_rank_state(folder, dist.rank, dist.world, step)
             if own is not None:
                 model.load_pool_state(own["pools"])
@@ -198,8 +203,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         say("device: CPU (expect minutes per step at 256 px: real training needs a GPU)")
 
     # -- outputs of rank 0: loss log, sample pair
-    log = (LossLog(log_path(folder, options.log_format), resume_step=step if state is not None else None)
-           if dist.main else None)
+    log = (LossLog(log_path(folder, options.log_format, resume=state is not None),
+                   resume_step=step if state is not None else None) if dist.main else None)
     sample_pair = tuple(t.unsqueeze(0) for t in dataset.fixed_pair())
     recent: deque[dict[str, float]] = deque(maxlen=100)
     last_saved = step if state is not None else -1
@@ -222,7 +227,7 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         wall = wall_before + time.monotonic() - started
         if last_saved != step:
             checkpoint.save_state(folder, model.state_dict(), config.to_dict(), epoch=next_epoch,
-                                  epoch_step=next_step, step=step, wall_time=wall)
+                                  epoch_step=next_step, step=step, wall_time=wall, extra={"world": dist.world})
             weights = checkpoint.save_nets(folder, model.nets, "latest")
             save_grid(model.translate(*sample_pair), folder / "samples" / f"step_{step:07d}.png")
             if options.register:

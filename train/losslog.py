@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from cyclegan_convert.atomic import atomic_write_bytes
+from cyclegan_convert.errors import UsageError
 
 from .model import LOSS_NAMES
 
@@ -16,9 +17,17 @@ FORMATS = ("jsonl", "csv")
 COLUMNS = ("step", "epoch", "lr", "time", *LOSS_NAMES)
 
 
-def log_path(folder: Path, fmt: str) -> Path:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown loss log format {fmt!r}: use {' or '.join(FORMATS)}")
+def log_path(folder: Path, fmt: Optional[str], resume: bool = False) -> Path:
+    """The run's log file. A resumed run keeps the format it has (asking for the other one would
+    split its history in two files: an error); ``fmt`` None means that format, or jsonl."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown loss log format {fmt!r}: use {' or '.join(FORMATS)}")
+    existing = [f for f in FORMATS if (Path(folder) / f"loss_log.{f}").exists()] if resume else []
+    if fmt is None:
+        fmt = existing[0] if len(existing) == 1 else "jsonl"
+    elif existing and fmt not in existing:
+        raise UsageError(f"{folder} logs to loss_log.{existing[0]}: resume with --log-format {existing[0]} "
+                         "(or leave the option out)")
     return Path(folder) / f"loss_log.{fmt}"
 
 
@@ -57,7 +66,9 @@ class LossLog:
 
 def _records(path: Path) -> list[dict[str, Any]]:
     """Every complete record; a line cut short by a kill is left out."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    if text and not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]  # the last line was cut by a kill (even if it still parses)
     out: list[dict[str, Any]] = []
     if Path(path).suffix == ".csv":
         for row in csv.DictReader(io.StringIO(text)):

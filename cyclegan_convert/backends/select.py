@@ -3,11 +3,12 @@
 What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmarks/RESULTS.md):
 - a CUDA GPU: TensorRT (FP16 engine, built and validated on first use) when it is installed, else
   PyTorch FP16 with channels_last;
-- the CPU: PyTorch. bf16 (NCHW; InstanceNorm statistics accumulated in fp32; 43 to 45 dB against
-  fp32) where the CPU has native bf16 (AVX512-BF16 or AMX): 2.1-2.3x fp32 there; on CPUs without it bf16 is
-  emulated and about 7x slower than fp32, so fp32 it is, or ONNX Runtime (measured 1.2-1.5x PyTorch
-  fp32 there) when a verified ONNX of the model is already cached; ``torch.compile`` costs tens of
-  seconds per new image size, so it is not a default.
+- the CPU: PyTorch. bf16 (NCHW, fp32 stem, InstanceNorm statistics accumulated in fp32; 44.6 dB
+  or better against fp32 on real photos) where the CPU has native bf16 (AVX512-BF16 or AMX):
+  1.9-2.1x fp32 there; on CPUs without it bf16 is emulated and about 7x slower than fp32, so fp32
+  it is, or ONNX Runtime (measured 1.2-1.5x PyTorch fp32 there) when a verified ONNX of the model
+  is already cached. ``torch.compile`` (``compile=True``)
+  is 1.3x faster per image but costs 20-60 s of compiling per run, so it is not a default.
 - TensorRT refusing a size (outside its profile) or failing to build: PyTorch on the same GPU, with a note.
 An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine.
 """
@@ -89,6 +90,9 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
     dev = resolve_device(device)  # an explicit cuda without a GPU fails here
+    if compile and (ref.kind != "pytorch" or backend not in ("auto", "torch")):
+        what = f"--backend {backend}" if backend not in ("auto", "torch") else f"{ref.path.name} ({ref.kind})"
+        raise UsageError(f"--compile runs a PyTorch generator; it does not go with {what}")
 
     if ref.kind == "onnx":
         if backend not in ("auto", "onnxruntime"):
@@ -101,8 +105,6 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
 
     # a PyTorch generator
     if compile:
-        if backend not in ("auto", "torch"):
-            raise UsageError(f"--compile runs PyTorch; it does not go with --backend {backend}")
         return _torch(ref, dev, precision, compile=True, on_message=on_message)
     if backend == "torch":
         return _torch(ref, dev, precision)
@@ -173,7 +175,7 @@ def cached_onnx(ref: ModelRef):
 def auto_note(ref: ModelRef, chosen: Backend) -> str:
     """A tip when ``auto`` ran PyTorch fp32 on a CPU where ONNX Runtime would be faster."""
     if (isinstance(chosen, TorchBackend) and chosen.device.type == "cpu" and chosen.precision == "fp32"
-            and ref.kind == "pytorch" and _onnxruntime_installed()):
+            and not chosen.compile and ref.kind == "pytorch" and _onnxruntime_installed()):
         how = f"--to {ref.entry.target}" if ref.entry else f"--model {ref.path}"
         return (f"ONNX Runtime measured 1.07-1.5x faster than PyTorch fp32 on CPUs without native bf16: "
                 f"`ccv export {how}` once, then --backend auto uses it")

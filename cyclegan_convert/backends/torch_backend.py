@@ -33,10 +33,11 @@ class HalfPrecisionGenerator(torch.nn.Module):
 
 
 class TorchBackend(Backend):
-    """Runs a ``ResnetGenerator`` eagerly.
+    """Runs a ``ResnetGenerator`` eagerly, or through ``torch.compile`` with ``compile=True``.
 
     precision: 'fp32'; 'fp16' (CUDA) or 'bf16' (CPU or CUDA): half-precision weights and activations
-    after an fp32 stem (``HalfPrecisionGenerator``), InstanceNorm statistics accumulated in fp32.
+    after an fp32 stem (``HalfPrecisionGenerator``; on CUDA cuDNN may run its fp32 convolution as
+    TF32, PyTorch's default, not measured here), InstanceNorm statistics accumulated in fp32.
     Weights are cast once at open rather than by autocast on every call: on a native-bf16 CPU that
     measured 1.2-1.45x faster than autocast. ``channels_last`` helps convolutions on CUDA
     (on the CPU it measured slower: oneDNN reorders around InstanceNorm and the padding).
@@ -81,7 +82,10 @@ class TorchBackend(Backend):
         if self.compile:
             # dynamic shapes: one compilation serves most image sizes (a few recompile); it happens
             # on the first call, tens of seconds on a CPU, and needs a C++ compiler there
-            self._compiled = torch.compile(model, dynamic=True)
+            try:
+                self._compiled = torch.compile(model, dynamic=True)
+            except Exception as e:  # noqa: BLE001  (an interpreter torch.compile does not support)
+                self._compile_failed(e)
 
     def _close(self) -> None:
         self.model = self._compiled = None
@@ -114,8 +118,13 @@ class TorchBackend(Backend):
         if self._compiled is not None and all(m.stats_hook is None for m in self._norms):
             try:
                 return self._compiled(x).float()
+            except torch.OutOfMemoryError:
+                raise  # the batch's problem, not the compiler's: the caller handles it
             except Exception as e:  # noqa: BLE001  (no compiler, an unsupported op: eager still works)
-                self._compiled = None
-                reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-                self.on_note(f"torch.compile failed ({reason}); running PyTorch uncompiled")
+                self._compile_failed(e)
         return self.model(x).float()
+
+    def _compile_failed(self, e: Exception) -> None:
+        self._compiled = None
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        self.on_note(f"torch.compile failed ({reason}); running PyTorch uncompiled")

@@ -83,8 +83,9 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run NAME exactly where it was saved.")
                       ] = False,
     no_register: Annotated[bool, _opt("Do not put the generators in the model store.", "--no-register")] = False,
-    log_format: Annotated[str, typer.Option("--log-format", help="Loss log: jsonl (loss_log.jsonl) or csv "
-                                            "(loss_log.csv, for spreadsheets).")] = "jsonl",
+    log_format: Annotated[Optional[str], _opt("Loss log: jsonl (loss_log.jsonl) or csv (loss_log.csv, for "
+                                              "spreadsheets). (default: jsonl; a resumed run keeps its own)",
+                                              "--log-format")] = None,
 ) -> None:
     """Train a CycleGAN on two folders of images. Example: ccv train datasets/monet2photo --max-time 8h
 
@@ -100,7 +101,7 @@ def train(
     from ..train.loop import train as run_training
 
     max_time_s = parse_duration(max_time)  # usage errors before anything is read
-    if log_format not in ("jsonl", "csv"):
+    if log_format not in (None, "jsonl", "csv"):
         raise UsageError(f"--log-format {log_format!r}: use jsonl or csv")
     given: dict[str, Any] = {
         "n_epochs": epochs, "n_epochs_decay": epochs_decay, "batch_size": batch_size, "load_size": load_size,
