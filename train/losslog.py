@@ -41,7 +41,7 @@ class LossLog:
         self.csv = self.path.suffix == ".csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            kept = [r for r in _records(self.path) if r["step"] <= resume_step]
+            kept = [r for r in read_log(self.path) if r["step"] <= resume_step]
             atomic_write_bytes(self.path, self._encode(kept, header=True))
         else:  # a new run, or a resumed one that had no log in this format
             atomic_write_bytes(self.path, self._encode([], header=True))
@@ -64,8 +64,9 @@ class LossLog:
         self._f.close()
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
-    """Every complete record; a line cut short by a kill is left out."""
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a loss log in either format, as dicts of numbers; a line cut short by a
+    kill is left out."""
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     if text and not text.endswith("\n"):
         text = text[:text.rfind("\n") + 1]  # the last line was cut by a kill (even if it still parses)
@@ -82,13 +83,8 @@ def _records(path: Path) -> list[dict[str, Any]]:
     for line in text.splitlines():
         try:
             rec = json.loads(line)
-            rec["step"]
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             continue
-        out.append(rec)
+        if isinstance(rec, dict) and "step" in rec:
+            out.append(rec)
     return out
-
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """The records of a loss log in either format, as dicts (numbers, not strings)."""
-    return _records(path)
