@@ -71,6 +71,8 @@ class ConvertOptions:
             raise UsageError(f"unknown --backend {self.backend!r}: use {', '.join(BACKENDS)}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown --precision {self.precision!r}: use {', '.join(PRECISIONS)}")
+        if self.compile and self.backend not in ("auto", "torch"):
+            raise UsageError(f"--compile runs a PyTorch generator; it does not go with --backend {self.backend}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise UsageError(f"unknown --device {self.device!r}: use auto, cpu or cuda")
 

@@ -186,7 +186,8 @@ def test_max_side_scales_back_or_keeps_work_size(tmp_path, model):
         assert a.size == (200, 100) and b.size == (64, 32)
 
 
-@pytest.mark.parametrize("option", [["--backend", "tensorflow"], ["--device", "gpu"], ["--precision", "int8"]])
+@pytest.mark.parametrize("option", [["--backend", "tensorflow"], ["--device", "gpu"], ["--precision", "int8"],
+                                    ["--compile", "--backend", "onnxruntime"]])
 def test_unknown_engine_options_are_usage_errors_even_in_a_dry_run(tree, model, option):
     r = _ccv(tree, "--model", model, "--dry-run", *option)
     assert r.exit_code == 2 and option[1] in r.output
