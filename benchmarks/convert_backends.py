@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cyclegan_convert.backends.torch_backend import HalfPrecisionGenerator
+from cyclegan_convert.networks import HalfPrecisionGenerator
 from cyclegan_convert.backends.base import pad_to_multiple, to_model_input, to_uint8_images
 from cyclegan_convert.networks import ResnetGenerator, init_weights
 

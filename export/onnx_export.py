@@ -1,9 +1,11 @@
 """Generator -> ONNX through the PyTorch (dynamo) exporter: dynamic batch, height and width, one file.
 
-FP16: the generator's weights and activations are half, its inputs and outputs stay float32 (a cast
-inside the wrapper), and every InstanceNorm computes in float32: ``networks.InstanceNorm`` casts to
-float and back, which exports as Cast -> InstanceNormalization(float) -> Cast. In FP16 the variance
-over H*W elements overflows and the picture turns to garbage (see DESIGN.md).
+FP16: the generator's weights and activations are half after a float32 stem (the first conv, its
+InstanceNorm and ReLU: ``networks.HalfPrecisionGenerator``, which the PyTorch backend runs too), its
+inputs and outputs stay float32, and every InstanceNorm computes in float32: ``networks.InstanceNorm``
+casts to float and back, which exports as Cast -> InstanceNormalization(float) -> Cast. In FP16 the
+variance over H*W elements overflows and the picture turns to garbage (see DESIGN.md); a half stem
+loses 11 dB on low-contrast photos (the first conv's output carries the mean colour).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..networks import ResnetGenerator
+from ..networks import HalfPrecisionGenerator, ResnetGenerator
 
 OPSET = 18  # pinned: TensorRT 10.x and 11.x and ONNX Runtime >= 1.14 all read it
 INPUT_NAME, OUTPUT_NAME = "input", "output"
@@ -29,11 +31,10 @@ class _Exportable(nn.Module):
 
     def __init__(self, generator: ResnetGenerator, fp16: bool):
         super().__init__()
-        self.generator = generator.half() if fp16 else generator.float()
-        self.dtype = torch.float16 if fp16 else torch.float32
+        self.generator = HalfPrecisionGenerator(generator, torch.float16) if fp16 else generator.float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.generator(x.to(self.dtype)).float()
+        return self.generator(x.float()).float()
 
 
 def export_onnx(generator: ResnetGenerator, path: Path, *, fp16: bool, metadata: Mapping[str, str]) -> None:

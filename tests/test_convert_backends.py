@@ -63,7 +63,7 @@ def test_bf16_path_stays_within_40db_of_fp32_on_low_contrast_photos():
     loses most, as InstanceNorm subtracts the first conv's large offset). Full-size generator."""
     from PIL import Image
 
-    from cyclegan_convert.backends.torch_backend import HalfPrecisionGenerator
+    from cyclegan_convert.networks import HalfPrecisionGenerator
     from cyclegan_convert.networks import ResnetGenerator, init_weights
 
     torch.manual_seed(0)
