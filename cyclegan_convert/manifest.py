@@ -35,6 +35,7 @@ class Record:
     key: str
     src: str
     stamp: str
+    beside: bool = False  # written in its source's own folder (see outputs_beside_sources)
 
 
 class Manifest:
@@ -49,16 +50,9 @@ class Manifest:
 
     def _load(self) -> None:
         try:
-            # a kill can cut a line inside a multi-byte character: that line is torn, not the file
-            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+            self._records = read_records(self.path)
         except FileNotFoundError:
             return
-        for line in lines:
-            try:
-                d = json.loads(line)
-                self._records[d["out"]] = Record(d["key"], d["src"], d["stamp"])
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn line from a killed run
 
     def get(self, rel: str) -> Optional[Record]:
         return self._records.get(rel)
@@ -75,7 +69,7 @@ class Manifest:
 
     def add(self, rel: str, key: str, src: Path, beside: bool = False) -> None:
         """``beside``: the output was written in its source's own folder (see ``outputs_beside_sources``)."""
-        rec = Record(key, str(src.resolve()), source_stamp(src))
+        rec = Record(key, str(src.resolve()), source_stamp(src), beside)
         d = {"out": rel, "key": rec.key, "src": rec.src, "stamp": rec.stamp}
         if beside:
             d["beside"] = True
@@ -98,24 +92,29 @@ class Manifest:
                 self._file = None
 
 
+def read_records(path: Path) -> dict[str, Record]:
+    """The records of a manifest file by output path; raises OSError when it cannot be read."""
+    records: dict[str, Record] = {}
+    # a kill can cut a line inside a multi-byte character: that line is torn, not the file
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            d = json.loads(line)
+            records[d["out"]] = Record(d["key"], d["src"], d["stamp"], d.get("beside") is True)
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn line from a killed run
+    return records
+
+
 def outputs_beside_sources(folder: Path) -> set[str]:
     """Names of files in ``folder`` that an earlier run wrote beside their source there (``ccv
     convert photo.jpg`` writes ``photo_monet.jpg`` next to it), as its manifest records them; a
     folder walk leaves them out so it does not convert its own outputs. Outputs of mirrored trees
     (sources elsewhere) are not listed: converting those on purpose must still work."""
     try:
-        lines = (Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8", errors="replace").splitlines()
+        records = read_records(Path(folder) / MANIFEST_NAME)
     except OSError:
         return set()
-    names = set()
-    for line in lines:
-        try:
-            d = json.loads(line)
-            if "/" not in d["out"] and d.get("beside") is True:
-                names.add(d["out"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return names
+    return {out for out, r in records.items() if r.beside and "/" not in out}
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -193,7 +193,7 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
                 model.load_pool_state(own["pools"])
                 checkpoint.restore_rng_states(own["rng"])
             missing = [r for r in range(1, dist.world)
-                       if dist.main and checkpoint.load_rank_state(folder, r, dist.world, step) is None]
+                       if checkpoint.load_rank_state(folder, r, dist.world, step) is None] if dist.main else []
             if missing:
                 say(f"no state saved at step {step} for rank(s) {', '.join(map(str, missing))}: they start from "
                     "rank 0's pools and RNG states, so this resume is close but not exact")

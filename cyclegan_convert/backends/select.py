@@ -7,8 +7,8 @@ What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmar
   or better against fp32 on real photos) where the CPU has native bf16 (AVX512-BF16 or AMX):
   1.9-2.1x fp32 there; on CPUs without it bf16 is emulated and about 7x slower than fp32, so fp32
   it is, or ONNX Runtime (measured 1.2-1.5x PyTorch fp32 there) when a verified ONNX of the model
-  is already cached. ``torch.compile`` (``compile=True``)
-  is 1.3x faster per image but costs 20-60 s of compiling per run, so it is not a default.
+  is already cached. ``torch.compile`` (``compile=True``) is 1.3x faster per image but costs 20-60 s
+  of compiling per run, so it is not a default.
 - TensorRT refusing a size (outside its profile) or failing to build: PyTorch on the same GPU, with a note.
 An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine.
 """
@@ -104,10 +104,8 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
         return _tensorrt(ref.path, device)
 
     # a PyTorch generator
-    if compile:
-        return _torch(ref, dev, precision, compile=True, on_message=on_message)
-    if backend == "torch":
-        return _torch(ref, dev, precision)
+    if compile or backend == "torch":
+        return _torch(ref, dev, precision, compile=compile, on_message=on_message)
     if backend == "auto" and dev.type == "cpu" and precision in ("auto", "fp32") and not cpu_has_native_bf16():
         onnx = cached_onnx(ref)
         if onnx is not None:
