@@ -12,7 +12,7 @@ from cyclegan_convert.backends import Backend, TorchBackend, select
 from cyclegan_convert.errors import BackendUnavailableError, UsageError
 from cyclegan_convert.resolve import ModelRef
 
-from conftest import PHOTOS
+from conftest import PHOTOS, psnr as _psnr
 
 
 @pytest.fixture
@@ -52,10 +52,6 @@ def test_exported_files_run_on_their_engine(tmp_path):
     assert be.name == "onnxruntime"
     be = select.make_backend(ModelRef(tmp_path / "g.engine", "tensorrt"), "auto", "auto")
     assert be.name == "tensorrt"
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * np.log10(255**2 / ((a.double() - b.double()) ** 2).mean().item()))
 
 
 def test_bf16_path_stays_within_40db_of_fp32_on_low_contrast_photos():

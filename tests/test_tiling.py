@@ -9,12 +9,7 @@ from PIL import Image
 from cyclegan_convert.backends import TorchBackend
 from cyclegan_convert.tiling import TileSpec, _layout, generate_tiled
 
-from conftest import PHOTOS
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = ((a.double() - b.double()) ** 2).mean().item()
-    return 10 * np.log10(255**2 / mse) if mse else float("inf")
+from conftest import PHOTOS, psnr as _psnr
 
 
 @pytest.fixture
