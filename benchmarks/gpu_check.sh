@@ -2,7 +2,8 @@
 # Run THERE (the lent GPU machine) as `bash benchmarks/gpu_check.sh` with carry ["gpu_data"] (made by
 # benchmarks/gpu_prepare.sh) and OUT set to an empty folder whose files come back. See benchmarks/GPU.md.
 #
-#   1. offline editable install + environment facts
+#   1. offline editable install + environment facts, then the CUDA tests (tests/test_train_cuda.py and
+#      the CUDA backends of tests/test_backend_conformance.py)
 #   2. ccv train gpu_data/monet2photo for TRAIN_TIME (capped so that the whole script ends by TOTAL_S)
 #   3. pack G_B (photo -> Monet) as 2 fp16 parts + card, loss log, sample grid, contact sheet
 #   4. conversion speed: benchmarks/convert_speed.py on gpu_data
@@ -130,6 +131,14 @@ export -f install env_facts
 run_step install 180 -- bash -c install
 [ -f "$WORK/pythonpath" ] && export PYTHONPATH="$(cat "$WORK/pythonpath")${PYTHONPATH:+:$PYTHONPATH}"
 run_step env 60 -- bash -c env_facts
+
+# ---- 1b. the CUDA checks of the test suite (skipped on machines without a GPU) ------------------------
+# AMP, channels_last and cuDNN autotuning against fp32 in training; the PyTorch CUDA backends (fp32,
+# fp16) against the CPU reference. -P: the installed package, not the checkout's cyclegan_convert/.
+if [ "$DEVICE" != "cpu" ]; then
+    run_step cuda_tests "${CUDA_TESTS_S:-120}" -- "$PY" -P -m pytest -q -rs -p no:cacheprovider \
+        tests/test_train_cuda.py tests/test_backend_conformance.py -k "cuda"
+fi
 
 BIN="$(dirname "$(command -v "$PY" 2>/dev/null || echo "$PY")")"
 if [ -x "$BIN/ccv" ] && [ ! -f "$WORK/pythonpath" ]; then

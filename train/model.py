@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +28,20 @@ def gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
 class CycleGAN:
     """The four networks, both optimizers, both image pools and one ``train_step``.
 
-    ``amp`` (fp16 autocast with a GradScaler) and ``channels_last`` are used only on CUDA; with
-    them off the autocast context and the scaler are no-ops, so there is one code path.
+    ``amp`` (fp16 autocast with a GradScaler) is used only on CUDA; with it off the autocast context
+    and the scaler are no-ops, so there is one code path. ``channels_last`` defaults to on for CUDA
+    (tensor cores want NHWC) and off on the CPU (slower there); tests set it to compare both.
     ``distributed`` wraps the networks in DistributedDataParallel (the process group must exist).
     """
 
     def __init__(self, config: TrainConfig, device: Union[str, torch.device] = "cpu", amp: bool = False,
-                 distributed: bool = False, rank: int = 0):
+                 distributed: bool = False, rank: int = 0, channels_last: Optional[bool] = None):
         self.config = c = config
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         self.amp = amp and cuda
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        nhwc = cuda if channels_last is None else channels_last
+        self.memory_format = torch.channels_last if nhwc else torch.contiguous_format
 
         torch.manual_seed(c.seed)  # same seed, same initial weights on every rank
         self.G_A = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks), c.init_gain)
