@@ -7,6 +7,8 @@
 #   2. ccv train gpu_data/monet2photo for TRAIN_TIME (capped so that the whole script ends by TOTAL_S)
 #   3. pack G_B (photo -> Monet) as 2 fp16 parts + card, loss log, sample grid, contact sheet
 #   4. conversion speed: benchmarks/convert_speed.py on gpu_data
+#   5. with any time left: the generator alone, benchmarks/gpu_generator.py (paths, batch sizes, share of
+#      the card's FP16 matrix rate)
 #
 # A failing step does not stop the later ones; every step's output goes to $OUT/gpu_check.log (and
 # stdout), and a summary table comes last. What lands in $OUT (7 files, each under 16 MiB):
@@ -135,10 +137,8 @@ run_step env 60 -- bash -c env_facts
 # ---- 1b. the CUDA checks of the test suite (skipped on machines without a GPU) ------------------------
 # AMP, channels_last and cuDNN autotuning against fp32 in training; the PyTorch CUDA backends (fp32,
 # fp16) against the CPU reference. -P: the installed package, not the checkout's cyclegan_convert/.
-if [ "$DEVICE" != "cpu" ]; then
-    run_step cuda_tests "${CUDA_TESTS_S:-120}" -- "$PY" -P -m pytest -q -rs -p no:cacheprovider \
-        tests/test_train_cuda.py tests/test_backend_conformance.py -k "cuda"
-fi
+run_step cuda_tests "${CUDA_TESTS_S:-120}" -- "$PY" -P -m pytest -q -rs -p no:cacheprovider \
+    tests/test_train_cuda.py tests/test_backend_conformance.py -k "cuda"
 
 BIN="$(dirname "$(command -v "$PY" 2>/dev/null || echo "$PY")")"
 if [ -x "$BIN/ccv" ] && [ ! -f "$WORK/pythonpath" ]; then
@@ -198,6 +198,16 @@ convert_limit=$(( TOTAL_S - $(elapsed) ))
 # shellcheck disable=SC2086
 run_step convert_speed "$convert_limit" -k 10 -- "$PY" benchmarks/convert_speed.py --data "$DATA_ROOT" $CONVERT_ARGS
 
+# ---- 5. the generator alone (only with the time that is left) ----------------------------------------
+gen_budget=$(( TOTAL_S - $(elapsed) - 20 ))
+if (( gen_budget >= 30 )); then
+    # shellcheck disable=SC2086
+    run_step generator $(( gen_budget + 15 )) -k 5 -- "$PY" benchmarks/gpu_generator.py --device "$DEVICE" \
+        --budget-s "$gen_budget" ${GENERATOR_ARGS:-}
+else
+    log "generator benchmark skipped: ${gen_budget}s left"
+fi
+
 # ---- summary -----------------------------------------------------------------------------------------
 {
     echo ""
@@ -228,6 +238,12 @@ EOF
     echo ""
     echo "convert speed:"
     sed -n '/===== convert_speed (/,/===== convert_speed:/p' "$LOG" | grep -E "^(\||[0-9]+ images|stage rates|baseline|ours)" || echo "(no table)"
+    echo ""
+    echo "CUDA tests:"
+    sed -n '/===== cuda_tests (/,/===== cuda_tests:/p' "$LOG" | grep -E "(passed|failed|error|FAILED)" | tail -5 || echo "(not run)"
+    echo ""
+    echo "generator alone:"
+    sed -n '/===== generator (/,/===== generator:/p' "$LOG" | grep -E "^(\||device:|measured|\(stopped)" || echo "(not run)"
     echo ""
     echo "files in OUT:"
     n=0; bad=0; total=0
