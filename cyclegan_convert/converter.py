@@ -324,7 +324,8 @@ class Converter:
                     assert rgb is not None
                     if not opt.work_size and rgb.shape[:2] != w.orig_size:
                         rgb = resize_rgb(np.ascontiguousarray(rgb), *w.orig_size)
-                    img = DecodedImage(np.ascontiguousarray(rgb), w.image.alpha, w.image.exif, w.image.icc)
+                    img = DecodedImage(np.ascontiguousarray(rgb), w.image.alpha, w.image.exif, w.image.icc,
+                                       w.image.xmp, w.image.dpi)
                     fmt = output_format(job.dst.suffix)
                     with atomic_path(job.dst, suffix=job.dst.suffix) as tmp:
                         encode_image(img, tmp, fmt, opt.quality)

@@ -64,6 +64,8 @@ OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP
 _ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})  # JPEG has none; BMP readers mishandle 32-bit
 _EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
 _ICC_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
+_DPI_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "BMP"})  # WebP has no resolution field
+_XMP_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 
 
 @dataclass
@@ -74,6 +76,8 @@ class DecodedImage:
     alpha: Optional[np.ndarray] = None  # (H, W) uint8, or None when the image has no transparency
     exif: Optional[bytes] = None  # EXIF with the orientation reset (pixels are upright now)
     icc: Optional[bytes] = None  # ICC profile, copied as is
+    xmp: Optional[bytes] = None  # XMP packet (ratings, keywords, rights), orientation already removed
+    dpi: Optional[tuple[float, float]] = None  # print resolution (JFIF, pHYs, TIFF), upright (x, y)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -90,6 +94,16 @@ def _alpha_of(img: Image.Image) -> Optional[np.ndarray]:
     return None
 
 
+def _dpi_of(img: Image.Image) -> Optional[tuple[float, float]]:
+    """The print resolution the file states (JFIF density, PNG pHYs, TIFF/BMP), or None."""
+    dpi = img.info.get("dpi")
+    try:
+        x, y = float(dpi[0]), float(dpi[1])  # type: ignore[index]
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
+
+
 def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
     """Reads an image for conversion: upright RGB, alpha if any, EXIF (orientation reset) and ICC.
 
@@ -101,16 +115,21 @@ def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
             icc = img.info.get("icc_profile") if metadata else None
             if icc and icc[16:20] != b"RGB ":  # a CMYK or gray profile would mislabel the RGB output
                 icc = None
+            dpi = _dpi_of(img)
             upright = ImageOps.exif_transpose(img)
-            exif = None
+            if dpi and upright.size != img.size:  # turned by 90 degrees: x and y swap
+                dpi = (dpi[1], dpi[0])
+            exif = xmp = None
             if metadata:
+                xmp = upright.info.get("xmp") or upright.info.get("XML:com.adobe.xmp")  # JPEG/WebP/TIFF, PNG
+                xmp = (xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)) if xmp else None
                 ex = upright.getexif()
                 if len(ex):
                     ex[ORIENTATION_TAG] = 1  # the pixels are upright now; keep the tag, say so
                     exif = ex.tobytes()
             alpha = _alpha_of(upright)
             rgb = np.asarray(to_rgb8(upright))
-            return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None)
+            return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None, xmp=xmp, dpi=dpi)
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:
@@ -137,8 +156,10 @@ def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def encode_image(image: DecodedImage, path: Union[str, Path], fmt: str, quality: Optional[int] = None) -> None:
-    """Writes ``image`` to ``path`` (the caller's temporary name) as ``fmt``; alpha, EXIF and ICC
-    go along where the format can carry them (JPEG has no alpha: it is dropped)."""
+    """Writes ``image`` to ``path`` (the caller's temporary name) as ``fmt``; alpha, EXIF, ICC, XMP
+    and the print resolution go along where the format can carry them (JPEG has no alpha: it is
+    dropped). The resolution is kept as stated, also for ``--work-size`` outputs, as image editors
+    do when resampling (and as the copied EXIF resolution says)."""
     rgb = image.rgb
     if image.alpha is not None and fmt in _ALPHA_FORMATS:
         alpha = image.alpha if image.alpha.shape == rgb.shape[:2] else resize_rgb(image.alpha, *rgb.shape[:2])
@@ -150,6 +171,17 @@ def encode_image(image: DecodedImage, path: Union[str, Path], fmt: str, quality:
         kw["exif"] = image.exif
     if image.icc and fmt in _ICC_FORMATS:
         kw["icc_profile"] = image.icc
+    if image.dpi and fmt in _DPI_FORMATS:
+        kw["dpi"] = image.dpi
+    if image.xmp and fmt in _XMP_FORMATS:
+        if fmt == "PNG":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", image.xmp.decode("utf-8", errors="replace"))
+            kw["pnginfo"] = info
+        else:
+            kw["xmp"] = image.xmp
     if fmt == "JPEG":
         kw.update(quality=quality or 95, subsampling=0 if (quality or 95) >= 90 else 2)
     elif fmt == "WEBP":

@@ -223,6 +223,8 @@ def test_metadata_alpha_and_orientation(tmp_path, model):
     exif[0x010F] = "TestCam"
     src = tmp_path / "m"
     _photo(src / "rot.jpg", 64, 40, exif=exif.tobytes(), icc_profile=icc)
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><!-- rated 5 --></x:xmpmeta>'
+    _photo(src / "print.jpg", 64, 40, dpi=(300, 300), xmp=xmp)  # a print master: no EXIF, JFIF density + XMP
     rgba = Image.open(PHOTOS[0]).convert("RGBA").resize((48, 32))
     rgba.putalpha(Image.linear_gradient("L").resize((48, 32)))
     rgba.save(src / "alpha.png")
@@ -231,11 +233,15 @@ def test_metadata_alpha_and_orientation(tmp_path, model):
         assert im.size == (40, 64)  # upright
         assert im.getexif()[ORIENTATION_TAG] == 1 and im.getexif()[0x010F] == "TestCam"
         assert im.info.get("icc_profile") == icc
+    with Image.open(tmp_path / "keep" / "print.jpg") as im:
+        assert im.info.get("dpi") == (300, 300) and im.info.get("xmp") == xmp
     with Image.open(tmp_path / "keep" / "alpha.png") as im:
         assert im.mode == "RGBA" and np.array_equal(np.asarray(im)[..., 3], np.asarray(rgba)[..., 3])
     assert _ccv(src, "--model", model, "-o", tmp_path / "strip", "--metadata", "strip").exit_code == 0
     with Image.open(tmp_path / "strip" / "rot.jpg") as im:
         assert im.size == (40, 64) and not im.info.get("icc_profile") and len(im.getexif()) == 0
+    with Image.open(tmp_path / "strip" / "print.jpg") as im:
+        assert not im.info.get("xmp") and im.info.get("dpi") == (300, 300)  # the print size is no private data
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")

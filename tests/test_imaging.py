@@ -136,3 +136,43 @@ def test_every_format_round_trips(tmp_path):
         back = read_image(tmp_path / f"x{suffix}")
         assert back.size == (24, 40)
         assert np.abs(back.rgb.astype(int) - img.rgb).mean() < 3
+
+
+_XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        b'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+
+
+@pytest.mark.parametrize("src_name, save", [("print.jpg", dict(dpi=(300, 300), quality=95)),
+                                             ("print.png", dict(dpi=(300, 300))),
+                                             ("print.tif", dict(dpi=(300, 300)))])
+def test_print_resolution_kept_without_exif(tmp_path, src_name, save):
+    """A 300 dpi scan or print master (no EXIF: the density is in JFIF, pHYs or the TIFF tags) must
+    not come out at 72 dpi, which prints it four times larger."""
+    p = tmp_path / src_name
+    Image.fromarray(_gradient()).save(p, **save)
+    img = read_image(p)
+    for fmt, name in (("JPEG", "o.jpg"), ("PNG", "o.png"), ("TIFF", "o.tif")):
+        encode_image(img, tmp_path / name, fmt)
+        with Image.open(tmp_path / name) as o:
+            assert o.info.get("dpi") is not None and round(o.info["dpi"][0]) == 300, (src_name, fmt)
+
+    rot = tmp_path / "rot.jpg"  # stored sideways (EXIF orientation 6): x and y resolution swap when turned upright
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    Image.fromarray(_gradient()).save(rot, dpi=(300, 200), exif=exif.tobytes())
+    assert read_image(rot).dpi == (200, 300)
+
+
+def test_xmp_kept_and_stripped(tmp_path):
+    """Ratings, keywords and rights live in XMP (Lightroom, darktable): kept like EXIF, and
+    --metadata strip drops them."""
+    p = tmp_path / "rated.jpg"
+    Image.fromarray(_gradient()).save(p, xmp=_XMP, quality=95)
+    img = read_image(p)
+    assert img.xmp == _XMP
+    for fmt, name in (("JPEG", "a.jpg"), ("PNG", "a.png"), ("WEBP", "a.webp")):
+        encode_image(img, tmp_path / name, fmt)
+        assert b'xmp:Rating="5"' in (tmp_path / name).read_bytes(), fmt
+        assert read_image(tmp_path / name).xmp is not None, fmt  # and it reads back as XMP
+    assert read_image(p, metadata=False).xmp is None
