@@ -365,21 +365,24 @@ class Converter:
         summary.failures_files = self._write_failures(summary.out_roots, failures, pipe.interrupted)
         return summary
 
-    @staticmethod
-    def _write_failures(out_roots: list[Path], failures: dict[Path, list[tuple[Path, str]]],
+    def _write_failures(self, out_roots: list[Path], failures: dict[Path, list[tuple[Path, str]]],
                         interrupted: bool) -> list[Path]:
         """One ``ccv-failures.txt`` per output folder that had failures; a stale one from an earlier
-        run is removed when this run went through without failures there."""
+        run is removed when this run went through without failures there. An output folder that
+        cannot be written (the likely reason for the failures) gets a note, not a traceback."""
         written = []
         for root in out_roots:
             path = root / FAILURES_NAME
             items = failures.get(root)
-            if items:
-                text = "".join(f"{src}\t{msg}\n" for src, msg in items)
-                atomic_write_bytes(path, text.encode("utf-8"))
-                written.append(path)
-            elif not interrupted and path.is_file():
-                path.unlink()
+            try:
+                if items:
+                    text = "".join(f"{src}\t{msg}\n" for src, msg in items)
+                    atomic_write_bytes(path, text.encode("utf-8"))
+                    written.append(path)
+                elif not interrupted and path.is_file():
+                    path.unlink()
+            except OSError as e:
+                self.on_message("note", f"{path}: cannot write the list of failures ({e.strerror or e})")
         return written
 
 

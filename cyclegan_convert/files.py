@@ -122,8 +122,20 @@ def plan_roots(inputs: Sequence[str], target: str, output: Optional[Path] = None
             out = Path(output) / (name if n == 1 else f"{name}_{n}")
         if kind != "file" and out.resolve() == base.resolve():
             raise UsageError(f"{raw}: the output folder is the input folder; choose another -o")
+        _check_folder(out)
         roots.append(InputRoot(kind, base, out, pattern, file))
     return roots
+
+
+def _check_folder(out: Path) -> None:
+    """An output folder that is a file, or lies under one, is a usage error before any work (each
+    output would fail, and the failures file with them)."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == out else f"is inside {p}, which is a file"
+                raise UsageError(f"{out}: the output folder {where}; choose another -o")
+            return
 
 
 def _walk(base: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:

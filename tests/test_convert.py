@@ -326,3 +326,26 @@ def test_outputs_beside_linked_sources_are_left_out_and_torn_manifests_read(tmp_
     r = _ccv(folder, "-o", tmp_path / "out", "--model", model)
     assert r.exit_code == 0, r.output
     assert _outputs(tmp_path / "out") == ["café.jpg", "link.jpg"]
+
+
+def test_output_folder_that_is_a_file_is_a_usage_error(tree, model, tmp_path):
+    """-o naming an existing file (or a folder under one) failed every image, then crashed with a
+    traceback writing the failures file."""
+    (tmp_path / "notes.txt").write_text("mine")
+    for out in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "sub"):
+        for extra in ([], ["--dry-run"]):
+            r = _ccv(tree, "--model", model, "-o", out, *extra)
+            assert r.exit_code == 2, r.output
+            assert "is a file" in r.output and "Traceback" not in r.output and "failed:" not in r.output
+            assert r.output.startswith("error:")  # alone: no empty progress bar drawn before it
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_failures_file_that_cannot_be_written_is_a_note_not_a_crash(tree, model):
+    (tree / "empty.jpg").write_bytes(b"")
+    out = tree.parent / "in_m"
+    (out / FAILURES_NAME).mkdir(parents=True)  # stands in for an output folder that refuses writes
+    r = _ccv(tree, "--model", model)
+    assert r.exit_code == 1 and (r.exception is None or isinstance(r.exception, SystemExit)), r.output
+    assert "cannot write the list of failures" in r.output and "1 file(s) failed; listed above" in r.output
+    assert _outputs(out) == EXPECTED

@@ -52,6 +52,9 @@ def convert(
     if dry_run:
         _dry_run(Converter(ref, opts), inputs)
         return
+    from ..files import plan_roots
+
+    plan_roots(inputs, ref.target, output)  # a bad input or -o: its error alone, before the progress bar
     summary = _run_with_progress(Converter(ref, opts), inputs, ref.label)
     _print_summary(summary)
     if summary.interrupted:
@@ -59,7 +62,7 @@ def convert(
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.failed:
         where = ", ".join(str(p) for p in summary.failures_files)
-        raise ItemsFailed(f"{len(summary.failed)} file(s) failed; listed above and in {where}")
+        raise ItemsFailed(f"{len(summary.failed)} file(s) failed; listed above" + (f" and in {where}" if where else ""))
 
 
 def _dry_run(conv, inputs: list[str]) -> None:
