@@ -93,6 +93,13 @@ def plan_roots(inputs: Sequence[str], target: str, output: Optional[Path] = None
     if not inputs:
         raise UsageError("no inputs: give image files, folders or globs")
     roots: list[InputRoot] = []
+    # the same input twice (``photos photos/``, a file named twice) is one input: converted twice
+    # it raced on the same outputs, or got a second, renamed copy (``a_jpg_2.jpg``)
+    unique: dict[str, str] = {}
+    for raw in inputs:
+        unique.setdefault(raw if glob.has_magic(raw) and not Path(raw).expanduser().exists()
+                          else os.path.normcase(os.path.abspath(Path(raw).expanduser())), raw)
+    inputs = list(unique.values())
     several = len(inputs) > 1
     used: dict[str, int] = {}
     for raw in inputs:
@@ -193,7 +200,21 @@ def _named(folder_files: list[Path], out_dir: Path, naming: Naming, out_root: Pa
 
 
 def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming] = None) -> Iterator[Job]:
-    """Every job, lazily. ``file_naming`` is used for file inputs written beside themselves."""
+    """Every job, lazily. ``file_naming`` is used for file inputs written beside themselves. A
+    source that two inputs reach with the same output (a folder and a glob in it) is listed once."""
+    yield from _once(_iter_jobs(roots, naming, file_naming))
+
+
+def _once(jobs: Iterator[Job]) -> Iterator[Job]:
+    seen: set[tuple[Path, Path]] = set()
+    for j in jobs:
+        k = (j.src, j.dst)
+        if k not in seen:
+            seen.add(k)
+            yield j
+
+
+def _iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming]) -> Iterator[Job]:
     # output folders are never read as inputs (files converted beside themselves make no folder,
     # and the walk leaves them out by their folder's manifest)
     out_roots = {r.out_root.resolve() for r in roots if not (r.kind == "file" and r.out_root == r.base)}

@@ -349,3 +349,17 @@ def test_failures_file_that_cannot_be_written_is_a_note_not_a_crash(tree, model)
     assert r.exit_code == 1 and (r.exception is None or isinstance(r.exception, SystemExit)), r.output
     assert "cannot write the list of failures" in r.output and "1 file(s) failed; listed above" in r.output
     assert _outputs(out) == EXPECTED
+
+
+def test_the_same_input_twice_is_converted_once(tree, model, tmp_path):
+    """`ccv convert photos photos/` converted every file twice into the same outputs (two encoders
+    racing on one name); a file named twice got a second, renamed copy (a_jpg_m.jpg, a_jpg_m_2.jpg)."""
+    r = _ccv(tree, f"{tree}/", tree / "sub" / "..", "--model", model)
+    assert r.exit_code == 0 and re.search(r"converted\s*│\s*4\b", r.output), r.output
+    assert _outputs(tree.parent / "in_m") == EXPECTED
+    r = _ccv(tree / "a.jpg", tree / "sub" / ".." / "a.jpg", "--model", model, "--dry-run")
+    assert r.exit_code == 0 and r.output.count("convert ") == 1 and "a_m.jpg" in r.output, r.output
+    r = _ccv(tree, "-o", tmp_path / "o", tree, "--model", model, "--dry-run")  # one input: fills -o itself
+    assert "o/UPPER.JPG" in r.output and "o/in/" not in r.output and "in_2" not in r.output, r.output
+    r = _ccv(tree, f"{tree}/*.jpg", "--model", model, "--dry-run")  # a folder and a glob in it
+    assert r.output.count("a.jpg ->") == 2, r.output  # a.jpg and sub/a.jpg, once each
