@@ -146,11 +146,14 @@ def _check_folder(out: Path) -> None:
 
 
 def _walk(base: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:
-    """(folder, sorted image file names), depth first in sorted order, each real folder once."""
+    """(folder, sorted image file names), depth first in sorted order, each real folder once.
+    Linked folders come after the real tree, so a folder reached both ways is mirrored under its
+    own name (``2023/``), not a link's (``best-of -> 2023``, which sorts first)."""
     seen: set[tuple[int, int]] = set()
     stack = [base]
-    while stack:
-        folder = stack.pop()
+    links: list[Path] = []
+    while stack or links:
+        folder = stack.pop() if stack else links.pop(0)
         try:
             st = folder.stat()
             key = (st.st_dev, st.st_ino)
@@ -170,7 +173,7 @@ def _walk(base: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:
                 continue
             try:
                 if e.is_dir():
-                    dirs.append(Path(e.path))
+                    (links if e.is_symlink() else dirs).append(Path(e.path))
                 elif e.is_file() and is_image_name(e.name):
                     files.append(e.name)
             except OSError:

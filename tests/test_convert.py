@@ -363,3 +363,15 @@ def test_the_same_input_twice_is_converted_once(tree, model, tmp_path):
     assert "o/UPPER.JPG" in r.output and "o/in/" not in r.output and "in_2" not in r.output, r.output
     r = _ccv(tree, f"{tree}/*.jpg", "--model", model, "--dry-run")  # a folder and a glob in it
     assert r.output.count("a.jpg ->") == 2, r.output  # a.jpg and sub/a.jpg, once each
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_a_folder_reached_through_a_link_is_mirrored_under_its_own_name(tmp_path, model):
+    """best-of -> trip sorts before trip: the walk entered the link first and mirrored trip/x.jpg as
+    best-of/x.jpg, leaving no trip/ in the output."""
+    src = tmp_path / "shots"
+    _photo(src / "trip" / "x.jpg")
+    (src / "best-of").symlink_to("trip", target_is_directory=True)
+    r = _ccv(src, "--model", model, "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert _outputs(tmp_path / "out") == ["trip/x.jpg"]
