@@ -141,6 +141,7 @@ class Converter:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._manifests: dict[Path, Manifest] = {}
+        self._input_dirs: list[Path] = []  # resolved folders the inputs are walked from (set by _jobs)
 
     def stop(self) -> None:
         """Finishes the files in flight, then ``run`` returns with ``interrupted`` set."""
@@ -149,6 +150,7 @@ class Converter:
     # -- planning ----------------------------------------------------------------------------------
     def _jobs(self, inputs: Sequence[str]) -> Iterator[Job]:
         roots = plan_roots(inputs, self.ref.target, self.opt.output)
+        self._input_dirs = [r.base.resolve() for r in roots if r.kind != "file"]
         naming = Naming(self.opt.ext, self.opt.suffix or "")
         beside = Naming(self.opt.ext, self.opt.suffix if self.opt.suffix is not None else f"_{self.ref.target}")
         return iter_jobs(roots, naming, beside)
@@ -178,14 +180,22 @@ class Converter:
         note = "renamed: another input has the same output name" if job.renamed else ""
         if not (job.dst.exists() or job.dst.is_symlink()):
             return PlannedJob(job, "convert", note)
-        if self.opt.on_exists == "overwrite":
-            return PlannedJob(job, "replace", "exists, --on-exists overwrite")
         m = self._manifest(job.out_root)
+        if self.opt.on_exists == "overwrite":
+            if m.get(job.rel) is None and self._inside_input(job.dst):
+                # -o pointing into the input tree, at a folder holding photos: never replace those
+                return PlannedJob(job, "refuse", "the output would overwrite a file in the input folder that ccv "
+                                  "did not make; choose another -o")
+            return PlannedJob(job, "replace", "exists, --on-exists overwrite")
         if m.is_done(job.rel, key, job.src):
             return PlannedJob(job, "skip", "done with the same model and settings")
         if m.get(job.rel) is not None:
             return PlannedJob(job, "replace", "made with another model, other settings or an older source")
         return PlannedJob(job, "exists", "exists and was not made by ccv; --on-exists overwrite replaces it")
+
+    def _inside_input(self, path: Path) -> bool:
+        p = path.resolve()
+        return any(d in p.parents for d in self._input_dirs)
 
     def plan(self, inputs: Sequence[str]) -> list[PlannedJob]:
         """What ``run`` would do with each file (``--dry-run``); writes nothing."""

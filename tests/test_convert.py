@@ -375,3 +375,17 @@ def test_a_folder_reached_through_a_link_is_mirrored_under_its_own_name(tmp_path
     r = _ccv(src, "--model", model, "-o", tmp_path / "out")
     assert r.exit_code == 0, r.output
     assert _outputs(tmp_path / "out") == ["trip/x.jpg"]
+
+
+def test_overwrite_never_replaces_a_photo_of_the_input_tree(tree, model):
+    """-o pointing at a folder of the input that holds photos, with --on-exists overwrite: in/a.jpg's
+    output replaced the photo in/sub/a.jpg ("inputs are never written to")."""
+    before = _digest(tree)
+    r = _ccv(tree, "--model", model, "-o", tree / "sub", "--on-exists", "overwrite")
+    assert r.exit_code == 1 and "input folder" in r.output, r.output
+    after = {p: d for p, d in _digest(tree).items() if p.name not in (MANIFEST_NAME, FAILURES_NAME)}
+    assert all(after[p] == d for p, d in before.items())  # every original byte for byte
+    # outputs ccv made there itself are still replaced on request
+    assert (tree / "sub" / "UPPER.JPG").is_file()
+    r = _ccv(tree, "--model", model, "-o", tree / "sub", "--on-exists", "overwrite")
+    assert "UPPER.JPG: the output" not in r.output and "a.jpg: the output" in r.output, r.output
