@@ -284,6 +284,8 @@ class Converter:
                     raise ItemFailed(str(e)) from None
                 except Exception as e:  # noqa: BLE001  (a decoder bug on a strange file: that file fails)
                     raise ItemFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
+                if img.frames > 1:
+                    self.on_message("note", f"{job.src}: {img.frames} frames or pages; only the first is converted")
                 h, w = img.size
                 if opt.max_side and max(h, w) > opt.max_side:
                     s = opt.max_side / max(h, w)

@@ -78,6 +78,7 @@ class DecodedImage:
     icc: Optional[bytes] = None  # ICC profile, copied as is
     xmp: Optional[bytes] = None  # XMP packet (ratings, keywords, rights), orientation already removed
     dpi: Optional[tuple[float, float]] = None  # print resolution (JFIF, pHYs, TIFF), upright (x, y)
+    frames: int = 1  # frames or pages in the file (animated WebP, multi-page TIFF): only the first is here
 
     @property
     def size(self) -> tuple[int, int]:
@@ -129,7 +130,8 @@ def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
                     exif = ex.tobytes()
             alpha = _alpha_of(upright)
             rgb = np.asarray(to_rgb8(upright))
-            return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None, xmp=xmp, dpi=dpi)
+            return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None, xmp=xmp, dpi=dpi,
+                                frames=getattr(img, "n_frames", 1))
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:

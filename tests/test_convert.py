@@ -389,3 +389,16 @@ def test_overwrite_never_replaces_a_photo_of_the_input_tree(tree, model):
     assert (tree / "sub" / "UPPER.JPG").is_file()
     r = _ccv(tree, "--model", model, "-o", tree / "sub", "--on-exists", "overwrite")
     assert "UPPER.JPG: the output" not in r.output and "a.jpg: the output" in r.output, r.output
+
+
+def test_animated_and_multi_page_files_say_only_the_first_frame_is_converted(tmp_path, model):
+    src = tmp_path / "anim"
+    frame = Image.open(PHOTOS[0]).convert("RGB").resize((32, 24))
+    src.mkdir()
+    frame.save(src / "a.webp", save_all=True, append_images=[frame.rotate(180)], duration=100)
+    frame.save(src / "pages.tif", save_all=True, append_images=[frame.rotate(180)])
+    _photo(src / "still.png", 32, 24)
+    r = _ccv(src, "--model", model)
+    assert r.exit_code == 0, r.output
+    assert "a.webp: 2 frames or pages; only the first is converted" in r.output
+    assert "pages.tif: 2 frames" in r.output and "still.png: " not in r.output
