@@ -189,7 +189,12 @@ class Converter:
             return PlannedJob(job, "replace", "exists, --on-exists overwrite")
         if m.is_done(job.rel, key, job.src):
             return PlannedJob(job, "skip", "done with the same model and settings")
-        if m.get(job.rel) is not None:
+        record = m.get(job.rel)
+        if record is not None and record.src != str(job.src.resolve()) and os.path.exists(record.src):
+            # two source trees converted into one -o: the other tree's output is not ours to redo
+            return PlannedJob(job, "exists", f"exists, made by ccv from {record.src}; "
+                                             "--on-exists overwrite replaces it")
+        if record is not None:
             return PlannedJob(job, "replace", "made with another model, other settings or an older source")
         return PlannedJob(job, "exists", "exists and was not made by ccv; --on-exists overwrite replaces it")
 

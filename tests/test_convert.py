@@ -122,6 +122,29 @@ def test_existing_file_not_made_by_ccv_is_kept_unless_overwrite(tree, model):
         assert im.size == (64, 48)
 
 
+def test_output_made_from_another_source_is_kept_unless_overwrite(tmp_path, model):
+    """Two folders converted into one -o, each with a.jpg: the second run replaced the first one's
+    output (the manifest said "made by ccv", so it was taken for an out-of-date output)."""
+    first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "out"
+    _photo(first / "a.jpg", 64, 48, i=0)
+    _photo(second / "a.jpg", 40, 40, i=1)
+    assert _ccv(first, "--model", model, "-o", out).exit_code == 0
+    made = (out / "a.jpg").read_bytes()
+    r = _ccv(second, "--model", model, "-o", out)
+    assert r.exit_code == 0 and "made by ccv from" in r.output
+    assert (out / "a.jpg").read_bytes() == made
+    assert _ccv(second, "--model", model, "-o", out, "--on-exists", "overwrite").exit_code == 0
+    with Image.open(out / "a.jpg") as im:
+        assert im.size == (40, 40)
+    # once the recorded source is gone (moved or deleted), another source may redo the output
+    first.rename(tmp_path / "moved")
+    (second / "a.jpg").unlink()
+    s = Converter(resolve_model(model=model), ConvertOptions(output=str(out))).run([str(tmp_path / "moved")])
+    assert (s.converted, s.skipped) == (1, 0)
+    with Image.open(out / "a.jpg") as im:
+        assert im.size == (64, 48)
+
+
 def test_bad_files_listed_run_goes_on_exit_1(tree, model):
     (tree / "empty.png").write_bytes(b"")
     (tree / "sub" / "text.jpg").write_text("hello")
