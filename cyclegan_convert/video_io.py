@@ -170,14 +170,19 @@ def probe(path: Path, container=None) -> VideoInfo:
             primaries=first.color_primaries if first.color_primaries != _UNSPECIFIED else cc.color_primaries,
             trc=first.color_trc if first.color_trc != _UNSPECIFIED else cc.color_trc,
         )
+        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+        # duration_s is the span from the first frame (start_s) to the end of the last one
         dur, exact = None, True
         if vs.duration and vs.time_base:
             dur = float(vs.duration * vs.time_base)
         elif _tag_seconds(vs.metadata.get("DURATION")) is not None:  # Matroska writes one per stream
-            dur = _tag_seconds(vs.metadata.get("DURATION"))
+            # FFmpeg's muxer writes the time the stream ends, not its span: a video that starts at
+            # 0.5 s (audio first) would otherwise look 0.5 s longer than it is, and truncated
+            dur = max(0.0, _tag_seconds(vs.metadata.get("DURATION")) - start)
         elif c.duration:
-            dur, exact = c.duration / 1_000_000, False  # the longest stream's, audio included
-        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+            # the whole file's, audio included, counted from the earliest stream's start
+            end = (c.start_time or 0) / 1_000_000 + c.duration / 1_000_000
+            dur, exact = max(0.0, end - start), False
         others = tuple(
             CopiedStream(s.index, s.type, s.codec_context.name, s.language)
             for s in c.streams if s.type in ("audio", "subtitle")

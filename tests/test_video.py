@@ -283,3 +283,12 @@ def test_rotated_clips_reach_the_model_upright_and_come_back_as_stored(tmp_path,
     assert set(rec.shapes) == {(144, 80)}  # stored 142x80 (W x H), seen upright: 80 wide, 142 (padded 144) high
     assert b["rotation"] == a["rotation"] and b["size"] == a["size"] == (142, 80)
     assert np.abs(b["frames"][2].astype(int) - a["frames"][2]).mean() < 2  # turned back exactly
+
+
+def test_video_starting_after_the_audio_is_not_called_truncated(tmp_path):
+    """Matroska's per-stream DURATION tag (as FFmpeg writes it) is the time the stream ends: a video
+    that starts at 0.6 s after its audio was read as 0.6 s longer, so a complete file exited 1."""
+    src = make_clip(tmp_path / "late.mkv", ClipSpec(pts_ms=[600 + 40 * i for i in range(10)]))
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
+    assert result.problem is None and result.frames == 10
+    assert read_video(result.output)["times"] == read_video(src)["times"]
