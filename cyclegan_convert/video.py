@@ -12,13 +12,14 @@ callback; nothing is drawn.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -26,13 +27,13 @@ from .atomic import atomic_path
 from .pipeline import Stopped, ThreadGroup
 from .errors import MediaError, UsageError
 from .resolve import ModelRef
-from .video_io import (FrameConverter, OutputPlan, VideoInfo, check_encoder, choose_pix_fmt, default_output,
+from .video_io import (FrameConverter, OutputPlan, VideoInfo, check_encoder, check_output, choose_pix_fmt, default_output,
                        encoder_options, fit_within, open_input, open_output, probe, subsampled, _reason)
 
 
 @dataclass(frozen=True)
 class VideoOptions:
-    output: Optional[Path] = None  # None: <input>_<target>.mp4 beside the input (.mkv/.mov keep theirs)
+    output: Optional[Union[str, Path]] = None  # a folder where it exists or ends in '/'; None: <input>_<target>.mp4 beside the input (.mkv/.mov keep theirs)
     codec: str = "libx264"
     crf: Optional[int] = None  # None: the encoder's default in video_io.DEFAULT_CRF (visually lossless)
     preset: Optional[str] = None  # None: the encoder's own default (medium for x264)
@@ -152,8 +153,9 @@ class VideoConverter:
     # -- planning ----------------------------------------------------------------------------------
     def output_path(self, src: Path) -> Path:
         target = self.ref.target if self.ref else "converted"
-        dst = Path(self.options.output) if self.options.output else default_output(src, target)
-        if dst.is_dir():
+        out = self.options.output
+        dst = Path(out) if out else default_output(src, target)
+        if dst.is_dir() or (out and str(out).endswith(("/", os.sep))):  # a folder, made if missing
             dst = dst / default_output(src, target).name
         if dst.resolve() == src.resolve():
             raise UsageError(f"{dst}: that is the input; give another -o")
@@ -219,9 +221,13 @@ class VideoConverter:
     def run(self, src: Path) -> VideoResult:
         src = Path(src)
         opt = self.options
+        if src.is_dir():
+            raise UsageError(f"{src}: is a folder; ccv video converts one video file")
         if not src.is_file():
             raise UsageError(f"{src}: no such file")
         dst = self.output_path(src)
+        check_encoder(opt.codec)
+        check_output(dst, opt.codec)
         info = probe(src)
         if info.colour.hdr and not opt.allow_hdr:
             raise UsageError(f"{src}: HDR video ({info.colour.hdr} transfer); the model was trained on SDR "

@@ -354,6 +354,38 @@ def subsampled(pix_fmt: str) -> tuple[bool, bool]:
 
 
 # -- output -----------------------------------------------------------------------------------------
+# containers that store no timestamps: variable frame rate and exact times cannot be kept
+_NO_TIMESTAMPS = {"avi"}
+
+
+def check_output(dst: Path, codec: str) -> None:
+    """A usage error, before any work, for an output that FFmpeg cannot write: no or unknown
+    extension, a container without timestamps, or one that cannot hold ``codec``."""
+    import av
+
+    if not dst.suffix:
+        raise UsageError(f"{dst}: no extension to choose the container by; give a name ending in .mp4, .mkv, "
+                         ".mov or .webm (or an existing folder, or one ending in /)")
+    try:
+        c = av.open(str(dst), "w")  # guesses the format from the name; writes nothing yet
+    except ValueError:
+        raise UsageError(f"{dst}: FFmpeg knows no container for '{dst.suffix}' files; use .mp4, .mkv, .mov "
+                         "or .webm") from None
+    except av.error.FFmpegError as e:
+        raise MediaError(f"{dst}: cannot write ({_reason(e)})") from None
+    try:
+        if c.format.name in _NO_TIMESTAMPS:
+            raise UsageError(f"{dst}: {c.format.name.upper()} stores no timestamps, so the timing could not be "
+                             "kept; write .mp4, .mkv or .mov")
+        try:
+            c.add_stream(codec)
+        except ValueError:
+            hint = "--codec libvpx-vp9 or libsvtav1, or write .mkv" if c.format.name == "webm" else "write .mkv"
+            raise UsageError(f"{dst}: the {c.format.name} container cannot hold {codec} video; use {hint}") from None
+    finally:
+        c.close()
+
+
 def default_output(src: Path, target: str) -> Path:
     ext = src.suffix.lower() if src.suffix.lower() in KEEP_CONTAINER else ".mp4"
     return src.with_name(f"{src.stem}_{target}{ext}")

@@ -292,3 +292,22 @@ def test_video_starting_after_the_audio_is_not_called_truncated(tmp_path):
     result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
     assert result.problem is None and result.frames == 10
     assert read_video(result.output)["times"] == read_video(src)["times"]
+
+
+def test_output_names_that_cannot_be_written_are_usage_errors_and_a_slash_means_a_folder(tmp_path, tiny_model):
+    """`-o out` (no extension), `-o out.txt`, `-o out.webm` with libx264 and `-o out.avi` ended in a
+    Python traceback (exit 1) or an AVI at 600 frames/s; `-o new/` wrote a file named 'new'."""
+    tmp_path = tmp_path / "clips"
+    tmp_path.mkdir()
+    src = make_clip(tmp_path / "u.mp4", ClipSpec(frames=2, audio_streams=0))
+    runner = CliRunner()
+    for name, words in [("out", "extension"), ("out.txt", ".txt"), ("out.webm", "libvpx-vp9"), ("out.avi", "timestamps")]:
+        r = runner.invoke(app, ["video", str(src), "--model", str(tiny_model),
+                                "-o", str(tmp_path / name)])
+        assert r.exit_code == 2 and words in r.output and name in r.output, (name, r.output)
+        assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["u.mp4"]
+    out = VideoConverter(None, VideoOptions(output=f"{tmp_path / 'new'}/"), backend=Passthrough()).run(src).output
+    assert out == tmp_path / "new" / "u_converted.mp4" and out.is_file()
+    r = runner.invoke(app, ["video", str(tmp_path), "--model", str(tiny_model)])
+    assert r.exit_code == 2 and "folder" in r.output

@@ -17,7 +17,7 @@ def video(
     to: ToOpt = None,
     from_: FromOpt = None,
     model: ModelOpt = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (default: <input>_<target>.mp4 beside the input; .mkv and .mov inputs keep their container).")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file or folder (default: <input>_<target>.mp4 beside the input; .mkv and .mov inputs keep their container).")] = None,
     codec: Annotated[str, typer.Option("--codec", help="Video encoder: libx264, libx265, libvpx-vp9, libsvtav1, h264_nvenc, hevc_nvenc (what this FFmpeg build has).")] = "libx264",
     crf: Annotated[Optional[int], typer.Option("--crf", help="Constant quality (lower is better; default 18 for x264, 20 for x265, 31 for VP9).")] = None,
     preset: Annotated[Optional[str], typer.Option("--preset", help="Encoder speed preset, e.g. medium, slow (x264/x265), p1-p7 (NVENC).")] = None,
