@@ -91,6 +91,7 @@ class VideoInfo:
     rotation: int  # degrees, counter-clockwise, as the display matrix says
     sar: Optional[Fraction]
     others: tuple[CopiedStream, ...] = field(default=())
+    skipped: tuple[str, ...] = field(default=())  # a line per stream that is neither converted nor copied
 
     def frame_estimate(self, start_s: float = 0.0, duration_s: Optional[float] = None) -> Optional[int]:
         """Frames expected in [start, start + duration): the index count, else duration x rate."""
@@ -187,17 +188,31 @@ def probe(path: Path, container=None) -> VideoInfo:
             CopiedStream(s.index, s.type, s.codec_context.name, s.language)
             for s in c.streams if s.type in ("audio", "subtitle")
         )
+        skipped = tuple(_skipped_line(s) for s in c.streams if s.index != vs.index and s.type not in ("audio", "subtitle"))
         sar = vs.sample_aspect_ratio if vs.sample_aspect_ratio else cc.sample_aspect_ratio
         return VideoInfo(
             path=Path(path), width=first.width, height=first.height, pix_fmt=fmt.name, bit_depth=_bit_depth(fmt),
             codec=cc.name, time_base=vs.time_base, rate=vs.average_rate or vs.guessed_rate or None,
             frames=vs.frames or None, duration_s=dur, duration_exact=exact, start_s=start, colour=colour,
             display_matrix=display_matrix_of(first), rotation=first.rotation,
-            sar=sar if sar and sar != 1 else None, others=others,
+            sar=sar if sar and sar != 1 else None, others=others, skipped=skipped,
         )
     finally:
         if own:
             c.close()
+
+
+def _skipped_line(s) -> str:
+    try:
+        codec = s.codec_context.name if s.codec_context is not None else None
+    except Exception:  # noqa: BLE001  (attachments and data streams may have no codec context)
+        codec = None
+    codec = codec or getattr(getattr(s, "codec", None), "name", None) or "unknown codec"
+    if s.type == "video":
+        cover = bool(int(s.disposition) & 1024)  # AV_DISPOSITION_ATTACHED_PIC
+        what = "cover picture" if cover else "only the first video stream is converted"
+        return f"video stream #{s.index} ({codec}) left out: {what}"
+    return f"{s.type} stream #{s.index} ({codec}) left out: ccv video copies only audio and subtitles"
 
 
 # -- encoders ---------------------------------------------------------------------------------------
@@ -464,7 +479,7 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container):
 
 def streams_to_copy(info: VideoInfo, out_container, no_audio: bool) -> tuple[list[CopiedStream], list[str]]:
     """The audio and subtitle streams the output container can hold, and a line for each it cannot."""
-    keep, dropped = [], []
+    keep, dropped = [], list(info.skipped)
     holds = out_container.supported_codecs
     for s in info.others:
         if s.kind == "audio" and no_audio:

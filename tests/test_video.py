@@ -311,3 +311,28 @@ def test_output_names_that_cannot_be_written_are_usage_errors_and_a_slash_means_
     assert out == tmp_path / "new" / "u_converted.mp4" and out.is_file()
     r = runner.invoke(app, ["video", str(tmp_path), "--model", str(tiny_model)])
     assert r.exit_code == 2 and "folder" in r.output
+
+
+def test_streams_that_are_not_kept_are_named_in_a_note(tmp_path):
+    """A second video stream (another angle, a cover picture) was dropped without a word."""
+    clip = make_clip(tmp_path / "one.mkv", ClipSpec(frames=4))
+    src = tmp_path / "two.mkv"
+    with av.open(str(clip)) as i, av.open(str(src), "w") as o:
+        out = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        second = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux():
+            if not p.size:
+                continue
+            copies = [(p, out[p.stream.index])]
+            if p.stream.type == "video":
+                q = av.Packet(bytes(p))
+                q.pts, q.dts, q.time_base, q.is_keyframe = p.pts, p.dts, p.time_base, p.is_keyframe
+                copies.append((q, second))
+            for packet, stream in copies:
+                packet.stream = stream
+                o.mux(packet)
+    notes = []
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough(),
+                            on_message=lambda kind, text: notes.append(text)).run(src)
+    assert result.frames == 4 and [s[0] for s in read_video(result.output)["streams"]] == ["video", "audio"]
+    assert [n for n in notes if "video stream #2" in n and "left out" in n], notes
