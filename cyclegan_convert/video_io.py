@@ -30,6 +30,7 @@ _MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "
 _MATRIX_TAG = {"ITU709": 1, "FCC": 4, "ITU601": 6, "SMPTE240M": 7, "BT2020": 9}
 _UNSPECIFIED = 2
 RANGE_LIMITED, RANGE_FULL = 1, 2  # AVColorRange: MPEG (16-235), JPEG (0-255)
+_GREY = ("gray", "ya")  # pixel formats swscale always converts as full range, whatever it is told
 HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}
 
 
@@ -54,7 +55,9 @@ class Colour:
     def full_range(self, pix_fmt: str) -> bool:
         if self.range in (RANGE_LIMITED, RANGE_FULL):
             return self.range == RANGE_FULL
-        return pix_fmt.startswith("yuvj")  # the deprecated JPEG formats are full range by definition
+        # the deprecated JPEG formats are full range by definition; FFmpeg (swscale, and so players
+        # built on it) reads untagged grey as full range too
+        return pix_fmt.startswith(("yuvj",) + _GREY)
 
     def describe(self, height: int, pix_fmt: str) -> str:
         rng = "full" if self.full_range(pix_fmt) else "limited"
@@ -332,6 +335,12 @@ class FrameConverter:
         return frame.to_ndarray(width=w, height=h, format="rgb24", src_colorspace=self.matrix,
                                 src_color_range="JPEG" if self.full_range else "MPEG", interpolation=interp)
 
+    @property
+    def out_full_range(self) -> bool:
+        """The output's range: the source's, except that grey output is always full range (swscale
+        writes it so, whatever range it is asked for), and is tagged so."""
+        return self.full_range or self.pix_fmt.startswith(_GREY)
+
     def from_rgb(self, rgb: np.ndarray):
         import av
 
@@ -340,12 +349,12 @@ class FrameConverter:
         scaling = (w, h) != (src.width, src.height)
         interp = _interp("BICUBIC" if scaling else "BILINEAR", "ACCURATE_RND", "FULL_CHR_H_INP")
         out = src.reformat(width=w, height=h, format=self.pix_fmt, dst_colorspace=self.matrix,
-                           dst_color_range="JPEG" if self.full_range else "MPEG", interpolation=interp)
+                           dst_color_range="JPEG" if self.out_full_range else "MPEG", interpolation=interp)
         # tags only: handing swscale a transfer or primaries makes it convert gamuts and tone-map
         # (slowly), where the model's output is meant to be read with the source's own
         out.color_trc, out.color_primaries = self.trc, self.primaries
         out.colorspace = _MATRIX_TAG[self.matrix]
-        out.color_range = RANGE_FULL if self.full_range else RANGE_LIMITED
+        out.color_range = RANGE_FULL if self.out_full_range else RANGE_LIMITED
         return out
 
 
@@ -439,7 +448,7 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container):
         if info.rate:
             cc.framerate = info.rate
         cc.colorspace = _MATRIX_TAG[plan.converter.matrix]
-        cc.color_range = RANGE_FULL if plan.converter.full_range else RANGE_LIMITED
+        cc.color_range = RANGE_FULL if plan.converter.out_full_range else RANGE_LIMITED
         cc.color_primaries = plan.converter.primaries
         cc.color_trc = plan.converter.trc
         if info.sar:

@@ -336,3 +336,29 @@ def test_streams_that_are_not_kept_are_named_in_a_note(tmp_path):
                             on_message=lambda kind, text: notes.append(text)).run(src)
     assert result.frames == 4 and [s[0] for s in read_video(result.output)["streams"]] == ["video", "audio"]
     assert [n for n in notes if "video stream #2" in n and "left out" in n], notes
+
+
+def test_grey_video_keeps_its_levels(tmp_path):
+    """FFmpeg reads and writes grey pixels as full range whatever the tag says; the output was
+    tagged limited range, so players stretched it (darker shadows, brighter highlights)."""
+    src = make_clip(tmp_path / "ir.mkv", ClipSpec(frames=3, codec="ffv1", pix_fmt="gray", audio_streams=0))
+
+    def shown(path):  # as a player built on FFmpeg shows it: converted with the frame's own tags
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+
+    for options in (VideoOptions(output=tmp_path / "g.mkv"), VideoOptions(output=tmp_path / "v.mkv", codec="libvpx-vp9")):
+        out = VideoConverter(None, options, backend=Passthrough()).run(src).output
+        err = np.mean([np.abs(a - b).mean() for a, b in zip(shown(src), shown(out))])
+        assert err < 3, (options.codec, err)
+
+
+@pytest.mark.parametrize("size", [(64, 1), (1, 40), (6, 6)])
+def test_frames_a_few_pixels_high_or_wide_are_converted(tmp_path, tiny_model, size):
+    """The generator's quarter-scale blocks reflect-pad by 1: a frame under 8 pixels a side is padded
+    for the model and cropped back (it raised a PyTorch traceback, exit 1)."""
+    src = make_clip(tmp_path / "strip.mkv", ClipSpec(size=size, frames=3, pix_fmt="yuv444p", audio_streams=0))
+    result = CliRunner().invoke(app, ["video", str(src), "--model", str(tiny_model)])
+    assert result.exit_code == 0, result.output
+    b = read_video(tmp_path / "strip_tiny.mkv")
+    assert len(b["frames"]) == 3 and b["size"] == size and b["pix_fmt"] == "yuv444p"
