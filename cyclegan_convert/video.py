@@ -185,6 +185,7 @@ class VideoConverter:
     def _open_backend(self, work_size: tuple[int, int]):
         from .backends.base import MULTIPLE
         from .backends.select import make_backend, open_with_fallback
+        from .converter import MIN_SIDE
 
         opt = self.options
         backend = self.backend
@@ -196,7 +197,7 @@ class VideoConverter:
                                          on_note=lambda s: self.on_message("note", s))
             # every frame has the working size: an engine whose shape profile excludes it would fail
             # every frame, so the whole video runs on PyTorch instead (auto only)
-            w, h = (-(-side // MULTIPLE) * MULTIPLE for side in work_size)
+            w, h = (max(MIN_SIDE, -(-side // MULTIPLE) * MULTIPLE) for side in work_size)
             if name == "auto" and self.ref.kind == "pytorch" and not backend.accepts(h, w):
                 engine = backend.name
                 backend.close()
@@ -333,14 +334,22 @@ class VideoConverter:
             in_c.close()
 
     def _infer(self, backend, smoother, frames: list[_Frame], enc_q: queue.Queue, torch) -> None:
+        from .converter import MIN_SIDE
+
         t0 = time.perf_counter()
         if smoother is not None:
             smoother.begin([f.cut for f in frames])
         k = self._turns
-        out = backend.infer(torch.from_numpy(np.stack([np.rot90(f.rgb, k) for f in frames]))).numpy()
+        batch = np.stack([np.rot90(f.rgb, k) for f in frames])
+        h, w = batch.shape[1:3]
+        ph, pw = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
+        if ph or pw:  # a frame 1 to 7 pixels high or wide: the generator's 1/4-scale blocks need 2 a side
+            mode = "reflect" if ph < h and pw < w else "edge"
+            batch = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+        out = backend.infer(torch.from_numpy(batch)).numpy()[:, :h, :w]
         self.stages["infer"].add(t0, len(frames))
         for f, o in zip(frames, out):
-            f.result = np.ascontiguousarray(np.rot90(o, -k)) if k else o
+            f.result = np.ascontiguousarray(np.rot90(o, -k) if k else o)
             self._workers.put(enc_q, f)
 
     def rates(self) -> dict[str, float]:
