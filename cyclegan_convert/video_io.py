@@ -245,20 +245,29 @@ def encoder_formats(name: str) -> list[str]:
 
 def choose_pix_fmt(info: VideoInfo, codec: str, requested: Optional[str]) -> str:
     """The output pixel format: as asked, else the source's (JPEG 'yuvj' formats as their plain
-    equivalent with a full-range tag), else 4:2:0 at the source's depth where the encoder allows."""
+    equivalent with a full-range tag; grey sources get a colour format), else 4:2:0 at the source's
+    depth where the encoder allows."""
     formats = encoder_formats(codec)
     if requested:
         if formats and requested not in formats:
             raise UsageError(f"--pix-fmt {requested}: {codec} cannot encode it; it takes {', '.join(formats)}")
         return requested
     src = info.pix_fmt.replace("yuvj", "yuv")
-    if src in formats:
+    if src in formats and _has_colour(src):  # grey in: the model's output is in colour all the same
         return src
     if info.bit_depth > 8:
         for f in ("yuv420p10le", "p010le"):
             if f in formats:
                 return f
     return "yuv420p" if "yuv420p" in formats or not formats else formats[0]
+
+
+def _has_colour(pix_fmt: str) -> bool:
+    """Whether the format holds colour: RGB, or YUV with chroma planes (not grey, grey + alpha, a palette)."""
+    import av
+
+    f = av.VideoFormat(pix_fmt, 16, 16)
+    return f.is_rgb or any(not c.is_luma and not c.is_alpha for c in f.components)
 
 
 def encoder_options(codec: str, crf: Optional[int], preset: Optional[str], bitrate: Optional[str]) -> tuple[dict[str, str], Optional[int]]:

@@ -362,3 +362,14 @@ def test_frames_a_few_pixels_high_or_wide_are_converted(tmp_path, tiny_model, si
     assert result.exit_code == 0, result.output
     b = read_video(tmp_path / "strip_tiny.mkv")
     assert len(b["frames"]) == 3 and b["size"] == size and b["pix_fmt"] == "yuv444p"
+
+
+def test_grey_source_gets_the_models_colours(tmp_path, tiny_model):
+    """The generator paints in colour whatever it is given: a grey source's output is written in a
+    colour format (it followed the source into 'gray', so the model's colours were thrown away)."""
+    src = make_clip(tmp_path / "ir.mkv", ClipSpec(frames=3, codec="ffv1", pix_fmt="gray", audio_streams=0))
+    out = convert(src, tiny_model).output
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert len(frames) == 3
+    assert np.abs(frames[1][..., 0] - frames[1][..., 1]).mean() > 3  # not R == G == B
