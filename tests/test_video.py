@@ -373,3 +373,31 @@ def test_grey_source_gets_the_models_colours(tmp_path, tiny_model):
         frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
     assert len(frames) == 3
     assert np.abs(frames[1][..., 0] - frames[1][..., 1]).mean() > 3  # not R == G == B
+
+
+def test_kill_and_hangup_remove_the_temporary_output(tmp_path, tiny_model):
+    """SIGTERM (kill, timeout, a scheduler) ended the process on the spot and left a hidden .part file
+    as large as what had been written; it now stops as Ctrl-C does and exits 128 + 15."""
+    import os
+    import subprocess
+    import sys
+
+    src = make_clip(tmp_path / "k.mp4", ClipSpec(frames=12, audio_streams=0))
+    script = f"""
+import os, signal, sys
+from cyclegan_convert import video
+real, calls = video.VideoConverter._infer, []
+def infer(self, *args):
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(self, *args)
+video.VideoConverter._infer = infer
+from cyclegan_convert.cli import app
+sys.argv = ["ccv", "video", {str(src)!r}, "--model", {str(tiny_model)!r}]
+app()
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert r.returncode == 128 + 15, (r.returncode, r.stderr[-2000:])
+    assert "SIGTERM" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.mp4", "tiny.pth"]

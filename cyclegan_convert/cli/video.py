@@ -1,8 +1,10 @@
 """`ccv video`: a thin layer over cyclegan_convert.video."""
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.markup import escape
@@ -47,9 +49,13 @@ def video(
                            no_audio=no_audio, side_by_side=side_by_side, stable=stable, allow_hdr=allow_hdr,
                            overwrite=overwrite, batch_size=batch_size, backend=backend, device=device)
     ref = resolve_model(to, from_, model)
-    with _ProgressBar() as bar:
-        conv = VideoConverter(ref, options, on_progress=bar.update, on_message=bar.message)
-        result = conv.run(src)
+    try:
+        with _ProgressBar() as bar, _stop_cleanly_on_signals():
+            conv = VideoConverter(ref, options, on_progress=bar.update, on_message=bar.message)
+            result = conv.run(src)
+    except _Signalled as e:
+        err_console.print(f"stopped by {signal.Signals(e.signum).name}; no output was written", style="yellow")
+        raise typer.Exit(128 + e.signum) from None
     r = result.rates
     console.print(f"{escape(str(result.output))}: {result.frames} frames in {result.elapsed_s:.1f} s "
                   f"({result.fps:.1f} frames/s; decode {r['decode']:.0f}, model {r['infer']:.1f}, "
@@ -60,6 +66,37 @@ def video(
         err_console.print(f"[bold red]failed:[/] {escape(str(src))}: {escape(result.problem)}; "
                           f"the {result.frames} frames before it were converted", highlight=False)
         raise ItemsFailed(f"{src}: converted only in part")
+
+
+class _Signalled(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_cleanly_on_signals() -> Iterator[None]:
+    """SIGTERM (kill, timeout, a job scheduler) and SIGHUP (a closed terminal) stop the conversion as
+    Ctrl-C does: the temporary output is removed. By default they end the process on the spot,
+    leaving a hidden .part file as large as what was written so far."""
+
+    def stop(signum, frame):
+        raise _Signalled(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread: leave the signals alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _ProgressBar:
