@@ -260,6 +260,7 @@ class VideoConverter:
 
     def _convert(self, src: Path, tmp: Path, info: VideoInfo, plan: OutputPlan, backend, smoother,
                  batch: int) -> VideoResult:
+        import av
         import torch
 
         opt = self.options
@@ -315,8 +316,12 @@ class VideoConverter:
             if writer.frames == 0:
                 raise MediaError(f"{src}: no frame could be decoded" + (f" ({reader.problem})" if reader.problem else "")
                                  + (" in the range asked for" if opt.start or opt.duration else ""))
-            out_c.close()
-            out_c = None
+            try:
+                out_c.close()  # writes the index: a muxer can still refuse a stream here
+            except av.error.FFmpegError as e:
+                raise MediaError(f"{src}: the {out_c.format.name} output could not be finished ({_reason(e)})") from None
+            finally:
+                out_c = None
             return VideoResult(tmp, writer.frames, backend.describe(), time.perf_counter() - t_start,
                                self.rates(), notes + reader.notes, reader.problem)
         except Stopped:
@@ -516,7 +521,7 @@ class _Writer:
                 break
             if isinstance(item, _Copy):
                 item.packet.stream = self.mapping[item.packet.stream.index]
-                self.c.mux(item.packet)
+                self._mux(item.packet)
                 continue
             t0 = time.perf_counter()
             rgb = np.concatenate([item.rgb, item.result], axis=1) if side else item.result
@@ -531,7 +536,15 @@ class _Writer:
                 packets = self.vs.encode(vf)
             except av.error.FFmpegError as e:
                 raise MediaError(f"{self.vs.codec_context.name}: encoding failed ({_reason(e)})") from None
-            self.c.mux(packets)
+            self._mux(packets)
             self.frames += 1
             stage.add(t0)
-        self.c.mux(self.vs.encode(None))  # flush: the encoder holds frames for its lookahead
+        self._mux(self.vs.encode(None))  # flush: the encoder holds frames for its lookahead
+
+    def _mux(self, packets) -> None:
+        import av
+
+        try:
+            self.c.mux(packets)
+        except av.error.FFmpegError as e:  # the muxer refused a packet (one a container cannot take)
+            raise MediaError(f"the {self.c.format.name} output could not be written ({_reason(e)})") from None

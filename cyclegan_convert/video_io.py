@@ -475,6 +475,13 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container):
         for s in copy:
             src = in_container.streams[s.index]
             mapping[s.index] = dst = out.add_stream_from_template(src)
+            if src.type == "audio":
+                layout = src.codec_context.layout
+                if layout.name == f"{len(layout.channels)} channels":
+                    # Matroska and WAV-style PCM store only a channel count, which decoders play in the
+                    # default layout; the MP4/MOV muxer needs that layout spelled out, else writing
+                    # the end of the file fails ("unsupported channel layout")
+                    dst.codec_context.layout = av.AudioLayout(f"{len(layout.channels)}c")
             for k, v in src.metadata.items():  # language, title: what players show in their menus
                 if k.lower() in ("language", "title", "handler_name"):
                     dst.metadata[k] = v

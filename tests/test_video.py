@@ -401,3 +401,35 @@ app()
     assert r.returncode == 128 + 15, (r.returncode, r.stderr[-2000:])
     assert "SIGTERM" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.mp4", "tiny.pth"]
+
+
+def test_pcm_audio_from_matroska_is_kept_in_mp4(tmp_path, tiny_model):
+    """Matroska stores only PCM's channel count; the MP4 muxer needs a layout and refused the file at
+    its very end (a PyAV traceback, exit 1, after the whole video had been converted)."""
+    src = make_clip(tmp_path / "cam.mkv", ClipSpec(frames=4, audio_codec="pcm_s16le", stereo=True))
+    result = CliRunner().invoke(app, ["video", str(src), "-o", str(tmp_path / "out.mp4"), "--model", str(tiny_model)])
+    assert result.exit_code == 0, result.output
+    a, b = read_video(src), read_video(tmp_path / "out.mp4")
+    assert len(b["frames"]) == 4 and [s[:2] for s in b["streams"]] == [("video", "h264"), ("audio", "pcm_s16le")]
+    assert [p[2] for p in b["audio"][0]] == [p[2] for p in a["audio"][0]]  # the same samples
+
+
+def test_undecodable_packets_at_the_start_are_skipped_not_fatal(tmp_path):
+    """A file whose first packets cannot be decoded (damaged head, recording joined mid-stream) was
+    refused outright (exit 2) by the first look at it, though every later frame decodes."""
+    import os
+
+    clip = make_clip(tmp_path / "gop.mkv", ClipSpec(frames=30, codec="mpeg4", audio_streams=0))  # keyframes every 12
+    src = tmp_path / "damaged.mkv"
+    with av.open(str(clip)) as i, av.open(str(src), "w") as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        for k, p in enumerate(q for q in i.demux(video=0) if q.size):
+            if k < 2:
+                bad = av.Packet(os.urandom(p.size))
+                bad.pts, bad.dts, bad.time_base, bad.is_keyframe = p.pts, p.dts, p.time_base, True
+                p = bad
+            p.stream = out
+            o.mux(p)
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
+    assert 15 <= result.frames < 30 and "could not be decoded" in result.problem
+    assert len(read_video(result.output)["frames"]) == result.frames

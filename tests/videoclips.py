@@ -33,6 +33,8 @@ class ClipSpec:
     trc: Optional[int] = None  # override the transfer tag (16 = PQ, 18 = HLG)
     rotation: int = 0
     audio_streams: int = 1
+    audio_codec: str = "aac"  # or pcm_s16le, flac, ...
+    stereo: bool = False
     subtitles: bool = False
     photos: Sequence[Path] = ()  # one per shot; the frames are split evenly (cuts between them)
     sar: Optional[Fraction] = None
@@ -76,8 +78,8 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
             vs.set_display_rotation(spec.rotation)
         audio = []
         for k in range(spec.audio_streams):
-            a = c.add_stream("aac", rate=48000)
-            a.layout = "mono"
+            a = c.add_stream(spec.audio_codec, rate=48000)
+            a.layout = layout = "stereo" if spec.stereo else "mono"
             a.metadata["language"] = ["eng", "fra", "deu"][k % 3]
             audio.append(a)
         sub = c.add_mux_stream("subrip") if spec.subtitles else None
@@ -90,9 +92,13 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
         seconds = (pts[-1] + 1000 / spec.fps) / 1000
         for k, a in enumerate(audio):
             n, freq = 0, 440.0 * (k + 1)
+            fmt = a.codec_context.format.name  # fltp (AAC), s16 (PCM), ...
             while n < seconds * 48000:
-                s = (0.3 * np.sin(2 * np.pi * freq * (np.arange(1024) + n) / 48000)).astype(np.float32)[None]
-                af = av.AudioFrame.from_ndarray(s, format="fltp", layout="mono")
+                s = (0.3 * np.sin(2 * np.pi * freq * (np.arange(1024) + n) / 48000))[None].repeat(2 if spec.stereo else 1, 0)
+                s = s.astype(np.float32) if fmt.startswith("flt") else (s * 32767).astype(np.int16)
+                if not fmt.endswith("p"):  # packed: channels interleaved in one plane
+                    s = np.ascontiguousarray(s.T).reshape(1, -1)
+                af = av.AudioFrame.from_ndarray(s, format=fmt, layout=layout)
                 af.sample_rate, af.pts = 48000, n
                 c.mux(a.encode(af))
                 n += 1024
