@@ -30,6 +30,7 @@ _MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "
 _MATRIX_TAG = {"ITU709": 1, "FCC": 4, "ITU601": 6, "SMPTE240M": 7, "BT2020": 9}
 _UNSPECIFIED = 2
 RANGE_LIMITED, RANGE_FULL = 1, 2  # AVColorRange: MPEG (16-235), JPEG (0-255)
+_MAX_BAD_PACKETS_AT_START = 3000  # a long GOP at 60 frames/s, cut just after its keyframe
 _GREY = ("gray", "ya")  # pixel formats swscale always converts as full range, whatever it is told
 HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}
 
@@ -158,21 +159,38 @@ def probe(path: Path, container=None) -> VideoInfo:
             raise MediaError(f"{path}: no video stream")
         vs = c.streams.video[0]
         cc = vs.codec_context
-        first = None
+        # the container's tags, before decoding replaces them with the bitstream's (which may say
+        # "unspecified" where the container says BT.709)
+        cc_tags = (cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
+        first, bad, error = None, 0, None
         try:
-            for first in c.decode(vs):
-                break
+            for packet in c.demux(vs):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as e:
+                    # a recording that starts mid-stream (MPEG-TS cut at the head) has packets that
+                    # cannot be decoded before its first keyframe and parameter sets: skip them, as
+                    # players do; the reader says how many were lost
+                    bad, error = bad + 1, e
+                    if bad > _MAX_BAD_PACKETS_AT_START:
+                        break
+                    continue
+                if frames:
+                    first = frames[0]
+                    break
         except av.error.FFmpegError as e:
-            raise MediaError(f"{path}: cannot decode the video stream ({cc.name}: {_reason(e)})") from None
+            raise MediaError(f"{path}: cannot read the video stream ({cc.name}: {_reason(e)})") from None
+        if first is None and error is not None:
+            raise MediaError(f"{path}: cannot decode the video stream ({cc.name}: {_reason(error)})")
         if first is None:
             raise MediaError(f"{path}: the video stream has no decodable frames")
         fmt = first.format
         # frames carry the tags the decoder found; the codec context has them from the container
         colour = Colour(
-            space=first.colorspace if first.colorspace != _UNSPECIFIED else cc.colorspace,
-            range=first.color_range or cc.color_range,
-            primaries=first.color_primaries if first.color_primaries != _UNSPECIFIED else cc.color_primaries,
-            trc=first.color_trc if first.color_trc != _UNSPECIFIED else cc.color_trc,
+            space=first.colorspace if first.colorspace != _UNSPECIFIED else cc_tags[0],
+            range=first.color_range or cc_tags[1],
+            primaries=first.color_primaries if first.color_primaries != _UNSPECIFIED else cc_tags[2],
+            trc=first.color_trc if first.color_trc != _UNSPECIFIED else cc_tags[3],
         )
         start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
         # duration_s is the span from the first frame (start_s) to the end of the last one
