@@ -433,3 +433,14 @@ def test_undecodable_packets_at_the_start_are_skipped_not_fatal(tmp_path):
     result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
     assert 15 <= result.frames < 30 and "could not be decoded" in result.problem
     assert len(read_video(result.output)["frames"]) == result.frames
+
+
+def test_container_colour_tags_are_kept_when_the_bitstream_leaves_them_out(tmp_path):
+    """A Matroska file tagged BT.709 whose H.264 stream says 'unspecified' was read (and written) as
+    BT.601: the container's tags were looked up after decoding had overwritten them."""
+    src = make_clip(tmp_path / "mono.mkv", ClipSpec(frames=3, pix_fmt="gray", audio_streams=0))
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_context.colorspace == 1  # the container says BT.709
+        assert next(c.decode(video=0)).colorspace == 2  # the stream does not: the case being tested
+    out = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src).output
+    assert read_video(out)["tags"][0] == 1
