@@ -440,6 +440,8 @@ class _Reader:
             self.problem = f"the input is damaged: reading stopped at {where} after {self.decoded} frames ({_reason(e)})"
         if fixed:
             self.notes.append(f"{fixed} frames had repeated timestamps; each was moved one tick later")
+        if bad_packets and self.problem and "some packets" in self.problem:
+            self.problem = self.problem.replace("some packets", f"{bad_packets} video packets", 1)
         if self.problem is None:
             self._check_complete(last_pts, tb, bad_packets, end)
         self.conv._workers.put(self.q, _END)

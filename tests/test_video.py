@@ -444,3 +444,26 @@ def test_container_colour_tags_are_kept_when_the_bitstream_leaves_them_out(tmp_p
         assert next(c.decode(video=0)).colorspace == 2  # the stream does not: the case being tested
     out = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src).output
     assert read_video(out)["tags"][0] == 1
+
+
+def test_damage_report_counts_the_lost_packets_and_does_not_say_before(tmp_path, tiny_model):
+    """Packets lost at the start were reported as 'the 25 frames before it were converted': the frames
+    were after the damage. The line now says how many packets were lost and how many frames made it."""
+    import os
+
+    clip = make_clip(tmp_path / "gop.mkv", ClipSpec(frames=30, codec="mpeg4", audio_streams=0))
+    src = tmp_path / "damaged.mkv"
+    with av.open(str(clip)) as i, av.open(str(src), "w") as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        for k, p in enumerate(q for q in i.demux(video=0) if q.size):
+            if k < 2:
+                bad = av.Packet(os.urandom(p.size))
+                bad.pts, bad.dts, bad.time_base, bad.is_keyframe = p.pts, p.dts, p.time_base, True
+                p = bad
+            p.stream = out
+            o.mux(p)
+    r = CliRunner().invoke(app, ["video", str(src), "--model", str(tiny_model)])
+    assert r.exit_code == 1, r.output
+    text = " ".join(r.output.split())
+    assert "damaged.mkv" in text and "before it" not in text and "frames were converted" in text
+    assert "2 video packets could not be decoded" in text

@@ -64,7 +64,7 @@ def video(
         err_console.print(f"note: {escape(note)}", highlight=False)
     if result.problem:
         err_console.print(f"[bold red]failed:[/] {escape(str(src))}: {escape(result.problem)}; "
-                          f"the {result.frames} frames before it were converted", highlight=False)
+                          f"{result.frames} frames were converted", highlight=False)
         raise ItemsFailed(f"{src}: converted only in part")
 
 
