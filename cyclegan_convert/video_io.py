@@ -531,5 +531,18 @@ def streams_to_copy(info: VideoInfo, out_container, no_audio: bool) -> tuple[lis
             keep.append(s)
         else:
             dropped.append(f"{s.kind} stream #{s.index} ({s.codec}) left out: the {out_container.format.name} "
-                           f"container cannot hold it (write to .mkv to keep it)")
+                           f"container cannot hold it ({_where_it_fits(s.codec, out_container.format.name)})")
     return keep, dropped
+
+
+def _where_it_fits(codec: str, current: str) -> str:
+    """Advice for a stream the output cannot hold: a container that can (mov_text, for one, fits
+    .mp4 and .mov but not .mkv), never the one being written."""
+    import av
+
+    for fmt, ext in (("matroska", ".mkv"), ("mp4", ".mp4"), ("mov", ".mov")):
+        if fmt != current:
+            with av.open(os.devnull, "w", format=fmt) as c:
+                if codec in c.supported_codecs:
+                    return f"write to {ext} to keep it"
+    return f"none of .mkv, .mp4 and .mov can hold {codec}"

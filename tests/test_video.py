@@ -467,3 +467,17 @@ def test_damage_report_counts_the_lost_packets_and_does_not_say_before(tmp_path,
     text = " ".join(r.output.split())
     assert "damaged.mkv" in text and "before it" not in text and "frames were converted" in text
     assert "2 video packets could not be decoded" in text
+
+
+def test_a_subtitle_left_out_names_a_container_that_holds_it(tmp_path):
+    """MP4's mov_text subtitles cannot go into .mkv: the note said "write to .mkv to keep it" to a
+    run that was writing .mkv. It names .mp4 now, and .mp4 keeps them."""
+    src = make_clip(tmp_path / "talk.mp4", ClipSpec(frames=3, subtitles=True, subtitle_codec="mov_text"))
+    notes = []
+    VideoConverter(None, VideoOptions(output=tmp_path / "out.mkv"), backend=Passthrough(),
+                   on_message=lambda kind, text: notes.append(text)).run(src)
+    left_out = [n for n in notes if "mov_text" in n]
+    assert left_out and "write to .mp4" in left_out[0] and ".mkv" not in left_out[0]
+    out = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src).output
+    texts = [[t for t in read_video(f)["subtitles"] if len(t) > 2] for f in (src, out)]  # MP4 pads gaps with empty cues
+    assert texts[0] == texts[1] == [b"\x00\x18hello from the subtitles"]

@@ -36,6 +36,7 @@ class ClipSpec:
     audio_codec: str = "aac"  # or pcm_s16le, flac, ...
     stereo: bool = False
     subtitles: bool = False
+    subtitle_codec: str = "subrip"  # or mov_text (MP4's own)
     photos: Sequence[Path] = ()  # one per shot; the frames are split evenly (cuts between them)
     sar: Optional[Fraction] = None
 
@@ -82,7 +83,7 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
             a.layout = layout = "stereo" if spec.stereo else "mono"
             a.metadata["language"] = ["eng", "fra", "deu"][k % 3]
             audio.append(a)
-        sub = c.add_mux_stream("subrip") if spec.subtitles else None
+        sub = c.add_mux_stream(spec.subtitle_codec) if spec.subtitles else None
         for t, rgb in zip(pts, pan_zoom_frames(spec)):
             f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                 format=spec.pix_fmt, dst_colorspace=matrix, dst_color_range="JPEG" if spec.full_range else "MPEG")
@@ -104,7 +105,8 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
                 n += 1024
             c.mux(a.encode(None))
         if sub is not None:
-            p = av.Packet(b"hello from the subtitles")
+            text = b"hello from the subtitles"
+            p = av.Packet(len(text).to_bytes(2, "big") + text if spec.subtitle_codec == "mov_text" else text)
             p.stream = sub
             p.pts, p.dts, p.duration = 100, 100, 300
             p.time_base = sub.time_base if sub.time_base else tb
