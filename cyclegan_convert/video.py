@@ -161,6 +161,10 @@ class VideoConverter:
             raise UsageError(f"{dst}: that is the input; give another -o")
         if dst.exists() and not self.options.overwrite:
             raise UsageError(f"{dst} already exists: pass --overwrite to replace it, or give another -o")
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file in the way, no permission, a read-only disk
+            raise UsageError(f"{dst}: cannot make its folder {dst.parent} ({e.strerror or e}); give another -o") from None
         return dst
 
     def plan(self, info: VideoInfo) -> OutputPlan:

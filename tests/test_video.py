@@ -481,3 +481,11 @@ def test_a_subtitle_left_out_names_a_container_that_holds_it(tmp_path):
     out = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src).output
     texts = [[t for t in read_video(f)["subtitles"] if len(t) > 2] for f in (src, out)]  # MP4 pads gaps with empty cues
     assert texts[0] == texts[1] == [b"\x00\x18hello from the subtitles"]
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path):
+    """-o under a file (or a read-only place): a FileExistsError traceback, exit 1, before."""
+    src = make_clip(tmp_path / "c.mp4", ClipSpec(frames=2, audio_streams=0))
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    with pytest.raises(UsageError, match="notes.txt.*cannot make its folder"):
+        VideoConverter(None, VideoOptions(output=tmp_path / "notes.txt" / "out.mp4"), backend=Passthrough()).run(src)
