@@ -374,6 +374,7 @@ class _Reader:
         self.problem: Optional[str] = None
         self.notes: list[str] = []
         self.decoded = 0
+        self.first_pts: Optional[int] = None  # of the first frame converted
 
     def run(self) -> None:
         import av
@@ -431,6 +432,8 @@ class _Reader:
                     if last_pts is not None and pts - last_pts > 0:
                         last_dur = frame.duration or (pts - last_pts)
                     last_pts = pts
+                    if self.first_pts is None:
+                        self.first_pts = pts
                     rgb = self.frames.to_rgb(frame)
                     cut = detector(rgb) if detector is not None else False
                     self.decoded += 1
@@ -464,12 +467,18 @@ class _Reader:
             self.problem = (f"the input ends early: decoding stopped at {where}, after {self.decoded} of "
                             f"{info.frames} frames (truncated or damaged file)")
             return
-        if info.duration_s is not None and last_pts is not None and info.rate:
+        if info.duration_s is not None and last_pts is not None and (info.rate or self.decoded > 1):
             expected_end = info.start_s + info.duration_s
             if end is not None:
                 expected_end = min(expected_end, float(end))
             got = float(last_pts * tb)
-            slack = 3 / float(info.rate) + (0 if info.duration_exact else 1.0)
+            # a frame's length from the frames read: the container's rate can be a guess (1000/s, its
+            # time base, for Matroska without a default duration, as OBS writes it)
+            if self.decoded > 1 and self.first_pts is not None and last_pts > self.first_pts:
+                frame_s = float((last_pts - self.first_pts) * tb) / (self.decoded - 1)
+            else:
+                frame_s = 1 / float(info.rate)
+            slack = 3 * frame_s + (0 if info.duration_exact else 1.0)
             if expected_end - got > slack:
                 self.problem = (f"the input ends early: decoding stopped at {got:.2f} s of "
                                 f"{expected_end:.2f} s (truncated or damaged file)")

@@ -489,3 +489,16 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path):
     (tmp_path / "notes.txt").write_text("a file, not a folder")
     with pytest.raises(UsageError, match="notes.txt.*cannot make its folder"):
         VideoConverter(None, VideoOptions(output=tmp_path / "notes.txt" / "out.mp4"), backend=Passthrough()).run(src)
+
+
+def test_matroska_without_a_frame_rate_is_not_called_truncated(tmp_path):
+    """Matroska without a default duration (OBS writes it so; here an MP4 copied packet for packet)
+    has its frame rate guessed as 1000/s: the end check allowed 3 ms of slack and called a complete
+    file truncated (exit 1)."""
+    src = _remux(make_clip(tmp_path / "rec.mp4", ClipSpec(frames=12, audio_streams=0)), tmp_path / "rec.mkv")
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
+    assert result.problem is None and result.frames == 12
+    whole = tmp_path / "rec.mkv"
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    assert "ends early" in VideoConverter(None, VideoOptions(), backend=Passthrough()).run(cut).problem  # still found
