@@ -274,7 +274,10 @@ class VideoConverter:
         threads: list[threading.Thread] = []
         notes: list[str] = []
         try:
-            out_c, out_vs, mapping, dropped = open_output(tmp, plan, info, in_c)
+            # chapters are cut and moved as the frames are: [--start, --start + --duration) becomes [0, ...)
+            lo = info.start_s + opt.start if opt.start else None
+            hi = None if opt.duration is None else (lo if lo is not None else info.start_s) + opt.duration
+            out_c, out_vs, mapping, dropped = open_output(tmp, plan, info, in_c, (lo, hi))
             for line in dropped:
                 self.on_message("note", line)
             dec_q: queue.Queue = queue.Queue(maxsize=opt.queue_frames)

@@ -454,7 +454,32 @@ class OutputPlan:
     no_audio: bool = False
 
 
-def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container):
+def copy_chapters(out, in_container, lo: Optional[float] = None, hi: Optional[float] = None) -> None:
+    """The input's chapters (times and titles) into ``out``: those in [lo, hi) seconds, cut to it,
+    and moved so that ``lo`` is 0 (as --start moves everything); all of them, unmoved, by default."""
+    import av
+
+    try:
+        chapters = in_container.chapters()
+    except (AttributeError, av.error.FFmpegError):  # an older PyAV, or a demuxer without them
+        return
+    kept = []
+    for ch in chapters:
+        tb = ch["time_base"]
+        start, end = ch["start"] * tb, ch["end"] * tb
+        if (hi is not None and start >= hi) or (lo is not None and (end <= lo if end > start else start < lo)):
+            continue  # outside the window (a chapter without length is a point: kept if it is inside)
+        if lo is not None:
+            start, end = max(start, Fraction(lo)) - Fraction(lo), end - Fraction(lo)
+        if hi is not None:
+            end = min(end, Fraction(hi) - Fraction(lo or 0))
+        kept.append(dict(ch, start=round(start / tb), end=max(round(end / tb), round(start / tb))))
+    if kept:
+        out.set_chapters(kept)
+
+
+def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container,
+                window: Optional[tuple[Optional[float], Optional[float]]] = None):
     """Opens ``tmp`` and writes its header: a video stream for the encoder, one copied stream
     per audio/subtitle stream it can hold. Returns (container, video stream, {input index: output
     stream}, [a line per stream left out])."""
@@ -507,6 +532,7 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container):
         for k, v in in_container.metadata.items():
             if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
                 out.metadata[k] = v
+        copy_chapters(out, in_container, *(window or (None, None)))
         try:
             out.start_encoding()
         except av.error.FFmpegError as e:

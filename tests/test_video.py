@@ -502,3 +502,30 @@ def test_matroska_without_a_frame_rate_is_not_called_truncated(tmp_path):
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
     assert "ends early" in VideoConverter(None, VideoOptions(), backend=Passthrough()).run(cut).problem  # still found
+
+
+def test_chapters_are_kept_and_cut_with_start_and_duration(tmp_path):
+    """Chapter marks (titles and times) were dropped without a word."""
+    clip = make_clip(tmp_path / "film.mp4", ClipSpec(frames=25, audio_streams=0))
+    src = tmp_path / "film.mkv"
+    ms = Fraction(1, 1000)
+    with av.open(str(clip)) as i, av.open(str(src), "w") as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        o.set_chapters([{"id": 1, "start": 0, "end": 500, "time_base": ms, "metadata": {"title": "Intro"}},
+                        {"id": 2, "start": 500, "end": 1000, "time_base": ms, "metadata": {"title": "Main"}}])
+        for p in i.demux():
+            if p.size:
+                p.stream = out
+                o.mux(p)
+
+    def chapters(path):
+        with av.open(str(path)) as c:
+            return [(round(float(ch["start"] * ch["time_base"]), 3), round(float(ch["end"] * ch["time_base"]), 3),
+                     ch["metadata"].get("title")) for ch in c.chapters()]
+
+    for name in ("all.mkv", "all.mp4"):
+        out = VideoConverter(None, VideoOptions(output=tmp_path / name), backend=Passthrough()).run(src).output
+        assert chapters(out) == [(0.0, 0.5, "Intro"), (0.5, 1.0, "Main")], name
+    cut = VideoConverter(None, VideoOptions(output=tmp_path / "cut.mkv", start=0.4, duration=0.4),
+                         backend=Passthrough()).run(src).output
+    assert chapters(cut) == [(0.0, 0.1, "Intro"), (0.1, 0.4, "Main")]
