@@ -301,3 +301,21 @@ def test_resuming_with_another_number_of_processes_says_it_is_not_exact(dataroot
     r = _invoke([*base, "--resume", "--max-steps", "4"], tmp_path)
     assert r.exit_code == 0, r.output
     assert "saved with 2 process(es) and resumes with 1" in r.output and "not exact" in r.output
+
+
+def test_the_printed_resume_command_works_as_printed(dataroot, tmp_path, ccv_home):
+    """'continue with:' is one unwrapped line, quoted for the shell, and keeps --no-register (it is not
+    saved in the checkpoint: without it the resume would fill the store the user kept out of it)."""
+    import shlex
+
+    ck = tmp_path / "my checkpoints" / ("deep" * 20)  # a space, and longer than a console line
+    r = _invoke([str(dataroot), *TINY, "--workers", "0", "--no-register", "--max-steps", "1",
+                 "--checkpoints-dir", str(ck)], tmp_path)
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("continue with: "))
+    argv = shlex.split(line[len("continue with: "):])
+    assert argv[:2] == ["ccv", "train"] and "--no-register" in argv and str(ck) in argv
+    r = _invoke([*argv[2:], "--max-steps", "2", "--workers", "0"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert _states(ck / "monet2photo")["step"] == 2
+    assert ModelStore(ccv_home).entries() == [] or all(e.origin == "bundled" for e in ModelStore(ccv_home).entries())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -143,16 +144,25 @@ def train(
         return
 
     where = result.folder
+    # one line each, never wrapped (a log file or a pipe gets 80 columns), never read as markup
+    line = dict(highlight=False, markup=False, soft_wrap=True)
     console.print(f"{result.stopped.replace('_', ' ')} at step {result.step} (epoch {result.epoch:.2f}); "
-                  f"checkpoints in {where}/", highlight=False)
+                  f"checkpoints in {where}/", **line)
     if result.registered:
         console.print(f"models: ccv convert --to {config.b_name} (G_A, from {config.a_name}); "
-                      f"ccv convert --to {config.a_name} (G_B, from {config.b_name})", highlight=False)
+                      f"ccv convert --to {config.a_name} (G_B, from {config.b_name})", **line)
     if result.stopped != "finished":
-        console.print(f"continue with: ccv train --name {name} --checkpoints-dir {checkpoints_dir} --resume",
-                      highlight=False)
+        console.print(f"continue with: {resume_command(name, checkpoints_dir, no_register)}", **line)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def resume_command(name: str, checkpoints_dir: Path, no_register: bool) -> str:
+    """The command that continues this run, ready to paste: --no-register is not saved in the
+    checkpoint, so a resume without it would put the models in the store after all (or be refused
+    because the store holds other models of these names)."""
+    return " ".join(["ccv train --name", shlex.quote(name), "--checkpoints-dir", shlex.quote(str(checkpoints_dir)),
+                     "--resume", *(["--no-register"] if no_register else [])])
 
 
 def _clock(seconds: float) -> str:
@@ -179,7 +189,7 @@ def _run_with_progress(run_training, config, options, resume):
         return _run_with_log_lines(run_training, config, options, resume)
     with Live(Group(progress, losses), console=err_console, refresh_per_second=2, transient=False) as live:
         def on_message(text: str) -> None:
-            live.console.print(text, highlight=False, markup=False)
+            live.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
         def on_progress(p) -> None:
             if state["task"] is None:
@@ -205,7 +215,7 @@ def _run_with_log_lines(run_training, config, options, resume, every_s: float = 
     last: dict[str, Any] = {"t": None, "line": ""}
 
     def on_message(text: str) -> None:
-        err_console.print(text, highlight=False, markup=False)
+        err_console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def on_progress(p) -> None:
         last["line"] = (f"step {p.step}/{p.total_steps} epoch {p.epoch}/{p.total_epochs} elapsed {_clock(p.elapsed)}  "
