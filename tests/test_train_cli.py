@@ -138,6 +138,10 @@ def test_resume_refuses_a_different_recipe_and_new_run_refuses_existing(dataroot
     assert r.exit_code == 2 and "--resume" in r.output
     r = _invoke(["--name", "monet2photo", "--resume", "--ngf", "16", "--max-steps", "2"], tmp_path)
     assert r.exit_code == 2 and "ngf 16" in r.output and "checkpoint: 8" in r.output
+    # the differences are named by the options the user typed, not by the config's field names
+    r = _invoke(["--name", "monet2photo", "--resume", "--epochs", "7", "--blocks", "2"], tmp_path)
+    assert r.exit_code == 2 and "--epochs 7 (checkpoint: 100)" in r.output, r.output
+    assert "--blocks 2 (checkpoint: 1)" in r.output and "n_epochs" not in r.output
     r = _invoke(["--name", "other", "--resume"], tmp_path)
     assert r.exit_code == 2 and "no checkpoint" in r.output
 

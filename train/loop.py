@@ -118,9 +118,21 @@ def _deferred_interrupt() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
+# The `ccv train` option of each recipe field, to name in messages (fields without one keep their name).
+OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_blocks": "--blocks",
+             "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
+                 "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
+                 "lambda_b", "lambda_identity", "pool_size", "seed")}}
+
+
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
     """An exact resume continues the same recipe: refuse a different one instead of mixing them."""
-    diff = [f"{k} {getattr(given, k)!r} (checkpoint: {getattr(saved, k)!r})"
+    def show(k: str, v: object) -> str:
+        if k == "flip":
+            return "--no-flip" if not v else "flips"
+        return f"{OPTION_OF.get(k, k)} {v}"
+
+    diff = [f"{show(k, getattr(given, k))} (checkpoint: {show(k, getattr(saved, k)).split(' ')[-1]})"
             for k in saved.to_dict() if k not in RESUME_MAY_CHANGE and getattr(saved, k) != getattr(given, k)]
     if diff:
         raise UsageError("--resume continues the checkpoint's settings; these differ: " + "; ".join(diff)
