@@ -273,6 +273,17 @@ def choose_pix_fmt(info: VideoInfo, codec: str, requested: Optional[str]) -> str
     src = info.pix_fmt.replace("yuvj", "yuv")
     if src in formats and _has_colour(src):  # grey in: the model's output is in colour all the same
         return src
+    if src.startswith("yuv"):
+        # the same chroma resolution at the nearest depth the encoder takes: 12-bit 4:4:4 (ProRes
+        # 4444) or 4:4:4 with alpha becomes 4:4:4 10-bit, not 4:2:0, with libx264
+        h, v = subsampled(src)
+        chroma = "420" if h and v else "422" if h else "444" if not v else None
+        depths = ([] if info.bit_depth > 8 else [""]) + (["12le", "10le"] if info.bit_depth >= 12 else ["10le"]
+                                                         if info.bit_depth > 8 else [])
+        for depth in depths if chroma else ():
+            cand = f"yuv{chroma}p{depth}"
+            if cand in formats:
+                return cand
     if info.bit_depth > 8:
         for f in ("yuv420p10le", "p010le"):
             if f in formats:

@@ -529,3 +529,11 @@ def test_chapters_are_kept_and_cut_with_start_and_duration(tmp_path):
     cut = VideoConverter(None, VideoOptions(output=tmp_path / "cut.mkv", start=0.4, duration=0.4),
                          backend=Passthrough()).run(src).output
     assert chapters(cut) == [(0.0, 0.1, "Intro"), (0.1, 0.4, "Main")]
+
+
+def test_twelve_bit_444_keeps_its_chroma_resolution(tmp_path):
+    """A 12-bit 4:4:4 source (ProRes 4444, FFV1 masters) was written as 4:2:0 10-bit with libx264,
+    which takes 4:4:4 10-bit: half the colour resolution lost in both directions."""
+    src = make_clip(tmp_path / "master.mkv", ClipSpec(frames=2, codec="ffv1", pix_fmt="yuv444p12le", audio_streams=0))
+    out = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src).output
+    assert read_video(out)["pix_fmt"] == "yuv444p10le"
