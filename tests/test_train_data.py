@@ -60,6 +60,21 @@ def test_listing_is_recursive_by_suffix_any_case(messy_domain):
     assert set(list_images(d)) == set(files.values())
 
 
+def test_listing_enters_symlinked_folders_once(tmp_path):
+    """A domain assembled from links to folders elsewhere (another disk) is read through them; a link
+    back up does not loop, and a hidden folder stays hidden."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / ".cache").mkdir(parents=True)
+    shutil.copy(PHOTOS[0], elsewhere / "p0.jpg")
+    shutil.copy(PHOTOS[1], elsewhere / ".cache" / "thumb.jpg")
+    d = tmp_path / "trainB"
+    d.mkdir()
+    shutil.copy(PHOTOS[2], d / "own.jpg")
+    (d / "flickr").symlink_to(elsewhere, target_is_directory=True)
+    (d / "loop").symlink_to(d, target_is_directory=True)
+    assert [p.relative_to(d).as_posix() for p in list_images(d)] == ["flickr/p0.jpg", "own.jpg"]
+
+
 def test_unopenable_files_reported_once_and_skipped(messy_domain):
     d, files = messy_domain
     notes: list[str] = []

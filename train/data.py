@@ -11,6 +11,7 @@ loader workers, and a run resumed in the middle of an epoch sees exactly the ite
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,13 +69,21 @@ def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
+    # os.walk, not Path.rglob: rglob does not enter symlinked folders (a dataset assembled from
+    # links to other disks would come out empty or partial); a link back up is entered only once.
     found = []
-    for p in folder.rglob("*"):
-        rel = p.relative_to(folder).parts
-        if any(part.startswith(".") for part in rel):
+    seen: set[str] = set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
             continue
-        if is_image_name(p) and p.is_file():
-            found.append(p)
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            p = Path(top) / name
+            if not name.startswith(".") and is_image_name(p) and p.is_file():
+                found.append(p)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
