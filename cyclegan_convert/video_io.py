@@ -136,11 +136,16 @@ def open_input(path: Path):
     import av
 
     try:
-        return av.open(str(path), "r")
+        return av.open(_local(path), "r")
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except av.error.FFmpegError as e:
         raise MediaError(f"{path}: cannot read as video ({_reason(e)})") from None
+
+
+def _local(path) -> str:
+    """A path FFmpeg reads as a file: 'take:2.mp4' would be a URL of the (unknown) 'take' protocol."""
+    return str(Path(path).absolute())
 
 
 def _reason(e: Exception) -> str:
@@ -429,7 +434,7 @@ def check_output(dst: Path, codec: str) -> None:
         raise UsageError(f"{dst}: no extension to choose the container by; give a name ending in .mp4, .mkv, "
                          ".mov or .webm (or an existing folder, or one ending in /)")
     try:
-        c = av.open(str(dst), "w")  # guesses the format from the name; writes nothing yet
+        c = av.open(_local(dst), "w")  # guesses the format from the name; writes nothing yet
     except ValueError:
         raise UsageError(f"{dst}: FFmpeg knows no container for '{dst.suffix}' files; use .mp4, .mkv, .mov "
                          "or .webm") from None
@@ -497,7 +502,7 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container,
     import av
 
     try:
-        out = av.open(str(tmp), "w")
+        out = av.open(_local(tmp), "w")
     except av.error.FFmpegError as e:
         raise MediaError(f"{tmp}: cannot write ({_reason(e)})") from None
     try:

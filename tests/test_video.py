@@ -537,3 +537,12 @@ def test_twelve_bit_444_keeps_its_chroma_resolution(tmp_path):
     src = make_clip(tmp_path / "master.mkv", ClipSpec(frames=2, codec="ffv1", pix_fmt="yuv444p12le", audio_streams=0))
     out = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src).output
     assert read_video(out)["pix_fmt"] == "yuv444p10le"
+
+
+def test_a_colon_in_a_relative_file_name_is_not_a_url(tmp_path, monkeypatch):
+    """'take:2.mp4' given relative to the current folder was opened by FFmpeg as a URL of the 'take'
+    protocol: 'Protocol not found', exit 2."""
+    make_clip(tmp_path / "take:2.mp4", ClipSpec(frames=2, audio_streams=0))
+    monkeypatch.chdir(tmp_path)
+    out = VideoConverter(None, VideoOptions(output=Path("scene:1.mkv")), backend=Passthrough()).run(Path("take:2.mp4")).output
+    assert out == Path("scene:1.mkv") and len(read_video(tmp_path / "scene:1.mkv")["frames"]) == 2
