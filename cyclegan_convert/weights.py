@@ -18,6 +18,7 @@ from .errors import NotAGeneratorError
 from .networks import ResnetGenerator
 
 _LEGACY_NORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
+_UNSUPPORTED_GLOBAL = re.compile(r"\bGLOBAL ([\w.]+)")
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.(\d+)\.weight$")
 
 
@@ -58,8 +59,11 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
         raise NotAGeneratorError(f"{path}: no such file") from None
     except pickle.UnpicklingError as e:
         # torch's message advises weights_only=False, the one thing never to do with a stranger's file
-        reason = ("it holds pickled Python objects, not only tensors; they are never loaded"
-                  if "weights only load failed" in str(e).lower() else "damaged or not a pickle")
+        # "[Unsupported] GLOBAL x.Y" names a pickled object; any other refusal (an unknown
+        # opcode: a text file, numpy's .npy) is a file that is not a torch pickle at all.
+        glob = _UNSUPPORTED_GLOBAL.search(str(e))
+        reason = (f"it holds pickled Python objects ({glob.group(1)}), not only tensors; they are never loaded"
+                  if glob else "not written by torch.save, or damaged")
         raise NotAGeneratorError(f"{path}: not a PyTorch weights file ({reason})") from None
     except Exception:  # truncated zip, not a torch file at all: torch's errors say little (KeyError: '101')
         raise NotAGeneratorError(f"{path}: not a PyTorch weights file (not written by torch.save, "

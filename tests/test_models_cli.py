@@ -114,7 +114,10 @@ def _save(tmp_path, name, obj):
     (lambda t: _save(t, "numbers.pth", {"a": [1, 2, 3]}), "not a state_dict"),
     (lambda t: _write(t, "photo.jpg", b"\xff\xd8\xff\xe0 not weights"), "not a PyTorch weights file"),
     (lambda t: _write(t, "hello.pth", b"hello" * 10), "not written by torch.save, or damaged"),
-], ids=["discriminator", "unet", "random-pickle", "not-torch", "text"])
+    # a log saved under a .pth name: its first byte ('d') is a pickle opcode the safe loader refuses,
+    # which is no reason to say it holds pickled objects
+    (lambda t: _write(t, "log.pth", b"data: 4 images of monet\n"), "not written by torch.save, or damaged"),
+], ids=["discriminator", "unet", "random-pickle", "not-torch", "text", "text-pickle-opcode"])
 def test_import_refuses_what_is_not_a_generator(tmp_path, make, expect):
     path = make(tmp_path)
     r = ccv("import", str(path), "--to", "x")
@@ -150,6 +153,7 @@ def test_import_never_executes_pickled_code(tmp_path, fmt):
     assert r.exit_code == 2 and "not a PyTorch weights file" in r.output
     # says why in our words, not torch's advice to load it with weights_only=False
     assert "pickled Python objects" in r.output and "weights_only" not in r.output
+    assert "mkdir" in r.output  # names what it would have run
     assert not marker.exists()
     assert ModelStore().entries() == []
 
