@@ -323,3 +323,28 @@ def test_the_printed_resume_command_works_as_printed(dataroot, tmp_path, ccv_hom
     assert r.exit_code == 0, r.output
     assert _states(ck / "monet2photo")["step"] == 2
     assert ModelStore(ccv_home).entries() == [] or all(e.origin == "bundled" for e in ModelStore(ccv_home).entries())
+
+
+@pytest.mark.parametrize("sizes, expect", [
+    (["--load-size", "36", "--crop-size", "30"], "multiple of 4"),  # was a RuntimeError from torch.cat
+    (["--load-size", "36", "--crop-size", "20"], "at least 24"),    # was a ValueError from InstanceNorm
+    (["--load-size", "16", "--crop-size", "32"], "larger than --load-size"),
+], ids=["not-multiple-of-4", "too-small-for-D", "crop-above-load"])
+def test_crop_sizes_the_networks_cannot_take_are_usage_errors(dataroot, tmp_path, sizes, expect):
+    r = _invoke([str(dataroot), "--ngf", "8", "--ndf", "8", "--blocks", "1", *sizes, "--max-steps", "1",
+                 "--workers", "0", "--no-register"], tmp_path)
+    assert r.exit_code == 2 and expect in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "checkpoints").exists()
+
+
+def test_smallest_allowed_crop_trains(dataroot, tmp_path):
+    r = _invoke([str(dataroot), "--ngf", "8", "--ndf", "8", "--blocks", "1", "--load-size", "24", "--crop-size",
+                 "24", "--max-steps", "1", "--workers", "0", "--no-register", "-b", "2"], tmp_path)
+    assert r.exit_code == 0, r.output
+
+
+def test_checkpoints_dir_that_cannot_be_a_folder_is_a_usage_error(dataroot, tmp_path):
+    (tmp_path / "afile").write_text("")
+    r = _invoke([str(dataroot), *TINY, "--max-steps", "1", "--workers", "0", "--no-register",
+                 "--checkpoints-dir", str(tmp_path / "afile")], tmp_path)
+    assert r.exit_code == 2 and "cannot create the run folder" in r.output, r.output

@@ -139,6 +139,33 @@ def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
                          + ". Drop those options, or start a new run with another --name")
 
 
+# The smallest crop the networks take: the PatchGAN shrinks 8x and then by 2 px twice, and each
+# InstanceNorm needs more than one value per channel (24 -> 12 -> 6 -> 3 -> 2 -> 1).
+MIN_CROP = 24
+
+
+def check_sizes(config: TrainConfig) -> None:
+    """Before anything is read: sizes the generator and the discriminators can train on."""
+    c = config.crop_size
+    if c > config.load_size:
+        raise UsageError(f"--crop-size {c} is larger than --load-size {config.load_size}")
+    if c % 4:
+        raise UsageError(f"--crop-size {c}: the generator needs a multiple of 4 (e.g. {c // 4 * 4 or 4} or "
+                         f"{c // 4 * 4 + 4})")
+    if c < MIN_CROP:
+        raise UsageError(f"--crop-size {c}: the discriminators need at least {MIN_CROP} px")
+
+
+def _make_run_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{folder}: cannot create the run folder ({e.strerror or e}): choose another "
+                         "--checkpoints-dir") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{folder}: the run folder is not writable: choose another --checkpoints-dir")
+
+
 def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = False,
           on_progress: Optional[Callable[[Progress], None]] = None,
           on_message: Optional[Callable[[str], None]] = None) -> TrainResult:
@@ -167,6 +194,7 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     if config is None:
         raise UsageError("nothing to train: give the data folders")
     check_domain_names(config)
+    check_sizes(config)
     if options.register and dist.main:
         check_store_free(config, folder)
     if options.save_every < 1 or options.save_epoch_every < 1:
@@ -184,6 +212,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     say(f"data: {len(files_a)} images of {config.a_name} ({config.dir_a}), {len(files_b)} of {config.b_name} "
         f"({config.dir_b}); {steps_per_epoch} steps per epoch" + (f" per process, {dist.world} processes"
                                                                if dist.enabled else ""))
+
+    _make_run_folder(folder)
 
     # -- model and optimizers; on resume everything comes from the checkpoint
     model = CycleGAN(config, device, amp=options.amp, distributed=dist.enabled, rank=dist.rank)
