@@ -348,3 +348,13 @@ def test_checkpoints_dir_that_cannot_be_a_folder_is_a_usage_error(dataroot, tmp_
     r = _invoke([str(dataroot), *TINY, "--max-steps", "1", "--workers", "0", "--no-register",
                  "--checkpoints-dir", str(tmp_path / "afile")], tmp_path)
     assert r.exit_code == 2 and "cannot create the run folder" in r.output, r.output
+
+
+def test_resume_after_the_data_moved_says_to_give_it_again(dataroot, tmp_path):
+    assert _invoke([str(dataroot), *TINY, "--max-steps", "1", "--workers", "0", "--no-register"], tmp_path).exit_code == 0
+    moved = dataroot.rename(tmp_path / "moved")
+    r = _invoke(["--name", "monet2photo", "--resume", "--max-steps", "2", "--workers", "0", "--no-register"], tmp_path)
+    assert r.exit_code == 2 and "not there any more" in r.output and "--resume" in r.output, r.output
+    r = _invoke([str(moved), "--name", "monet2photo", "--resume", "--max-steps", "2", "--workers", "0",
+                 "--no-register"], tmp_path)
+    assert r.exit_code == 0, r.output

@@ -201,6 +201,11 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         raise UsageError("--save-every and --save-epoch-every must be at least 1")
 
     # -- data: everything that can be wrong with it is found before the model is built
+    if state is not None:
+        for d in (config.dir_a, config.dir_b):
+            if not Path(d).is_dir():
+                raise UsageError(f"{d}: the data this run was trained on is not there any more; if it moved, give "
+                                 f"it again: ccv train DATAROOT (or A B) --name {options.name} --resume")
     files_a = scan_domain(Path(config.dir_a), config.a_name, say)
     files_b = scan_domain(Path(config.dir_b), config.b_name, say)
     dataset = UnpairedDataset(files_a, files_b, config.load_size, config.crop_size, config.flip, config.seed)
