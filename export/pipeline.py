@@ -5,6 +5,7 @@ renames: a file under its final name has passed its checks.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
@@ -168,6 +169,16 @@ def ensure_engine(ref_or_entry: Union[ModelRef, ModelEntry], profiles: Optional[
                               on_message=on_message, force=force)
 
 
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """Before minutes of exporting: the folder exists or can be made (not a file, not read-only)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{what} {folder}: cannot be a folder ({e.strerror or e})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {folder}: not writable")
+
+
 def run_export(ref: ModelRef, opts: ExportOptions = ExportOptions(), on_message: Message = lambda s: None,
                loader: Optional[EngineLoader] = None) -> ExportReport:
     """FP32 ONNX, FP16 ONNX (``opts.fp16``), then the engine if TensorRT and CUDA are there (or required)."""
@@ -178,6 +189,7 @@ def run_export(ref: ModelRef, opts: ExportOptions = ExportOptions(), on_message:
         raise BackendUnavailableError(f"--engine: {trt_reason}")
     source = source_of(ref)
     exports_dir = exports_dir_for(source, opts.out)
+    _check_writable_folder(exports_dir, "--out" if opts.out is not None else "the export folder")
     report = ExportReport(exports_dir)
     generator = load_generator(source.weights)
     images = sample_images(opts.images) if opts.images else sample_images()

@@ -193,6 +193,16 @@ def test_cli_usage_errors(ccv_home):
         assert needle in result.output
 
 
+def test_cli_out_that_cannot_be_a_folder_is_a_usage_error(tmp_path):
+    exp = tiny_export()
+    (tmp_path / "afile").write_text("")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "below"):
+        result = runner.invoke(app, ["export", "--model", str(exp.weights), "--fp32", "--out", str(out)])
+        assert result.exit_code == 2, result.output  # was a FileExistsError / NotADirectoryError traceback
+        assert "--out" in result.output and "cannot be a folder" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_cli_exports_a_model_file_and_prints_the_table(tmp_path):
     exp = tiny_export()
     result = runner.invoke(app, ["export", "--model", str(exp.weights), "--fp32", "--out", str(tmp_path / "out")])
