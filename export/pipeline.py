@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from ..atomic import atomic_path
 from ..backends.base import Backend
-from ..errors import BackendUnavailableError, EngineBuildError, UsageError
+from ..errors import BackendUnavailableError, EngineBuildError, NotAGeneratorError, UsageError
 from ..networks import ResnetGenerator
 from ..resolve import ModelRef
 from ..store import ModelEntry
@@ -112,7 +112,7 @@ def _ensure_onnx(source: Source, generator: Optional[ResnetGenerator], fp16: boo
     if not force and is_current(target, source):
         return target, None
     on_message(f"exporting {'FP16' if fp16 else 'FP32'} ONNX of {source.name} to {target}")
-    generator = generator if generator is not None else load_generator(source.weights)
+    generator = generator if generator is not None else load_rgb_generator(source)
     return target, export_verified(source, generator, fp16, target, images=images, shapes=shapes, max_abs=max_abs)
 
 
@@ -160,13 +160,23 @@ def ensure_engine(ref_or_entry: Union[ModelRef, ModelEntry], profiles: Optional[
         loader = TensorRTLoader()
     source = source_of(ref_or_entry)
     exports_dir = exports_dir_for(source, out)
-    generator = load_generator(source.weights)
+    generator = load_rgb_generator(source)
     onnx_path, _ = _ensure_onnx(source, generator, True, exports_dir, on_message=on_message)
     profiles = tuple(profiles or (DEFAULT_PROFILE,))
     imgs = images or sample_images()
     return ensure_engine_file(onnx_path, "fp16", profiles, exports_dir, loader,
                               lambda backend: validate_engine(backend, generator, imgs, profiles),
                               on_message=on_message, force=force)
+
+
+def load_rgb_generator(source: Source) -> ResnetGenerator:
+    """The generator to export: ccv's ONNX files take and give RGB (3 channels), as ``ccv import`` requires."""
+    generator = load_generator(source.weights)
+    first, last = generator.model[1], generator.model[-2]
+    if first.in_channels != 3 or last.out_channels != 3:
+        raise NotAGeneratorError(f"{source.weights}: generator maps {first.in_channels} to {last.out_channels} "
+                                 "channels; ccv exports RGB generators (3 to 3)")
+    return generator
 
 
 def _check_writable_folder(folder: Path, what: str) -> None:
@@ -191,7 +201,7 @@ def run_export(ref: ModelRef, opts: ExportOptions = ExportOptions(), on_message:
     exports_dir = exports_dir_for(source, opts.out)
     _check_writable_folder(exports_dir, "--out" if opts.out is not None else "the export folder")
     report = ExportReport(exports_dir)
-    generator = load_generator(source.weights)
+    generator = load_rgb_generator(source)
     images = sample_images(opts.images) if opts.images else sample_images()
     for fp16 in ([False, True] if opts.fp16 else [False]):
         start = time.perf_counter()

@@ -218,3 +218,15 @@ def test_cli_exports_a_model_file_and_prints_the_table(tmp_path):
     a = ort.InferenceSession(str(made), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     b = ort.InferenceSession(str(exp.fp32), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_cli_refuses_a_generator_that_is_not_rgb(tmp_path):
+    """A 1-channel generator (the original trains them with --input_nc 1): one line, exit 2, nothing written."""
+    from cyclegan_convert.networks import ResnetGenerator
+
+    path = tmp_path / "gray.pth"
+    torch.save(ResnetGenerator(1, 1, ngf=8, n_blocks=1).state_dict(), path)
+    result = runner.invoke(app, ["export", "--model", str(path), "--fp32", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output  # was a RuntimeError from the exporter
+    assert "maps 1 to 1 channels" in result.output
+    assert not list((tmp_path / "out").glob("*.onnx"))
