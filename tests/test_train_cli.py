@@ -358,3 +358,10 @@ def test_resume_after_the_data_moved_says_to_give_it_again(dataroot, tmp_path):
     r = _invoke([str(moved), "--name", "monet2photo", "--resume", "--max-steps", "2", "--workers", "0",
                  "--no-register"], tmp_path)
     assert r.exit_code == 0, r.output
+
+
+def test_zero_epochs_is_a_usage_error_and_registers_nothing(dataroot, tmp_path, ccv_home):
+    r = _invoke([str(dataroot), *TINY, "--epochs", "0", "--epochs-decay", "0", "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and "nothing to train" in r.output, r.output
+    assert ModelStore(ccv_home, bundled_root=None).entries() == []  # no untrained generators as models
+    assert not (tmp_path / "checkpoints").exists()

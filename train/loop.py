@@ -195,6 +195,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         raise UsageError("nothing to train: give the data folders")
     check_domain_names(config)
     check_sizes(config)
+    if config.total_epochs < 1:  # else step 0 would be saved and its random generators put in the store
+        raise UsageError("--epochs 0 and --epochs-decay 0: nothing to train")
     if options.register and dist.main:
         check_store_free(config, folder)
     if options.save_every < 1 or options.save_epoch_every < 1:
