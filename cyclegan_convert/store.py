@@ -74,6 +74,8 @@ class ModelEntry:
     @classmethod
     def from_folder(cls, folder: Path) -> "ModelEntry":
         d = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        if not isinstance(d, dict) or not all(isinstance(d.get(k), str) for k in ("target", "source", "origin")):
+            raise ValueError(f"{folder / 'model.json'}: not a model description")  # damaged: listed as such
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "path"}
         return cls(**known, path=folder)
 

@@ -60,3 +60,19 @@ def test_cli_models_lists(tmp_path, tiny_generator):
     result = CliRunner().invoke(app, ["models"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "photo2monet" in result.output and "imported" in result.output
+
+
+@pytest.mark.parametrize("text", ["[]", '"photo2monet"', '{"target": 5, "source": "photo", "origin": "pulled"}',
+                                  "\udcff"], ids=["list", "string", "wrong-types", "not-utf8"])
+def test_a_model_json_that_is_no_description_is_a_damaged_folder(tmp_path, tiny_generator, text):
+    """Valid JSON of the wrong shape used to raise AttributeError from every command that reads the store."""
+    store = ModelStore(bundled_root=None)
+    _install(store, tmp_path, tiny_generator, "photo", "monet")
+    bad = _install(store, tmp_path, tiny_generator, "photo", "zebra")
+    (bad.path / "model.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    assert [e.id for e in store.entries()] == ["photo2monet"]
+    result = CliRunner().invoke(app, ["models"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "damaged model folder" in result.output and "photo2zebra" in result.output
+    result = CliRunner().invoke(app, ["models", "rm", "photo2zebra", "--yes"])
+    assert result.exit_code == 0 and not bad.path.exists()
