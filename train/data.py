@@ -97,6 +97,8 @@ def _header_ok(path: Path) -> Optional[str]:
         return None
     except UnidentifiedImageError:
         return "not an image or an unsupported format"
+    except Image.DecompressionBombError as e:  # PIL refuses to open it at all (not an OSError)
+        return f"too large to decode ({str(e).split(' exceeds')[0]})"
     except (OSError, SyntaxError, ValueError) as e:
         return f"cannot open ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
 
