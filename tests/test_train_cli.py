@@ -365,3 +365,25 @@ def test_zero_epochs_is_a_usage_error_and_registers_nothing(dataroot, tmp_path, 
     assert r.exit_code == 2 and "nothing to train" in r.output, r.output
     assert ModelStore(ccv_home, bundled_root=None).entries() == []  # no untrained generators as models
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_failing_save_is_one_line_and_the_last_save_stays_usable(dataroot, tmp_path, monkeypatch):
+    import errno
+
+    from cyclegan_convert.train import checkpoint as ckpt
+
+    real = ckpt.save_state
+    calls = {"n": 0}
+
+    def full_disk_on_second(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ckpt, "save_state", full_disk_on_second)
+    r = _invoke([str(dataroot), *TINY, "--save-every", "2", "--max-steps", "6", "--workers", "0", "--no-register"],
+                tmp_path)
+    assert r.exit_code == 2, r.output  # was an OSError traceback (exit 1)
+    assert "No space left on device" in r.output and "step 2" in r.output and "Traceback" not in r.output
+    assert _states(tmp_path / "checkpoints" / "monet2photo")["step"] == 2

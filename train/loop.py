@@ -265,6 +265,16 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         return {k: sum(r[k] for r in recent) / len(recent) for k in LOSS_NAMES} if recent else {}
 
     def save(epoch_label: Optional[int] = None) -> None:
+        # A full disk or a lost mount hours into a run: one line that says what is safe, not a traceback.
+        try:
+            _save(epoch_label)
+        except OSError as e:
+            safe = (f"the last save (step {last_saved}) is intact: --resume continues from it" if last_saved >= 0
+                    else "nothing was saved yet")
+            raise UsageError(f"cannot write the checkpoint in {folder} at step {step} ({e.strerror or e}); "
+                             f"{safe}") from None
+
+    def _save(epoch_label: Optional[int] = None) -> None:
         nonlocal last_saved, registered
         if not dist.main:  # rank 0 saves everything shared; each other rank its own pools and RNG
             if last_saved != step:
