@@ -387,3 +387,25 @@ def test_a_failing_save_is_one_line_and_the_last_save_stays_usable(dataroot, tmp
     assert r.exit_code == 2, r.output  # was an OSError traceback (exit 1)
     assert "No space left on device" in r.output and "step 2" in r.output and "Traceback" not in r.output
     assert _states(tmp_path / "checkpoints" / "monet2photo")["step"] == 2
+
+
+def test_a_run_that_is_already_running_is_refused_and_its_files_untouched(dataroot, tmp_path):
+    import fcntl
+    import os
+
+    args = [*TINY, "--workers", "0", "--no-register"]
+    assert _invoke([str(dataroot), *args, "--max-steps", "2"], tmp_path).exit_code == 0
+    run = tmp_path / "checkpoints" / "monet2photo"
+    log_before = (run / "loss_log.jsonl").read_bytes()
+    fd = os.open(run, os.O_RDONLY)  # what a running `ccv train` of this run holds
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = _invoke(["--name", "monet2photo", "--resume", *args, "--max-steps", "4"], tmp_path)
+        assert r.exit_code == 2 and "another `ccv train` is running" in r.output, r.output
+        assert (run / "loss_log.jsonl").read_bytes() == log_before and _states(run)["step"] == 2
+    finally:
+        os.close(fd)
+    r = _invoke(["--name", "monet2photo", "--resume", *args, "--max-steps", "4"], tmp_path)
+    assert r.exit_code == 0, r.output  # the lock went with its holder
+    assert _states(run)["step"] == 4
+    assert not list(run.glob(".*"))  # no lock file left behind

@@ -156,6 +156,35 @@ def check_sizes(config: TrainConfig) -> None:
         raise UsageError(f"--crop-size {c}: the discriminators need at least {MIN_CROP} px")
 
 
+class _RunLock:
+    """An exclusive lock on the run folder for as long as a run writes into it. Two `ccv train` of
+    one run (a resume started twice, in two terminals or by a job that relaunches) would overwrite
+    each other's checkpoints and loss log silently. flock on the folder itself: no file is left
+    behind, and the lock goes with the process however it ends. Without fcntl (Windows): no lock."""
+
+    def __init__(self, folder: Path, fresh: bool):
+        self.fd: Optional[int] = None
+        try:
+            import fcntl
+        except ImportError:
+            return
+        self.fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise UsageError(f"{folder}: another `ccv train` is running this run; let it finish or stop it "
+                             "(Ctrl-C saves) before starting it again") from None
+        if fresh and (folder / checkpoint.STATE_FILE).exists():  # it started and saved while this one set up
+            self.release()
+            raise UsageError(f"{folder} already holds a run: add --resume to continue it, or choose another --name")
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+
 def _make_run_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -252,9 +281,16 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         say("device: CPU (expect minutes per step at 256 px: real training needs a GPU)")
 
     # -- outputs of rank 0: loss log, sample pair
-    log = (LossLog(log_path(folder, options.log_format, resume=state is not None),
-                   resume_step=step if state is not None else None) if dist.main else None)
     sample_pair = tuple(t.unsqueeze(0) for t in dataset.fixed_pair())
+    log_file = log_path(folder, options.log_format, resume=state is not None) if dist.main else None
+    # From here on this process writes into the run folder: one process (group) at a time.
+    lock = _RunLock(folder, fresh=state is None) if dist.main else None
+    try:
+        log = LossLog(log_file, resume_step=step if state is not None else None) if log_file is not None else None
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     recent: deque[dict[str, float]] = deque(maxlen=100)
     last_saved = step if state is not None else -1
     started = time.monotonic()
@@ -337,6 +373,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     finally:
         if log is not None:
             log.close()
+        if lock is not None:
+            lock.release()
         if dist.enabled:
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
