@@ -221,3 +221,17 @@ def test_damaged_folder_is_listed_and_removable(gen_file):
     assert r.exit_code == 0 and not broken.exists()
     assert [e.id for e in ModelStore().entries()] == ["horse2zebra"]
     assert ccv("models", "rm", "../..", "--yes").exit_code == 2  # never a path outside the store
+
+
+def test_import_hint_is_ready_to_paste(gen_file):
+    """Domain names may hold spaces (training on two folders 'my photos' and 'oil paintings'): the
+    printed --to/--from must survive the shell, and --from appears once another model makes the target."""
+    import shlex
+
+    r = ccv("import", str(gen_file), "--to", "oil paintings", "--from", "my photos")
+    assert r.exit_code == 0, r.output
+    assert "use --to 'oil paintings'" in r.output
+    r = ccv("import", str(gen_file), "--to", "oil paintings", "--from", "sketch")
+    assert r.exit_code == 0, r.output
+    hint = r.output.split("use ", 1)[1].splitlines()[0]
+    assert shlex.split(hint) == ["--to", "oil paintings", "--from", "sketch"]

@@ -409,3 +409,16 @@ def test_a_run_that_is_already_running_is_refused_and_its_files_untouched(dataro
     assert r.exit_code == 0, r.output  # the lock went with its holder
     assert _states(run)["step"] == 4
     assert not list(run.glob(".*"))  # no lock file left behind
+
+
+def test_printed_convert_commands_name_the_source_when_another_model_makes_the_target(dataroot, tmp_path,
+                                                                                      ccv_home):
+    from cyclegan_convert.networks import ResnetGenerator
+
+    other = tmp_path / "label2photo.pth"
+    torch.save(ResnetGenerator(ngf=8, n_blocks=1).state_dict(), other)
+    assert runner.invoke(app, ["import", str(other), "--to", "photo", "--from", "label"]).exit_code == 0
+    r = _invoke([str(dataroot), *TINY, "--max-steps", "1", "--workers", "0"], tmp_path)
+    assert r.exit_code == 0, r.output
+    # `ccv convert --to photo` alone would now be ambiguous (label2photo, monet2photo)
+    assert "ccv convert --to photo --from monet (G_A" in r.output and "ccv convert --to monet (G_B" in r.output

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 from pathlib import Path
 from typing import Annotated, Callable, Iterator, Optional
 
@@ -135,7 +136,7 @@ def pull(names: Annotated[Optional[list[str]], typer.Argument(
             with download_feedback(spec.name) as (on_notice, on_progress):
                 entry = pt.pull(name, store, progress=on_progress, on_notice=on_notice, force=force)
             _say(f"Installed {spec.name} as {entry.id} ({_size(entry.card['size_bytes'])}, sha256 "
-                 f"{entry.sha256[:12]}...): use --to {entry.target}{_from_hint(store, entry.target, entry.source)}")
+                 f"{entry.sha256[:12]}...): use {to_args(store, entry.target, entry.source)}")
         except CcvError as e:
             if len(names) == 1:
                 raise
@@ -145,9 +146,11 @@ def pull(names: Annotated[Optional[list[str]], typer.Argument(
         raise ItemsFailed(f"{len(failed)} of {len(names)} not installed: {', '.join(failed)}")
 
 
-def _from_hint(store, target: str, source: str) -> str:
+def to_args(store, target: str, source: str) -> str:
+    """'--to TARGET', with '--from SOURCE' when other models make TARGET too; quoted for the shell
+    (domain names may hold spaces: two folders 'my photos' and 'paintings')."""
     sources = [e.source for e in store.entries() if e.target == target]
-    return f" --from {source}" if len(sources) > 1 else ""
+    return f"--to {shlex.quote(target)}" + (f" --from {shlex.quote(source)}" if len(sources) > 1 else "")
 
 
 @command("import")
@@ -169,7 +172,7 @@ def import_(path: Annotated[Path, typer.Argument(help="A generator file (.pth): 
 
     store = ModelStore()
     entry = import_generator(path, to, from_ or DEFAULT_SOURCE, store, force=force)
-    _say(f"Imported {path.name} as {entry.id} ({entry.card['architecture']}): use --to "
-         f"{entry.target}{_from_hint(store, entry.target, entry.source)}")
+    _say(f"Imported {path.name} as {entry.id} ({entry.card['architecture']}): use "
+         f"{to_args(store, entry.target, entry.source)}")
     if from_ is None:
         _say(f"Source domain assumed to be '{DEFAULT_SOURCE}': pass --from to name another.")

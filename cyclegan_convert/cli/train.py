@@ -149,8 +149,13 @@ def train(
     console.print(f"{result.stopped.replace('_', ' ')} at step {result.step} (epoch {result.epoch:.2f}); "
                   f"checkpoints in {where}/", **line)
     if result.registered:
-        console.print(f"models: ccv convert --to {config.b_name} (G_A, from {config.a_name}); "
-                      f"ccv convert --to {config.a_name} (G_B, from {config.b_name})", **line)
+        from ..store import ModelStore
+        from .models import to_args
+
+        store = ModelStore()
+        console.print(f"models: ccv convert {to_args(store, config.b_name, config.a_name)} (G_A, from "
+                      f"{config.a_name}); ccv convert {to_args(store, config.a_name, config.b_name)} (G_B, from "
+                      f"{config.b_name})", **line)
     if result.stopped != "finished":
         console.print(f"continue with: {resume_command(name, checkpoints_dir, no_register)}", **line)
     if result.interrupted:
