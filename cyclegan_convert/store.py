@@ -126,6 +126,11 @@ class ModelStore:
             sources = ", ".join(sorted(e.source for e in matches))
             raise UsageError(f"several models turn images into {target!r} (from {sources}): choose one with --from")
         names = sorted({e.target for e in entries})
+        sources = sorted(e.source for e in entries if e.target == target)
+        if sources:  # the target is there, made from other domains: say which, not "did you mean <target>"
+            raise UnknownModelError(
+                f"no model for --to {target} --from {source}: the models for --to {target} take "
+                f"{', '.join(sources)} (--from {sources[0]})")
         close = difflib.get_close_matches(target, names, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         have = f" Installed: {', '.join(names)}." if names else " No models are installed."
@@ -146,9 +151,12 @@ class ModelStore:
         An existing model with the same id is replaced, with its exports (they belong to old weights).
         """
         _check_domain(entry.source), _check_domain(entry.target)
-        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self.check_writable()
         final = self.models_dir / entry.id
-        staging = Path(tempfile.mkdtemp(prefix=f".{entry.id}.", dir=self.models_dir))
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{entry.id}.", dir=self.models_dir))
+        except OSError as e:
+            raise self._unwritable(e) from None
         try:
             (shutil.move if move else shutil.copyfile)(str(weights), str(staging / "generator.pth"))
             (staging / "model.json").write_text(entry.to_json() + "\n", encoding="utf-8")
@@ -160,10 +168,27 @@ class ModelStore:
             os.replace(staging, final)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(e, OSError):  # a full disk, a read-only mount: one line, not a traceback
+                raise self._unwritable(e) from None
             raise
         return replace(entry, path=final)
+
+    def _unwritable(self, e: OSError) -> UsageError:
+        import errno
+
+        todo = "free some space" if e.errno == errno.ENOSPC else "set CCV_HOME to a writable folder"
+        return UsageError(f"cannot write the model store {self.models_dir} ({e.strerror or e}): {todo}")
+
+    def check_writable(self) -> None:
+        """The models folder exists or can be made, and is writable (a clear error otherwise)."""
+        try:
+            self.models_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise self._unwritable(e) from None
+        if not os.access(self.models_dir, os.W_OK | os.X_OK):
+            raise self._unwritable(PermissionError(13, "Permission denied"))
 
     def remove(self, entry: ModelEntry) -> None:
         if entry.origin == "bundled" or (entry.path and self.bundled_root and

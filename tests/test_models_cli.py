@@ -235,3 +235,19 @@ def test_import_hint_is_ready_to_paste(gen_file):
     assert r.exit_code == 0, r.output
     hint = r.output.split("use ", 1)[1].splitlines()[0]
     assert shlex.split(hint) == ["--to", "oil paintings", "--from", "sketch"]
+
+
+def test_import_into_a_store_that_cannot_be_written_is_one_line(tmp_path, tiny_generator, monkeypatch):
+    import torch
+    from typer.testing import CliRunner
+
+    from cyclegan_convert.cli import app
+
+    home = tmp_path / "afile"
+    home.write_text("")
+    monkeypatch.setenv("CCV_HOME", str(home))
+    w = tmp_path / "g.pth"
+    torch.save(tiny_generator.state_dict(), w)
+    r = CliRunner().invoke(app, ["import", str(w), "--to", "ghibli"])
+    assert r.exit_code == 2 and "cannot write the model store" in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)

@@ -76,3 +76,19 @@ def test_a_model_json_that_is_no_description_is_a_damaged_folder(tmp_path, tiny_
     assert "damaged model folder" in result.output and "photo2zebra" in result.output
     result = CliRunner().invoke(app, ["models", "rm", "photo2zebra", "--yes"])
     assert result.exit_code == 0 and not bad.path.exists()
+
+
+def test_unwritable_store_is_one_clear_error(tmp_path, tiny_generator):
+    """CCV_HOME pointing at a file (or a read-only mount): a UsageError naming the store, not an OSError."""
+    home = tmp_path / "afile"
+    home.write_text("x")
+    with pytest.raises(UsageError, match="cannot write the model store"):
+        _install(ModelStore(home, bundled_root=None), tmp_path, tiny_generator, "photo", "monet")
+
+
+def test_find_with_a_wrong_source_names_the_sources_there(tmp_path, tiny_generator):
+    store = ModelStore(bundled_root=None)
+    _install(store, tmp_path, tiny_generator, "photo", "monet")
+    with pytest.raises(UnknownModelError) as info:
+        store.find("monet", "sketch")
+    assert "Did you mean monet" not in str(info.value) and "--from photo" in str(info.value)

@@ -422,3 +422,16 @@ def test_printed_convert_commands_name_the_source_when_another_model_makes_the_t
     assert r.exit_code == 0, r.output
     # `ccv convert --to photo` alone would now be ambiguous (label2photo, monet2photo)
     assert "ccv convert --to photo --from monet (G_A" in r.output and "ccv convert --to monet (G_B" in r.output
+
+
+def test_a_model_store_that_cannot_be_written_is_refused_before_training(dataroot, tmp_path, monkeypatch):
+    """Was: hours of training, then an error at the first save that blamed the checkpoint folder and
+    said that nothing was saved (state.pth was)."""
+    home = tmp_path / "afile"
+    home.write_text("")
+    monkeypatch.setenv("CCV_HOME", str(home))
+    r = _invoke([str(dataroot), *TINY, "--max-steps", "2", "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and "cannot write the model store" in r.output and "--no-register" in r.output, r.output
+    assert not (tmp_path / "checkpoints" / "monet2photo" / "state.pth").exists()
+    r = _invoke([str(dataroot), *TINY, "--max-steps", "1", "--workers", "0", "--no-register"], tmp_path)
+    assert r.exit_code == 0, r.output

@@ -25,6 +25,10 @@ def check_store_free(config: TrainConfig, folder: Path, store: Optional[ModelSto
     when one of them was pulled, imported or trained by another run, instead of losing it silently
     at the first save (``ccv import`` refuses the same way)."""
     store = store or ModelStore()
+    try:
+        store.check_writable()  # else the first save would fail, after --save-every steps of training
+    except UsageError as e:
+        raise UsageError(f"{e}, or train with --no-register") from None
     here = str(Path(folder).resolve())
     ids = {model_id(config.a_name, config.b_name), model_id(config.b_name, config.a_name)}
     for e in store.entries():
