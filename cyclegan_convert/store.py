@@ -157,10 +157,10 @@ class ModelStore:
             staging = Path(tempfile.mkdtemp(prefix=f".{entry.id}.", dir=self.models_dir))
         except OSError as e:
             raise self._unwritable(e) from None
+        old: Optional[Path] = None
         try:
             (shutil.move if move else shutil.copyfile)(str(weights), str(staging / "generator.pth"))
             (staging / "model.json").write_text(entry.to_json() + "\n", encoding="utf-8")
-            old = None
             if final.exists():
                 old = self.models_dir / f".{entry.id}.old"
                 shutil.rmtree(old, ignore_errors=True)
@@ -170,6 +170,8 @@ class ModelStore:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException as e:
             shutil.rmtree(staging, ignore_errors=True)
+            if old is not None and old.exists() and not final.exists():
+                os.replace(old, final)  # failed (or Ctrl-C) between the two renames: the model it was to replace stays
             if isinstance(e, OSError):  # a full disk, a read-only mount: one line, not a traceback
                 raise self._unwritable(e) from None
             raise

@@ -92,3 +92,26 @@ def test_find_with_a_wrong_source_names_the_sources_there(tmp_path, tiny_generat
     with pytest.raises(UnknownModelError) as info:
         store.find("monet", "sketch")
     assert "Did you mean monet" not in str(info.value) and "--from photo" in str(info.value)
+
+
+def test_a_replace_that_fails_between_the_renames_keeps_the_old_model(tmp_path, tiny_generator, monkeypatch):
+    """Was: the model being replaced was left in a hidden .<id>.old folder, gone from the store."""
+    import os as _os
+
+    import cyclegan_convert.store as store_mod
+
+    store = ModelStore(bundled_root=None)
+    first = _install(store, tmp_path, tiny_generator, "photo", "monet", origin="pulled")
+    real = _os.replace
+
+    def fail_staging_to_final(src, dst):
+        if str(src).startswith(str(store.models_dir / ".photo2monet.")) and not str(src).endswith(".old"):
+            raise KeyboardInterrupt  # a second Ctrl-C during a training save
+        return real(src, dst)
+
+    monkeypatch.setattr(store_mod.os, "replace", fail_staging_to_final)
+    with pytest.raises(KeyboardInterrupt):
+        _install(store, tmp_path, tiny_generator, "photo", "monet", origin="trained")
+    monkeypatch.setattr(store_mod.os, "replace", real)
+    assert store.find("monet").origin == "pulled" and store.find("monet").path == first.path
+    assert [p.name for p in store.models_dir.iterdir()] == ["photo2monet"]
