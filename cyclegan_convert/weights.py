@@ -70,6 +70,10 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
                                  "or damaged)") from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
+    if isinstance(obj, Mapping) and {"model", "config", "step"} <= set(obj) and isinstance(obj["model"], Mapping):
+        raise NotAGeneratorError(f"{path}: a `ccv train` state (all four networks and the optimizers), not a "
+                                 f"generator: use latest_net_G_A.pth (A -> B) or latest_net_G_B.pth (B -> A) "
+                                 f"next to it")
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise NotAGeneratorError(f"{path}: not a state_dict of tensors")
     return dict(obj)

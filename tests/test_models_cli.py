@@ -251,3 +251,16 @@ def test_import_into_a_store_that_cannot_be_written_is_one_line(tmp_path, tiny_g
     r = CliRunner().invoke(app, ["import", str(w), "--to", "ghibli"])
     assert r.exit_code == 2 and "cannot write the model store" in r.output, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+def test_import_of_a_training_state_points_at_the_generator_files(tmp_path, tiny_generator):
+    import torch
+    from typer.testing import CliRunner
+
+    from cyclegan_convert.cli import app
+
+    state = tmp_path / "state.pth"
+    torch.save({"version": 1, "config": {"ngf": 8}, "step": 3, "epoch": 1,
+                "model": {"G_A": tiny_generator.state_dict()}}, state)
+    r = CliRunner().invoke(app, ["import", str(state), "--to", "ghibli"])
+    assert r.exit_code == 2 and "latest_net_G_A.pth" in r.output and "ccv train" in r.output, r.output
