@@ -154,6 +154,14 @@ class ModelStore:
         self.check_writable()
         final = self.models_dir / entry.id
         try:
+            there = ModelEntry.from_folder(final) if (final / "model.json").is_file() else None
+        except (ValueError, TypeError, OSError):
+            there = None  # a damaged folder: replaced
+        if there is not None and (there.source, there.target) != (entry.source, entry.target):
+            raise UsageError(f"--from {entry.source} --to {entry.target} would be stored as {entry.id}, the id of "
+                             f"another model (--from {there.source} --to {there.target}): names with a '2' can "
+                             "collide; choose other names")
+        try:
             staging = Path(tempfile.mkdtemp(prefix=f".{entry.id}.", dir=self.models_dir))
         except OSError as e:
             raise self._unwritable(e) from None

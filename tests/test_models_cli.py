@@ -264,3 +264,20 @@ def test_import_of_a_training_state_points_at_the_generator_files(tmp_path, tiny
                 "model": {"G_A": tiny_generator.state_dict()}}, state)
     r = CliRunner().invoke(app, ["import", str(state), "--to", "ghibli"])
     assert r.exit_code == 2 and "latest_net_G_A.pth" in r.output and "ccv train" in r.output, r.output
+
+
+def test_import_whose_id_collides_with_another_model_is_refused_even_with_force(tmp_path, tiny_generator):
+    import torch
+    from typer.testing import CliRunner
+
+    from cyclegan_convert.cli import app
+
+    w = tmp_path / "g.pth"
+    torch.save(tiny_generator.state_dict(), w)
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", str(w), "--to", "y", "--from", "x2monet"]).exit_code == 0
+    r = runner.invoke(app, ["import", str(w), "--to", "monet2y", "--from", "x", "--force"])
+    assert r.exit_code == 2 and "another model" in r.output, r.output
+    assert runner.invoke(app, ["convert", "--help"]).exit_code == 0
+    from cyclegan_convert.store import ModelStore
+    assert [(e.source, e.target) for e in ModelStore(bundled_root=None).entries()] == [("x2monet", "y")]

@@ -115,3 +115,12 @@ def test_a_replace_that_fails_between_the_renames_keeps_the_old_model(tmp_path, 
     monkeypatch.setattr(store_mod.os, "replace", real)
     assert store.find("monet").origin == "pulled" and store.find("monet").path == first.path
     assert [p.name for p in store.models_dir.iterdir()] == ["photo2monet"]
+
+
+def test_ids_that_collide_never_replace_another_model(tmp_path, tiny_generator):
+    """x -> monet2y and x2monet -> y are both stored as x2monet2y: the second replaced the first."""
+    store = ModelStore(bundled_root=None)
+    _install(store, tmp_path, tiny_generator, "x2monet", "y")
+    with pytest.raises(UsageError, match="another model"):
+        _install(store, tmp_path, tiny_generator, "x", "monet2y")
+    assert [(e.source, e.target) for e in store.entries()] == [("x2monet", "y")]
