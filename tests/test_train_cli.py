@@ -296,7 +296,7 @@ def test_resuming_with_another_number_of_processes_says_it_is_not_exact(dataroot
     base = [str(dataroot), *TINY, "--workers", "0", "--no-register"]
     assert _invoke([*base, "--max-steps", "2"], tmp_path).exit_code == 0
     run = tmp_path / "checkpoints" / "monet2photo"
-    assert _states(run)["extra"] == {"world": 1}
+    assert _states(run)["extra"] == {"world": 1, "images": [3, 4]}
     r = _invoke([*base, "--resume", "--max-steps", "3"], tmp_path)
     assert r.exit_code == 0 and "not exact" not in r.output
     state = _states(run)
@@ -435,3 +435,13 @@ def test_a_model_store_that_cannot_be_written_is_refused_before_training(dataroo
     assert not (tmp_path / "checkpoints" / "monet2photo" / "state.pth").exists()
     r = _invoke([str(dataroot), *TINY, "--max-steps", "1", "--workers", "0", "--no-register"], tmp_path)
     assert r.exit_code == 0, r.output
+
+
+def test_resume_on_data_with_another_number_of_images_says_it_is_not_exact(dataroot, tmp_path):
+    args = [*TINY, "--workers", "0", "--no-register"]
+    assert _invoke([str(dataroot), *args, "--max-steps", "1"], tmp_path).exit_code == 0
+    r = _invoke([str(dataroot), "--name", "monet2photo", "--resume", *args, "--max-steps", "2"], tmp_path)
+    assert r.exit_code == 0 and "data changed" not in r.output, r.output
+    next(p for p in (dataroot / "trainB").iterdir()).unlink()
+    r = _invoke([str(dataroot), "--name", "monet2photo", "--resume", *args, "--max-steps", "3"], tmp_path)
+    assert r.exit_code == 0 and "data changed" in r.output and "not exact" in r.output, r.output

@@ -260,6 +260,11 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         epoch, epoch_step, step = int(state["epoch"]), int(state["epoch_step"]), int(state["step"])
         wall_before = float(state.get("wall_time", 0.0))
         say(f"resumed {folder} at step {step} (epoch {epoch}, step {epoch_step} of it)")
+        saved_images = state.get("extra", {}).get("images")
+        if saved_images is not None and list(saved_images) != [len(files_a), len(files_b)]:
+            say(f"the run was saved with {saved_images[0]} images of {config.a_name} and {saved_images[1]} of "
+                f"{config.b_name}, and now has {len(files_a)} and {len(files_b)}: the data changed, so epochs and the "
+                "data order differ from here on (this resume is not exact)")
         saved_world = int(state.get("extra", {}).get("world", 1))
         if saved_world != dist.world:
             say(f"the run was saved with {saved_world} process(es) and resumes with {dist.world}: the rest of this "
@@ -278,7 +283,7 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     if device.type == "cuda":
         say(f"device: {torch.cuda.get_device_name(device)}" + (", AMP fp16" if model.amp else ", fp32"))
     else:
-        say("device: CPU (expect minutes per step at 256 px: real training needs a GPU)")
+        say("device: CPU (seconds per step at 256 px, months for the full recipe: real training needs a GPU)")
 
     # -- outputs of rank 0: loss log, sample pair
     sample_pair = tuple(t.unsqueeze(0) for t in dataset.fixed_pair())
@@ -322,7 +327,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         wall = wall_before + time.monotonic() - started
         if last_saved != step:
             checkpoint.save_state(folder, model.state_dict(), config.to_dict(), epoch=next_epoch,
-                                  epoch_step=next_step, step=step, wall_time=wall, extra={"world": dist.world})
+                                  epoch_step=next_step, step=step, wall_time=wall, extra={"world": dist.world,
+                                                                     "images": [len(files_a), len(files_b)]})
             weights = checkpoint.save_nets(folder, model.nets, "latest")
             save_grid(model.translate(*sample_pair), folder / "samples" / f"step_{step:07d}.png")
             if options.register:
