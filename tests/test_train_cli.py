@@ -445,3 +445,14 @@ def test_resume_on_data_with_another_number_of_images_says_it_is_not_exact(datar
     next(p for p in (dataroot / "trainB").iterdir()).unlink()
     r = _invoke([str(dataroot), "--name", "monet2photo", "--resume", *args, "--max-steps", "3"], tmp_path)
     assert r.exit_code == 0 and "data changed" in r.output and "not exact" in r.output, r.output
+
+
+def test_resuming_a_finished_run_or_past_max_steps_says_there_is_nothing_to_train(dataroot, tmp_path):
+    args = [*TINY, "--workers", "0", "--no-register"]
+    assert _invoke([str(dataroot), *args, "--max-steps", "2"], tmp_path).exit_code == 0
+    r = _invoke(["--name", "monet2photo", "--resume", *args, "--max-steps", "1"], tmp_path)
+    assert r.exit_code == 0 and "nothing to train" in r.output and "--max-steps" in r.output, r.output
+    assert _invoke([str(dataroot), *args, "--name", "done", "--epochs", "1", "--epochs-decay", "0"],
+                   tmp_path).exit_code == 0
+    r = _invoke(["--name", "done", "--resume", *args], tmp_path)
+    assert r.exit_code == 0 and "already finished all 1 epochs" in r.output, r.output

@@ -341,6 +341,12 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
 
     # -- the loop
     stopped = "max_steps" if options.max_steps is not None and step >= options.max_steps else "finished"
+    if state is not None and epoch > config.total_epochs:
+        say(f"this run already finished all {config.total_epochs} epochs at step {step}: nothing to train (for more "
+            "epochs, start a new run with another --name)")
+    elif state is not None and stopped == "max_steps":
+        say(f"this run is already at step {step}, --max-steps {options.max_steps}: nothing to train (raise "
+            "--max-steps to continue)")
     try:
         with _deferred_interrupt() as interrupt:
             while epoch <= config.total_epochs and stopped == "finished":
