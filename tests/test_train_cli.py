@@ -146,7 +146,9 @@ def test_resume_refuses_a_different_recipe_and_new_run_refuses_existing(dataroot
     assert r.exit_code == 2 and "no checkpoint" in r.output
 
 
-def test_ctrl_c_saves_and_exits_130(dataroot, tmp_path, monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_and_exits_130(dataroot, tmp_path, monkeypatch, sig):
+    """Ctrl-C, and SIGTERM (kill, docker stop, preemption) alike: the run saves, then stops."""
     from cyclegan_convert.train import model as model_mod
 
     real_step = model_mod.CycleGAN.train_step
@@ -156,18 +158,18 @@ def test_ctrl_c_saves_and_exits_130(dataroot, tmp_path, monkeypatch):
         out = real_step(self, a, b)
         calls["n"] += 1
         if calls["n"] == 2:
-            signal.raise_signal(signal.SIGINT)  # as a terminal's Ctrl-C would, mid-run
+            signal.raise_signal(sig)  # as a terminal's Ctrl-C (or a kill) would, mid-run
         return out
 
     monkeypatch.setattr(model_mod.CycleGAN, "train_step", step_then_ctrl_c)
-    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the suite runs as a background job
+    before = signal.getsignal(sig)  # SIG_IGN for SIGINT when the suite runs as a background job
     r = _invoke([str(dataroot), *TINY, "--workers", "0"], tmp_path)
     assert r.exit_code == 130, r.output
     run = tmp_path / "checkpoints" / "monet2photo"
     assert _states(run)["step"] == 2 and calls["n"] == 2
     load_generator(run / "latest_net_G_B.pth")
     assert ModelStore().find("monet").card["steps"] == 2
-    assert signal.getsignal(signal.SIGINT) is before  # handler restored
+    assert signal.getsignal(sig) is before  # handler restored
 
 
 def test_bad_data_and_usage_errors(tmp_path, dataroot):

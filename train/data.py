@@ -217,11 +217,13 @@ def epoch_keys(epoch: int, positions: Sequence[int], start: int) -> Iterator[tup
 
 
 def _ignore_sigint(_worker_id: int) -> None:
-    # Ctrl-C reaches every process of the terminal's group: only the main process handles it (it
-    # saves and stops); a worker that died of it would break the batch being loaded.
+    # Ctrl-C (and a kill or hang-up sent to the whole group) reaches every process: only the main
+    # process handles it (it saves and stops); a worker that died of it would break the batch being
+    # loaded. Workers still end with the main process (the DataLoader shuts them down).
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def make_loader(dataset: UnpairedDataset, keys: list[tuple[int, int]], batch_size: int, workers: int,

@@ -100,7 +100,9 @@ def pick_device(name: str, dist: _Dist) -> torch.device:
 @contextlib.contextmanager
 def _deferred_interrupt() -> Iterator[threading.Event]:
     """The first Ctrl-C sets a flag that the loop checks after each step (it then saves and stops);
-    a second one interrupts at once. Signals can only be handled in the main thread."""
+    a second one interrupts at once. SIGTERM (``kill``, ``docker stop``, a cluster's preemption) and
+    SIGHUP (a closed terminal) count as Ctrl-C: the run saves instead of losing everything since the
+    last save. Signals can only be handled in the main thread."""
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -111,11 +113,15 @@ def _deferred_interrupt() -> Iterator[threading.Event]:
             raise KeyboardInterrupt
         flag.set()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    # an ignored SIGTERM or SIGHUP stays ignored (``nohup`` ignores SIGHUP so that the run goes on)
+    signals = [signal.SIGINT] + [sig for sig in (signal.SIGTERM, signal.SIGHUP)
+                                 if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
 
 
 # The `ccv train` option of each recipe field, to name in messages (fields without one keep their name).
