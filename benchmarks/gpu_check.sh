@@ -240,7 +240,7 @@ EOF
     sed -n '/===== convert_speed (/,/===== convert_speed:/p' "$LOG" | grep -E "^(\||[0-9]+ images|stage rates|baseline|ours)" || echo "(no table)"
     echo ""
     echo "CUDA tests:"
-    sed -n '/===== cuda_tests (/,/===== cuda_tests:/p' "$LOG" | grep -E "(passed|failed|error|FAILED)" | tail -5 || echo "(not run)"
+    sed -n '/===== cuda_tests (/,/===== cuda_tests:/p' "$LOG" | { grep -E "(passed|failed|error|FAILED)" || echo "(not run)"; } | tail -5
     echo ""
     echo "generator alone:"
     sed -n '/===== generator (/,/===== generator:/p' "$LOG" | grep -E "^(\||device:|measured|\(stopped)" || echo "(not run)"

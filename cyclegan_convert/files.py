@@ -209,9 +209,11 @@ def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[
 
 
 def _once(jobs: Iterator[Job]) -> Iterator[Job]:
-    seen: set[tuple[Path, Path]] = set()
+    # keyed on the source (with -o, a folder and a glob in it have different output roots) and on
+    # whether it goes beside itself: a file named with its folder is written there and mirrored
+    seen: set[tuple[Path, bool]] = set()
     for j in jobs:
-        k = (j.src, j.dst)
+        k = (j.src.resolve(), j.out_root == j.src.parent)
         if k not in seen:
             seen.add(k)
             yield j

@@ -78,7 +78,8 @@ class DecodedImage:
     icc: Optional[bytes] = None  # ICC profile, copied as is
     xmp: Optional[bytes] = None  # XMP packet (ratings, keywords, rights), orientation already removed
     dpi: Optional[tuple[float, float]] = None  # print resolution (JFIF, pHYs, TIFF), upright (x, y)
-    frames: int = 1  # frames or pages in the file (animated WebP, multi-page TIFF): only the first is here
+    frames: int = 1  # frames or pages in the file (animated WebP, multi-page TIFF): only the first is here;
+    # a camera JPEG's embedded previews (Pillow reads it as MPO) do not count
 
     @property
     def size(self) -> tuple[int, int]:
@@ -131,7 +132,7 @@ def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
             alpha = _alpha_of(upright)
             rgb = np.asarray(to_rgb8(upright))
             return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None, xmp=xmp, dpi=dpi,
-                                frames=getattr(img, "n_frames", 1))
+                                frames=1 if img.format == "MPO" else getattr(img, "n_frames", 1))
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:

@@ -386,6 +386,8 @@ def test_the_same_input_twice_is_converted_once(tree, model, tmp_path):
     assert "o/UPPER.JPG" in r.output and "o/in/" not in r.output and "in_2" not in r.output, r.output
     r = _ccv(tree, f"{tree}/*.jpg", "--model", model, "--dry-run")  # a folder and a glob in it
     assert r.output.count("a.jpg ->") == 2, r.output  # a.jpg and sub/a.jpg, once each
+    r = _ccv(tree, f"{tree}/*.jpg", "-o", tmp_path / "o2", "--model", model, "--dry-run")  # the same with -o
+    assert r.output.count("a.jpg ->") == 2 and "in_2" not in r.output, r.output
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")

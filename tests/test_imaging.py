@@ -176,3 +176,17 @@ def test_xmp_kept_and_stripped(tmp_path):
         assert b'xmp:Rating="5"' in (tmp_path / name).read_bytes(), fmt
         assert read_image(tmp_path / name).xmp is not None, fmt  # and it reads back as XMP
     assert read_image(p, metadata=False).xmp is None
+
+
+def test_camera_jpeg_with_an_embedded_preview_counts_as_one_frame(tmp_path):
+    """Pillow reads a JPEG holding a preview image (MPO, written by many cameras) as 2 frames: every
+    such photo got the note 'only the first frame is converted'. An animated WebP still counts."""
+    photo = Image.open(PHOTOS[0]).convert("RGB").resize((64, 48))
+    mpo = tmp_path / "camera.jpg"
+    photo.save(mpo, format="MPO", save_all=True, append_images=[photo.resize((32, 24))])
+    with Image.open(mpo) as im:
+        assert im.format == "MPO" and im.n_frames == 2  # the case in question
+    assert read_image(mpo).frames == 1
+    anim = tmp_path / "anim.webp"
+    photo.save(anim, save_all=True, append_images=[photo.rotate(90)])
+    assert read_image(anim).frames == 2

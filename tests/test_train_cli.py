@@ -163,6 +163,8 @@ def test_ctrl_c_saves_and_exits_130(dataroot, tmp_path, monkeypatch, sig):
 
     monkeypatch.setattr(model_mod.CycleGAN, "train_step", step_then_ctrl_c)
     before = signal.getsignal(sig)  # SIG_IGN for SIGINT when the suite runs as a background job
+    if sig != signal.SIGINT and before is signal.SIG_IGN:
+        pytest.skip("SIGTERM is ignored in this test run: ccv train leaves ignored signals ignored")
     r = _invoke([str(dataroot), *TINY, "--workers", "0"], tmp_path)
     assert r.exit_code == 130, r.output
     run = tmp_path / "checkpoints" / "monet2photo"
@@ -458,3 +460,33 @@ def test_resuming_a_finished_run_or_past_max_steps_says_there_is_nothing_to_trai
                    tmp_path).exit_code == 0
     r = _invoke(["--name", "done", "--resume", *args], tmp_path)
     assert r.exit_code == 0 and "already finished all 1 epochs" in r.output, r.output
+
+
+def test_refused_resume_shows_whole_values():
+    """A domain name with spaces was cut to its last word in the message ("checkpoint: paintings")."""
+    from cyclegan_convert.errors import UsageError
+    from cyclegan_convert.train.config import TrainConfig
+    from cyclegan_convert.train.loop import check_resume_config
+
+    with pytest.raises(UsageError) as e:
+        check_resume_config(TrainConfig(a_name="oil paintings", flip=True), TrainConfig(a_name="monet", flip=False))
+    assert "--a-name monet (checkpoint: oil paintings)" in str(e.value)
+    assert "--no-flip (checkpoint: flips)" in str(e.value)
+
+
+def test_resume_refused_when_the_run_saved_after_it_read_the_state(tmp_path):
+    """A second process that read state.pth, then got the run lock after the first one saved again
+    and exited, resumed from the older state and overwrote the newer checkpoints."""
+    import os
+
+    from cyclegan_convert.errors import UsageError
+    from cyclegan_convert.train.loop import _RunLock, _stamp
+
+    state = tmp_path / "state.pth"
+    state.write_bytes(b"step 10")
+    read_at = _stamp(state)
+    _RunLock(tmp_path, fresh=False, resumed_stamp=read_at).release()  # unchanged: fine
+    state.write_bytes(b"step 20, saved by the other run")
+    os.utime(state, ns=(read_at[0] + 10**9, read_at[0] + 10**9))
+    with pytest.raises(UsageError, match="saved again"):
+        _RunLock(tmp_path, fresh=False, resumed_stamp=read_at)

@@ -217,12 +217,12 @@ def epoch_keys(epoch: int, positions: Sequence[int], start: int) -> Iterator[tup
 
 
 def _ignore_sigint(_worker_id: int) -> None:
-    # Ctrl-C (and a kill or hang-up sent to the whole group) reaches every process: only the main
-    # process handles it (it saves and stops); a worker that died of it would break the batch being
-    # loaded. Workers still end with the main process (the DataLoader shuts them down).
+    # Ctrl-C (and a hang-up) reaches every process of the terminal's group: only the main process
+    # handles it (it saves and stops); a worker that died of it would break the batch being loaded.
+    # SIGTERM keeps its default: the DataLoader stops a stuck worker with it.
     import signal
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
 
 

@@ -133,12 +133,15 @@ OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_bloc
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
     """An exact resume continues the same recipe: refuse a different one instead of mixing them."""
+    def value(k: str, v: object) -> str:
+        return ("flips" if v else "no flip") if k == "flip" else str(v)
+
     def show(k: str, v: object) -> str:
         if k == "flip":
-            return "--no-flip" if not v else "flips"
-        return f"{OPTION_OF.get(k, k)} {v}"
+            return "--no-flip" if not v else "without --no-flip"
+        return f"{OPTION_OF.get(k, k)} {value(k, v)}"
 
-    diff = [f"{show(k, getattr(given, k))} (checkpoint: {show(k, getattr(saved, k)).split(' ')[-1]})"
+    diff = [f"{show(k, getattr(given, k))} (checkpoint: {value(k, getattr(saved, k))})"
             for k in saved.to_dict() if k not in RESUME_MAY_CHANGE and getattr(saved, k) != getattr(given, k)]
     if diff:
         raise UsageError("--resume continues the checkpoint's settings; these differ: " + "; ".join(diff)
@@ -168,7 +171,7 @@ class _RunLock:
     each other's checkpoints and loss log silently. flock on the folder itself: no file is left
     behind, and the lock goes with the process however it ends. Without fcntl (Windows): no lock."""
 
-    def __init__(self, folder: Path, fresh: bool):
+    def __init__(self, folder: Path, fresh: bool, resumed_stamp: Optional[tuple[int, int]] = None):
         self.fd: Optional[int] = None
         try:
             import fcntl
@@ -184,11 +187,24 @@ class _RunLock:
         if fresh and (folder / checkpoint.STATE_FILE).exists():  # it started and saved while this one set up
             self.release()
             raise UsageError(f"{folder} already holds a run: add --resume to continue it, or choose another --name")
+        if not fresh and _stamp(folder / checkpoint.STATE_FILE) != resumed_stamp:
+            # another run of it saved after this one read state.pth: resuming would go back in time
+            self.release()
+            raise UsageError(f"{folder}: the run saved again while this one was starting (another `ccv train` "
+                             "of it?); start the resume again")
 
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor releases the lock
             self.fd = None
+
+
+def _stamp(path: Path) -> Optional[tuple[int, int]]:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 def _make_run_folder(folder: Path) -> None:
@@ -218,6 +234,7 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     say = (on_message or (lambda _: None)) if dist.main else (lambda _: None)
     folder = Path(options.checkpoints_dir) / options.name
+    state_stamp = _stamp(folder / checkpoint.STATE_FILE)  # what was resumed from (see _RunLock)
     state = checkpoint.load_state(folder) if resume else None
     if state is None and (folder / checkpoint.STATE_FILE).exists():
         raise UsageError(f"{folder} already holds a run: add --resume to continue it, or choose another --name")
@@ -295,7 +312,7 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     sample_pair = tuple(t.unsqueeze(0) for t in dataset.fixed_pair())
     log_file = log_path(folder, options.log_format, resume=state is not None) if dist.main else None
     # From here on this process writes into the run folder: one process (group) at a time.
-    lock = _RunLock(folder, fresh=state is None) if dist.main else None
+    lock = _RunLock(folder, fresh=state is None, resumed_stamp=state_stamp) if dist.main else None
     try:
         log = LossLog(log_file, resume_step=step if state is not None else None) if log_file is not None else None
     except BaseException:
