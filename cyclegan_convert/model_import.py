@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from .errors import NotAGeneratorError, UsageError
-from .store import ModelEntry, ModelStore, model_id
+from .store import ModelEntry, ModelStore, check_same_domains, model_id
 
 DEFAULT_SOURCE = "photo"  # what most people convert; `--from` names another
 
@@ -29,10 +29,7 @@ def import_generator(path: Union[str, Path], target: str, source: str = DEFAULT_
     store = store or ModelStore()
     mid = model_id(source, target)
     existing = next((e for e in store.entries() if e.id == mid), None)
-    if existing is not None and (existing.source, existing.target) != (source, target):
-        raise UsageError(f"--from {source} --to {target} would be stored as {mid}, the id of another model "
-                         f"(--from {existing.source} --to {existing.target}): names with a '2' can collide; "
-                         "choose other names")
+    check_same_domains(existing, source, target)  # before reading the file: the name is the problem
     if existing is not None and not force:
         raise UsageError(f"{mid} is already installed ({existing.origin}); `ccv models rm {target} --from {source}` "
                          f"first, or import with --force to replace it")

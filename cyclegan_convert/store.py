@@ -90,6 +90,15 @@ def _check_domain(name: str) -> str:
     return name
 
 
+def check_same_domains(existing: Optional["ModelEntry"], source: str, target: str) -> None:
+    """Model ids are ``source2target``: ``x2monet -> y`` and ``x -> monet2y`` share one. Refuses to
+    let one model take the place of the other."""
+    if existing is not None and (existing.source, existing.target) != (source, target):
+        raise UsageError(f"--from {source} --to {target} would be stored as {existing.id}, the id of another "
+                         f"model (--from {existing.source} --to {existing.target}): names with a '2' can collide; "
+                         "choose other names")
+
+
 class ModelStore:
     """Model entries of a user root plus the bundled root (read-only)."""
 
@@ -157,10 +166,7 @@ class ModelStore:
             there = ModelEntry.from_folder(final) if (final / "model.json").is_file() else None
         except (ValueError, TypeError, OSError):
             there = None  # a damaged folder: replaced
-        if there is not None and (there.source, there.target) != (entry.source, entry.target):
-            raise UsageError(f"--from {entry.source} --to {entry.target} would be stored as {entry.id}, the id of "
-                             f"another model (--from {there.source} --to {there.target}): names with a '2' can "
-                             "collide; choose other names")
+        check_same_domains(there, entry.source, entry.target)
         try:
             staging = Path(tempfile.mkdtemp(prefix=f".{entry.id}.", dir=self.models_dir))
         except OSError as e:
