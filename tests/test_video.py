@@ -414,12 +414,11 @@ def test_pcm_audio_from_matroska_is_kept_in_mp4(tmp_path, tiny_model):
     assert [p[2] for p in b["audio"][0]] == [p[2] for p in a["audio"][0]]  # the same samples
 
 
-def test_undecodable_packets_at_the_start_are_skipped_not_fatal(tmp_path):
-    """A file whose first packets cannot be decoded (damaged head, recording joined mid-stream) was
-    refused outright (exit 2) by the first look at it, though every later frame decodes."""
+def _clip_with_damaged_head(tmp_path):
+    """damaged.mkv: 30 mpeg4 frames (keyframes every 12) whose first 2 packets are random bytes."""
     import os
 
-    clip = make_clip(tmp_path / "gop.mkv", ClipSpec(frames=30, codec="mpeg4", audio_streams=0))  # keyframes every 12
+    clip = make_clip(tmp_path / "gop.mkv", ClipSpec(frames=30, codec="mpeg4", audio_streams=0))
     src = tmp_path / "damaged.mkv"
     with av.open(str(clip)) as i, av.open(str(src), "w") as o:
         out = o.add_stream_from_template(i.streams.video[0])
@@ -430,6 +429,13 @@ def test_undecodable_packets_at_the_start_are_skipped_not_fatal(tmp_path):
                 p = bad
             p.stream = out
             o.mux(p)
+    return src
+
+
+def test_undecodable_packets_at_the_start_are_skipped_not_fatal(tmp_path):
+    """A file whose first packets cannot be decoded (damaged head, recording joined mid-stream) was
+    refused outright (exit 2) by the first look at it, though every later frame decodes."""
+    src = _clip_with_damaged_head(tmp_path)
     result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
     assert 15 <= result.frames < 30 and "could not be decoded" in result.problem
     assert len(read_video(result.output)["frames"]) == result.frames
@@ -449,19 +455,7 @@ def test_container_colour_tags_are_kept_when_the_bitstream_leaves_them_out(tmp_p
 def test_damage_report_counts_the_lost_packets_and_does_not_say_before(tmp_path, tiny_model):
     """Packets lost at the start were reported as 'the 25 frames before it were converted': the frames
     were after the damage. The line now says how many packets were lost and how many frames made it."""
-    import os
-
-    clip = make_clip(tmp_path / "gop.mkv", ClipSpec(frames=30, codec="mpeg4", audio_streams=0))
-    src = tmp_path / "damaged.mkv"
-    with av.open(str(clip)) as i, av.open(str(src), "w") as o:
-        out = o.add_stream_from_template(i.streams.video[0])
-        for k, p in enumerate(q for q in i.demux(video=0) if q.size):
-            if k < 2:
-                bad = av.Packet(os.urandom(p.size))
-                bad.pts, bad.dts, bad.time_base, bad.is_keyframe = p.pts, p.dts, p.time_base, True
-                p = bad
-            p.stream = out
-            o.mux(p)
+    src = _clip_with_damaged_head(tmp_path)
     r = CliRunner().invoke(app, ["video", str(src), "--model", str(tiny_model)])
     assert r.exit_code == 1, r.output
     text = " ".join(r.output.split())
