@@ -28,7 +28,6 @@ ON_EXISTS = ("skip", "overwrite")
 METADATA = ("keep", "strip")
 AUTO_TILE_PIXELS = 2048 * 2048  # larger images run in tiles (about 4 GB of activations at fp32)
 AUTO_TILE = 1024
-MIN_SIDE = 8  # the generator's 1/4-scale blocks reflect-pad by 1 and need 2 pixels a side
 _PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^.]+)?$")  # atomic.atomic_path's temporary names
 
 
@@ -209,6 +208,7 @@ class Converter:
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, inputs: Sequence[str]) -> Summary:
+        from .backends.base import pad_rgb, padded_size
         from .backends.select import make_backend, open_with_fallback
 
         opt = self.opt
@@ -303,7 +303,7 @@ class Converter:
                                      "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
                 # a size the engine was not built for runs on PyTorch when we have the generator's .pth;
                 # otherwise the engine's own error names the file and how to rebuild
-                on_torch = not tiled and self.ref.kind == "pytorch" and not backend.accepts(*_padded(wh, ww))
+                on_torch = not tiled and self.ref.kind == "pytorch" and not backend.accepts(*padded_size(wh, ww))
                 if on_torch and not told_elsewhere.is_set():
                     told_elsewhere.set()
                     self.on_message("note", f"{job.src}: {ww}x{wh} is outside the {backend.name} engine's shape "
@@ -312,7 +312,7 @@ class Converter:
                 return _Work(job, img, (h, w), tiled, on_torch)
 
             def group(w: _Work):
-                return ("tile", id(w)) if w.tiled else (w.on_torch, *_padded(*w.image.size))
+                return ("tile", id(w)) if w.tiled else (w.on_torch, *padded_size(*w.image.size))
 
             def infer(items: list[_Work]) -> list[_Work]:
                 import torch
@@ -322,8 +322,8 @@ class Converter:
                         x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
                         items[0].result = tiling_backend().infer_tiled(x, tile=tile_side)[0].numpy()
                         return items
-                    ph, pw = _padded(*items[0].image.size)
-                    batch_np = np.stack([_pad(w.image.rgb, ph, pw) for w in items])
+                    ph, pw = padded_size(*items[0].image.size)
+                    batch_np = np.stack([pad_rgb(w.image.rgb, ph, pw) for w in items])
                     engine = torch_backend() if items[0].on_torch else backend
                     out = engine.infer(torch.from_numpy(batch_np)).numpy()
                 except (RuntimeError, ValueError, MemoryError, CcvError) as e:  # out of memory, a shape refused
@@ -401,21 +401,6 @@ class Converter:
             except OSError as e:
                 self.on_message("note", f"{path}: cannot write the list of failures ({e.strerror or e})")
         return written
-
-
-def _padded(h: int, w: int) -> tuple[int, int]:
-    """(H, W) rounded up to the model's multiple of 4, and to at least MIN_SIDE."""
-    return max(MIN_SIDE, -(-h // 4) * 4), max(MIN_SIDE, -(-w // 4) * 4)
-
-
-def _pad(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Reflect-pads (H, W, 3) at the bottom and right to (h, w), as ``backends.base.pad_to_multiple``
-    does, so images of different sizes with the same padded size share a batch."""
-    ph, pw = h - rgb.shape[0], w - rgb.shape[1]
-    if not ph and not pw:
-        return rgb
-    mode = "reflect" if ph < rgb.shape[0] and pw < rgb.shape[1] else "edge"
-    return np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode=mode)
 
 
 def _remove_partials(folder: Path) -> None:

@@ -187,9 +187,8 @@ class VideoConverter:
         return OutputPlan(opt.codec, pix_fmt, options, bit_rate, converter, no_audio=opt.no_audio)
 
     def _open_backend(self, work_size: tuple[int, int]):
-        from .backends.base import MULTIPLE
+        from .backends.base import padded_size
         from .backends.select import make_backend, open_with_fallback
-        from .converter import MIN_SIDE
 
         opt = self.options
         backend = self.backend
@@ -201,7 +200,7 @@ class VideoConverter:
                                          on_note=lambda s: self.on_message("note", s))
             # every frame has the working size: an engine whose shape profile excludes it would fail
             # every frame, so the whole video runs on PyTorch instead (auto only)
-            w, h = (max(MIN_SIDE, -(-side // MULTIPLE) * MULTIPLE) for side in work_size)
+            w, h = padded_size(*work_size[::-1])[::-1]
             if name == "auto" and self.ref.kind == "pytorch" and not backend.accepts(h, w):
                 engine = backend.name
                 backend.close()
@@ -346,7 +345,7 @@ class VideoConverter:
             in_c.close()
 
     def _infer(self, backend, smoother, frames: list[_Frame], enc_q: queue.Queue, torch) -> None:
-        from .converter import MIN_SIDE
+        from .backends.base import padded_size, pad_rgb
 
         t0 = time.perf_counter()
         if smoother is not None:
@@ -354,10 +353,7 @@ class VideoConverter:
         k = self._turns
         batch = np.stack([np.rot90(f.rgb, k) for f in frames])
         h, w = batch.shape[1:3]
-        ph, pw = max(0, MIN_SIDE - h), max(0, MIN_SIDE - w)
-        if ph or pw:  # a frame 1 to 7 pixels high or wide: the generator's 1/4-scale blocks need 2 a side
-            mode = "reflect" if ph < h and pw < w else "edge"
-            batch = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode=mode)
+        batch = pad_rgb(batch, *padded_size(h, w))  # frames 1 to 7 pixels high or wide included
         out = backend.infer(torch.from_numpy(batch)).numpy()[:, :h, :w]
         self.stages["infer"].add(t0, len(frames))
         for f, o in zip(frames, out):

@@ -10,12 +10,29 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import BackendUnavailableError, UsageError
 
 MULTIPLE = 4  # two stride-2 downsamplings: sides must be multiples of 4
+MIN_SIDE = 8  # the generator's 1/4-scale blocks reflect-pad by 1 and need 2 pixels a side
+
+
+def padded_size(h: int, w: int) -> tuple[int, int]:
+    """(H, W) rounded up to the model's multiple of 4, and to at least MIN_SIDE."""
+    return max(MIN_SIDE, -(-h // MULTIPLE) * MULTIPLE), max(MIN_SIDE, -(-w // MULTIPLE) * MULTIPLE)
+
+
+def pad_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Reflect-pads uint8 (..., H, W, 3) at the bottom and right to (h, w), as ``pad_to_multiple``
+    does, so images of different sizes with the same padded size share a batch."""
+    ph, pw = h - rgb.shape[-3], w - rgb.shape[-2]
+    if not ph and not pw:
+        return rgb
+    mode = "reflect" if ph < rgb.shape[-3] and pw < rgb.shape[-2] else "edge"
+    return np.pad(rgb, [(0, 0)] * (rgb.ndim - 3) + [(0, ph), (0, pw), (0, 0)], mode=mode)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = MULTIPLE) -> tuple[torch.Tensor, int, int]:
