@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -45,3 +46,13 @@ def atomic_torch_save(obj: object, target: Union[str, Path]) -> None:
 
     with atomic_path(target) as tmp:
         torch.save(obj, tmp)
+
+
+def ensure_writable_folder(folder: Union[str, Path]) -> None:
+    """Makes ``folder`` (with its parents) if it is missing; OSError when that fails (a file in the
+    way, no permission, a read-only disk) or when files cannot be made in it. Callers check this
+    before long work, and say in their own words what to choose instead."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "not writable", str(folder))

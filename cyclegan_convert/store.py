@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from .atomic import ensure_writable_folder
 from .errors import UnknownModelError, UsageError
 
 BUNDLED_ROOT = Path(__file__).resolve().parent / "models"
@@ -200,11 +201,9 @@ class ModelStore:
     def check_writable(self) -> None:
         """The models folder exists or can be made, and is writable (a clear error otherwise)."""
         try:
-            self.models_dir.mkdir(parents=True, exist_ok=True)
+            ensure_writable_folder(self.models_dir)
         except OSError as e:
             raise self._unwritable(e) from None
-        if not os.access(self.models_dir, os.W_OK | os.X_OK):
-            raise self._unwritable(PermissionError(13, "Permission denied"))
 
     def remove(self, entry: ModelEntry) -> None:
         if entry.origin == "bundled" or (entry.path and self.bundled_root and

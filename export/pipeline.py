@@ -5,14 +5,13 @@ renames: a file under its final name has passed its checks.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, ensure_writable_folder
 from ..backends.base import Backend
 from ..errors import BackendUnavailableError, EngineBuildError, NotAGeneratorError, UsageError
 from ..networks import ResnetGenerator
@@ -182,11 +181,9 @@ def load_rgb_generator(source: Source) -> ResnetGenerator:
 def _check_writable_folder(folder: Path, what: str) -> None:
     """Before minutes of exporting: the folder exists or can be made (not a file, not read-only)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_writable_folder(folder)
     except OSError as e:
         raise UsageError(f"{what} {folder}: cannot be a folder ({e.strerror or e})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{what} {folder}: not writable")
 
 
 def run_export(ref: ModelRef, opts: ExportOptions = ExportOptions(), on_message: Message = lambda s: None,

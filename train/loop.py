@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import torch
 
+from cyclegan_convert.atomic import ensure_writable_folder
 from cyclegan_convert.errors import BackendUnavailableError, UsageError
 
 from . import checkpoint
@@ -209,12 +210,10 @@ def _stamp(path: Path) -> Optional[tuple[int, int]]:
 
 def _make_run_folder(folder: Path) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_writable_folder(folder)
     except OSError as e:
         raise UsageError(f"{folder}: cannot create the run folder ({e.strerror or e}): choose another "
                          "--checkpoints-dir") from None
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{folder}: the run folder is not writable: choose another --checkpoints-dir")
 
 
 def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = False,
