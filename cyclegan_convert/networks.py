@@ -57,17 +57,37 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)  # no ReLU after the add
 
 
+UPSAMPLES = ("transpose", "resize")
+
+
+class ResizeConv(nn.Module):
+    """Nearest-neighbour x2 then a 3x3 convolution: the remedy for the checkerboard that a stride-2
+    transposed convolution paints when its kernel overlaps unevenly (Odena et al., Distill 2016).
+    One module, so the layer indices of the generator stay the original's; its weights are
+    ``model.<i>.conv.*``, which is how a state_dict says which upsampling it has."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
 class ResnetGenerator(nn.Module):
     """resnet_{6,9}blocks: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3, tanh.
 
     Input and output: NCHW in [-1, 1]; the output is 4*ceil(H/4) x 4*ceil(W/4), so callers pad
-    to a multiple of 4 and crop back.
+    to a multiple of 4 and crop back. ``upsample="transpose"`` is the original; ``"resize"``
+    (ccv's own models) upsamples with ``ResizeConv`` and has no checkerboard.
     """
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 use_dropout: bool = False):
+                 use_dropout: bool = False, upsample: str = "transpose"):
         super().__init__()
-        self.ngf, self.n_blocks, self.use_dropout = ngf, n_blocks, use_dropout
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, not {upsample!r}")
+        self.ngf, self.n_blocks, self.use_dropout, self.upsample = ngf, n_blocks, use_dropout, upsample
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=True), InstanceNorm(ngf), nn.ReLU(True),
         ]
@@ -80,10 +100,9 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(ngf * 4, use_dropout) for _ in range(n_blocks)]
         for i in range(2):  # upsampling
             mult = 2 ** (2 - i)
-            layers += [
-                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=True),
-                InstanceNorm(ngf * mult // 2), nn.ReLU(True),
-            ]
+            up = (ResizeConv(ngf * mult, ngf * mult // 2) if upsample == "resize" else
+                  nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=True))
+            layers += [up, InstanceNorm(ngf * mult // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 

@@ -31,13 +31,15 @@ class GeneratorArch:
     ngf: int
     n_blocks: int
     use_dropout: bool
+    upsample: str = "transpose"
 
     @property
     def name(self) -> str:
-        return f"resnet_{self.n_blocks}blocks"
+        return f"resnet_{self.n_blocks}blocks" + ("" if self.upsample == "transpose" else f"_{self.upsample}")
 
     def build(self) -> ResnetGenerator:
-        return ResnetGenerator(self.input_nc, self.output_nc, self.ngf, self.n_blocks, self.use_dropout)
+        return ResnetGenerator(self.input_nc, self.output_nc, self.ngf, self.n_blocks, self.use_dropout,
+                               self.upsample)
 
 
 def sha256_file(path: Union[str, Path]) -> str:
@@ -110,7 +112,8 @@ def infer_arch(sd: Mapping[str, torch.Tensor], where: str = "weights") -> Genera
         raise NotAGeneratorError(f"{where}: not a CycleGAN ResNet generator (no residual blocks)")
     last = sd.get(f"model.{10 + n_blocks + 6 + 1}.weight")
     output_nc = int(last.shape[0]) if last is not None else 3
-    return GeneratorArch(input_nc, output_nc, ngf, n_blocks, dropout)
+    upsample = "resize" if f"model.{10 + n_blocks}.conv.weight" in sd else "transpose"
+    return GeneratorArch(input_nc, output_nc, ngf, n_blocks, dropout, upsample)
 
 
 def load_generator(source: Union[str, Path, Mapping[str, torch.Tensor]], device: Union[str, torch.device] = "cpu"

@@ -24,6 +24,7 @@ class TrainConfig:
     ngf: int = 64                 # generator width
     ndf: int = 64                 # discriminator width
     n_blocks: int = 9             # residual blocks: 9 (resnet_9blocks) or 6
+    upsample: str = "transpose"   # generator upsampling: transpose (the original) or resize (no checkerboard)
     init_gain: float = 0.02       # weights N(0, gain), biases 0
     # optimisation
     batch_size: int = 1           # per process
@@ -45,7 +46,7 @@ class TrainConfig:
 
     @property
     def arch(self) -> str:
-        return f"resnet_{self.n_blocks}blocks"
+        return f"resnet_{self.n_blocks}blocks" + ("" if self.upsample == "transpose" else f"_{self.upsample}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +65,8 @@ class RunOptions:
     name: str = "cyclegan"                 # checkpoints go to <checkpoints_dir>/<name>/
     checkpoints_dir: str = "checkpoints"
     device: str = "auto"                   # auto, cpu, cuda (cuda without a GPU is an error)
-    amp: bool = True                       # fp16 autocast + GradScaler; only ever used on CUDA
+    amp: Optional[bool] = None             # mixed precision: fp16 + GradScaler on CUDA, bf16 on the CPU;
+                                           # None: on for CUDA, off for the CPU
     workers: int = 2                       # data loading processes (0: in the main process)
     max_steps: Optional[int] = None        # stop after this many steps in total (resumed runs included)
     max_time: Optional[float] = None       # stop after this many seconds of this invocation

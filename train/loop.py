@@ -127,6 +127,7 @@ def _deferred_interrupt() -> Iterator[threading.Event]:
 
 # The `ccv train` option of each recipe field, to name in messages (fields without one keep their name).
 OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_blocks": "--blocks",
+             "upsample": "--upsample",
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
                  "lambda_b", "lambda_identity", "pool_size", "seed")}}
@@ -274,7 +275,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     _make_run_folder(folder)
 
     # -- model and optimizers; on resume everything comes from the checkpoint
-    model = CycleGAN(config, device, amp=options.amp, distributed=dist.enabled, rank=dist.rank)
+    amp = options.amp if options.amp is not None else device.type == "cuda"
+    model = CycleGAN(config, device, amp=amp, distributed=dist.enabled, rank=dist.rank)
     epoch, epoch_step, step, wall_before = 1, 0, 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -305,7 +307,8 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     if device.type == "cuda":
         say(f"device: {torch.cuda.get_device_name(device)}" + (", AMP fp16" if model.amp else ", fp32"))
     else:
-        say("device: CPU (seconds per step at 256 px, months for the full recipe: real training needs a GPU)")
+        say("device: CPU" + (", AMP bf16" if model.amp else ", fp32")
+            + " (seconds per step at 256 px, months for the full recipe: real training needs a GPU)")
 
     # -- outputs of rank 0: loss log, sample pair
     sample_pair = tuple(t.unsqueeze(0) for t in dataset.fixed_pair())

@@ -28,8 +28,9 @@ def gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
 class CycleGAN:
     """The four networks, both optimizers, both image pools and one ``train_step``.
 
-    ``amp`` (fp16 autocast with a GradScaler) is used only on CUDA; with it off the autocast context
-    and the scaler are no-ops, so there is one code path. ``channels_last`` defaults to on for CUDA
+    ``amp`` is fp16 autocast with a GradScaler on CUDA and bf16 autocast on the CPU (bf16 has fp32's
+    range: no scaler); with it off the autocast context and the scaler are no-ops, so there is one
+    code path. ``channels_last`` defaults to on for CUDA
     (tensor cores want NHWC) and off on the CPU (slower there); tests set it to compare both.
     ``distributed`` wraps the networks in DistributedDataParallel (the process group must exist).
     """
@@ -39,13 +40,14 @@ class CycleGAN:
         self.config = c = config
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
-        self.amp = amp and cuda
+        self.amp = amp
+        self.amp_dtype = torch.float16 if cuda else torch.bfloat16
         nhwc = cuda if channels_last is None else channels_last
         self.memory_format = torch.channels_last if nhwc else torch.contiguous_format
 
         torch.manual_seed(c.seed)  # same seed, same initial weights on every rank
-        self.G_A = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks), c.init_gain)
-        self.G_B = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks), c.init_gain)
+        self.G_A = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample), c.init_gain)
+        self.G_B = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample), c.init_gain)
         self.D_A = init_weights(NLayerDiscriminator(ndf=c.ndf), c.init_gain)
         self.D_B = init_weights(NLayerDiscriminator(ndf=c.ndf), c.init_gain)
         for net in self.nets.values():
@@ -57,7 +59,7 @@ class CycleGAN:
                                       lr=c.lr, betas=(c.beta1, c.beta2), **extra)
         self.opt_D = torch.optim.Adam(itertools.chain(self.D_A.parameters(), self.D_B.parameters()),
                                       lr=c.lr, betas=(c.beta1, c.beta2), **extra)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and cuda)
         self.pool_fake_A = ImagePool(c.pool_size, seed=c.seed * 2 + 1 + 1000 * rank)  # for D_B
         self.pool_fake_B = ImagePool(c.pool_size, seed=c.seed * 2 + 2 + 1000 * rank)  # for D_A
 
@@ -77,7 +79,7 @@ class CycleGAN:
         return {"G_A": self.G_A, "G_B": self.G_B, "D_A": self.D_A, "D_B": self.D_B}
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     def set_lr(self, lr: float) -> None:
         for opt in (self.opt_G, self.opt_D):
