@@ -50,7 +50,8 @@ def main() -> None:
         torch.save(generator.state_dict(), weights)
     generator.load_state_dict(torch.load(weights, weights_only=True))
 
-    report = run_export(ModelRef(weights, "pytorch"), ExportOptions(out=work / "exports", fp32_max_abs=1.0),
+    # verified with ccv's own tolerances (FP32 max abs 1e-4, FP16 40 dB): a failing export stops here
+    report = run_export(ModelRef(weights, "pytorch"), ExportOptions(out=work / "exports"),
                         on_message=print)
     for v in report.verifications:
         print(f"\n{v.path.name}: {'; '.join(v.graph_checks)}")

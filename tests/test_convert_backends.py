@@ -281,3 +281,74 @@ def test_compile_asks_for_pytorch(pth):
         select.make_backend(pth, "onnxruntime", "cpu", compile=True)
     with pytest.raises(UsageError, match="g.onnx"):
         select.make_backend(ModelRef(pth.path.with_name("g.onnx"), "onnx"), "auto", "cpu", compile=True)
+
+
+class _FakeOrt:
+    """onnxruntime(-gpu) as far as the backend's provider checks see it: which providers the build
+    has, and which ones a session really started with (onnxruntime-gpu falls back to the CPU
+    silently when CUDA or cuDNN libraries are missing)."""
+
+    class GraphOptimizationLevel:
+        ORT_ENABLE_ALL = 99
+
+    class SessionOptions:
+        pass
+
+    def __init__(self, available, started):
+        self.available, self.started, self.asked = available, started, None
+
+    def get_available_providers(self):
+        return list(self.available)
+
+    def InferenceSession(self, path, sess_options=None, providers=()):  # noqa: N802  (onnxruntime's name)
+        self.asked = list(providers)
+        started = self.started
+
+        class Arg:
+            name, type = "x", "tensor(float)"
+
+        class Session:
+            def get_providers(self):
+                return list(started)
+
+            def get_inputs(self):
+                return [Arg()]
+
+            def get_outputs(self):
+                return [Arg()]
+
+        return Session()
+
+
+@pytest.mark.parametrize("device, available, started, expect", [
+    ("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"),
+    ("cuda:1", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda:1"),
+    ("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], "could not start CUDA"),
+    ("cuda", ["CPUExecutionProvider"], ["CPUExecutionProvider"], "needs onnxruntime-gpu"),
+    ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], "cpu"),  # auto may fall back
+    ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda"),
+    ("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], "cpu"),
+])
+def test_onnxruntime_gpu_provider_checks(tmp_path, monkeypatch, device, available, started, expect):
+    """--device cuda never runs silently on the CPU; auto uses CUDA where the session started it."""
+    import sys
+
+    from cyclegan_convert.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from cyclegan_convert.errors import BackendUnavailableError
+
+    ort = _FakeOrt(available, started)
+    monkeypatch.setitem(sys.modules, "onnxruntime", ort)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    onnx = tmp_path / "g.onnx"
+    onnx.write_bytes(b"not read by the fake")
+    be = OnnxRuntimeBackend(onnx, device=device)
+    if expect in ("cpu", "cuda", "cuda:1"):
+        be.open()
+        assert str(be.device) == expect
+        if device == "cpu":
+            assert ort.asked == ["CPUExecutionProvider"]
+        if device == "cuda:1":
+            assert ort.asked[0] == ("CUDAExecutionProvider", {"device_id": 1})
+    else:
+        with pytest.raises(BackendUnavailableError, match=expect):
+            be.open()

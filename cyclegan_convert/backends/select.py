@@ -5,10 +5,11 @@ What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmar
   PyTorch FP16 with channels_last;
 - the CPU: PyTorch. bf16 (NCHW, fp32 stem, InstanceNorm statistics accumulated in fp32; 44.6 dB
   or better against fp32 on real photos) where the CPU has native bf16 (AVX512-BF16 or AMX):
-  1.9-2.1x fp32 there; on CPUs without it bf16 is emulated and about 7x slower than fp32, so fp32
-  it is, or ONNX Runtime (measured 1.2-1.5x PyTorch fp32 there) when a verified ONNX of the model
-  is already cached. ``torch.compile`` (``compile=True``) is 1.3x faster per image but costs 20-60 s
-  of compiling per run, so it is not a default.
+  1.73-1.93x the original's fp32 loop end to end there (benchmarks/convert_speed.py); on CPUs
+  without it bf16 is emulated and was 5-7x slower than fp32 (convert_backends.py), so fp32 it is,
+  or ONNX Runtime (1.07-1.45x PyTorch fp32 there: convert_speed.py, export_onnx.py) when a verified
+  ONNX of the model is already cached. ``torch.compile`` (``compile=True``) is 1.3x faster per
+  image but compiles for 8-21 s per run and size class, so it is not a default.
 - TensorRT refusing a size (outside its profile) or failing to build: PyTorch on the same GPU, with a note.
 An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine.
 """
@@ -42,8 +43,8 @@ def auto_precision(device: torch.device) -> str:
 
 
 def auto_channels_last(device: torch.device, precision: str) -> bool:
-    # channels_last helps CUDA; on the CPU it measured slower for bf16 (0.83x at 256x256, 0.87x at
-    # 1368x1076: oneDNN reorders around InstanceNorm and the padding) and no better for fp32
+    # channels_last helps CUDA; on the CPU fp32 measured 0.89x at 256x256 with it (export_onnx.py;
+    # oneDNN reorders around InstanceNorm and the padding)
     return device.type == "cuda"
 
 
@@ -175,6 +176,6 @@ def auto_note(ref: ModelRef, chosen: Backend) -> str:
     if (isinstance(chosen, TorchBackend) and chosen.device.type == "cpu" and chosen.precision == "fp32"
             and not chosen.compile and ref.kind == "pytorch" and _onnxruntime_installed()):
         how = f"--to {ref.entry.target}" if ref.entry else f"--model {ref.path}"
-        return (f"ONNX Runtime measured 1.07-1.5x faster than PyTorch fp32 on CPUs without native bf16: "
+        return (f"ONNX Runtime measured 1.07-1.45x faster than PyTorch fp32 on CPUs without native bf16: "
                 f"`ccv export {how}` once, then --backend auto uses it")
     return ""

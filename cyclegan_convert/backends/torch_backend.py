@@ -19,8 +19,8 @@ class TorchBackend(Backend):
     precision: 'fp32'; 'fp16' (CUDA) or 'bf16' (CPU or CUDA): half-precision weights and activations
     after an fp32 stem (``HalfPrecisionGenerator``; on CUDA cuDNN may run its fp32 convolution as
     TF32, PyTorch's default, not measured here), InstanceNorm statistics accumulated in fp32.
-    Weights are cast once at open rather than by autocast on every call: on a native-bf16 CPU that
-    measured 1.2x faster than bf16 autocast (1368x1076, NCHW). ``channels_last`` helps convolutions
+    Weights are cast once at open rather than by autocast on every call (autocast casts them again
+    at every call). ``channels_last`` helps convolutions
     on CUDA (on the CPU it measured slower: oneDNN reorders around InstanceNorm and the padding).
     """
 

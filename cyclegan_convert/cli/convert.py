@@ -23,7 +23,7 @@ def convert(
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16 (CPU with native bf16) or fp16 (CUDA).")] = "auto",
-    compile: Annotated[bool, typer.Option("--compile", help="PyTorch with torch.compile: about 1.3x faster per image after 20-60 s of compiling; pays off over hundreds of images.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="PyTorch with torch.compile: about 1.3x faster per image after 8-21 s of compiling per size class; pays off over hundreds of images.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="Images per inference batch (0: 4 on a GPU, 1 on the CPU).")] = 0,
     ext: Annotated[str, typer.Option(help="Output format: same, jpg, png or webp.")] = "same",
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="JPEG/WebP quality (default 95/90).")] = None,
