@@ -10,7 +10,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -34,8 +34,8 @@ _PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^.]+)?$")  # atomic.atomic_path's 
 @dataclass(frozen=True)
 class ConvertOptions:
     output: Optional[Path] = None  # None: a sibling folder <input>_<target>/ (files: beside themselves)
-    ext: str = "same"  # same, jpg, png, webp
-    quality: Optional[int] = None  # JPEG/WebP quality; None: 95 (JPEG), 90 (WebP)
+    ext: str = "same"  # same, jpg, png, webp, avif, heic (same: a camera RAW becomes a 16-bit TIFF)
+    quality: Optional[int] = None  # JPEG/WebP/AVIF/HEIC quality; None: 95 (JPEG), 90 (WebP), 85 (AVIF, HEIC)
     suffix: Optional[str] = None  # added to output names; None: "" in a mirrored tree, "_<target>" beside the input
     on_exists: str = "skip"  # skip (outputs made with the same model and settings) or overwrite
     max_side: Optional[int] = None  # run the generator with the longest side at most this
@@ -268,6 +268,7 @@ class Converter:
             return backend if hasattr(backend, "infer_tiled") else torch_backend()
 
         told_elsewhere = threading.Event()
+        told_raw = threading.Event()
 
         backend = open_with_fallback(backend, self.ref, opt.backend, opt.device, precision=opt.precision,
                                      on_note=lambda text: self.on_message("note", text))
@@ -290,7 +291,11 @@ class Converter:
                 except Exception as e:  # noqa: BLE001  (a decoder bug on a strange file: that file fails)
                     raise ItemFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
                 if img.frames > 1:
-                    self.on_message("note", f"{job.src}: {img.frames} frames or pages; only the first is converted")
+                    self.on_message("note", f"{job.src}: {img.frames_note()}")
+                if img.format == "RAW" and opt.ext == "same" and not told_raw.is_set():
+                    told_raw.set()
+                    self.on_message("note", f"{job.src}: a camera RAW cannot be written back; --ext same writes "
+                                    f"RAW files as 16-bit TIFF ({job.dst.name})")
                 h, w = img.size
                 if opt.max_side and max(h, w) > opt.max_side:
                     s = opt.max_side / max(h, w)
@@ -341,8 +346,7 @@ class Converter:
                     assert rgb is not None
                     if not opt.work_size and rgb.shape[:2] != w.orig_size:
                         rgb = resize_rgb(np.ascontiguousarray(rgb), *w.orig_size)
-                    img = DecodedImage(np.ascontiguousarray(rgb), w.image.alpha, w.image.exif, w.image.icc,
-                                       w.image.xmp, w.image.dpi)
+                    img = replace(w.image, rgb=np.ascontiguousarray(rgb))  # alpha, metadata, bit depth go along
                     fmt = output_format(job.dst.suffix)
                     with atomic_path(job.dst, suffix=job.dst.suffix) as tmp:
                         encode_image(img, tmp, fmt, opt.quality)

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from .errors import UsageError
+from .formats import check_writable, is_raw_name
 from .imaging import IMAGE_SUFFIXES, is_image_name
 from .manifest import MANIFEST_NAME, outputs_beside_sources
 
 CLUTTER_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin"})
-EXTS = ("same", "jpg", "png", "webp")
+EXTS = ("same", "jpg", "png", "webp", "avif", "heic")
+RAW_SAME_SUFFIX = ".tif"  # --ext same on a camera RAW: a RAW cannot be written back
 
 
 def is_clutter(name: str) -> bool:
@@ -30,17 +32,20 @@ def is_clutter(name: str) -> bool:
 class Naming:
     """How an output file is named: ``<stem><suffix><ext>``."""
 
-    ext: str = "same"  # same, jpg, png, webp
+    ext: str = "same"  # same, jpg, png, webp, avif, heic
     suffix: str = ""
 
     def __post_init__(self) -> None:
         if self.ext not in EXTS:
             raise UsageError(f"unknown --ext {self.ext!r}: use {', '.join(EXTS)}")
+        check_writable(self.ext)  # --ext heic without pillow-heif: refused before any work
         if any(c in self.suffix for c in "/\\"):
             raise UsageError(f"--suffix {self.suffix!r} must not contain a path separator")
 
     def out_suffix(self, src: Path) -> str:
-        return src.suffix if self.ext == "same" else f".{self.ext}"
+        if self.ext != "same":
+            return f".{self.ext}"
+        return RAW_SAME_SUFFIX if is_raw_name(src) else src.suffix
 
     def name(self, src: Path, disambiguate: bool = False) -> str:
         stem = f"{src.stem}_{src.suffix.lstrip('.')}" if disambiguate else src.stem

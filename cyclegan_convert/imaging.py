@@ -1,4 +1,7 @@
-"""Reading images as users have them: EXIF orientation, any mode, any bit depth, into 8-bit RGB."""
+"""Reading images as users have them: EXIF orientation, any mode, any bit depth, into 8-bit RGB.
+
+Which files are images, and the optional decoders (HEIC, camera RAW), are in ``formats``; RAW
+development is in ``camera_raw``."""
 from __future__ import annotations
 
 import struct
@@ -9,9 +12,9 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import formats
 from .errors import MediaError
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+from .formats import IMAGE_SUFFIXES
 
 
 def is_image_name(path: Union[str, Path]) -> bool:
@@ -39,9 +42,14 @@ def to_rgb8(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def read_rgb(path: Union[str, Path]) -> Image.Image:
-    """An upright 8-bit RGB image, fully decoded; ``MediaError`` names the file and the reason."""
+def read_rgb(path: Union[str, Path], min_side: Optional[int] = None) -> Image.Image:
+    """An upright 8-bit RGB image, fully decoded; ``MediaError`` names the file and the reason.
+    ``min_side``: the caller shrinks the image to about this side anyway (training), so a RAW whose
+    half-size development is still that large is developed at half size (about 4x faster)."""
     path = Path(path)
+    if formats.is_raw_name(path):
+        return Image.fromarray(_read_raw(path, metadata=False, min_side=min_side).rgb)
+    formats.need_decoder(path)
     try:
         with Image.open(path) as img:
             img.load()
@@ -50,8 +58,7 @@ def read_rgb(path: Union[str, Path]) -> Image.Image:
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:
-        reason = "empty file" if path.stat().st_size == 0 else "not an image or an unsupported format"
-        raise MediaError(f"{path}: {reason}") from None
+        raise MediaError(f"{path}: {formats.unidentified_reason(path)}") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
         raise MediaError(f"{path}: cannot decode ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
 
@@ -60,12 +67,13 @@ def read_rgb(path: Union[str, Path]) -> Image.Image:
 
 ORIENTATION_TAG = 0x0112
 OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP",
-                  ".tif": "TIFF", ".tiff": "TIFF"}
-_ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})  # JPEG has none; BMP readers mishandle 32-bit
-_EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
-_ICC_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
-_DPI_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "BMP"})  # WebP has no resolution field
-_XMP_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+                  ".tif": "TIFF", ".tiff": "TIFF", ".avif": "AVIF", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF"}
+_ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "AVIF", "HEIF"})  # JPEG has none; BMP readers mishandle 32-bit
+_EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"})
+_ICC_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"})
+_DPI_FORMATS = frozenset({"JPEG", "PNG", "TIFF", "BMP"})  # WebP, AVIF and HEIF have no resolution field
+_XMP_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "AVIF", "HEIF"})
+DEFAULT_QUALITY = {"JPEG": 95, "WEBP": 90, "AVIF": 85, "HEIF": 85}
 
 
 @dataclass
@@ -79,7 +87,15 @@ class DecodedImage:
     xmp: Optional[bytes] = None  # XMP packet (ratings, keywords, rights), orientation already removed
     dpi: Optional[tuple[float, float]] = None  # print resolution (JFIF, pHYs, TIFF), upright (x, y)
     frames: int = 1  # frames or pages in the file (animated WebP, multi-page TIFF): only the first is here;
-    # a camera JPEG's embedded previews (Pillow reads it as MPO) do not count
+    # a camera JPEG's embedded previews (Pillow reads it as MPO) do not count; HEIF: top-level images
+    bits: int = 8  # 16 for a developed RAW: a TIFF output is written with 16 bits per sample
+    format: str = ""  # what it was read from: Pillow's format name (JPEG, HEIF, AVIF ...) or RAW
+
+    def frames_note(self) -> str:
+        """What a user is told about the frames left out (``frames`` > 1)."""
+        if self.format == "HEIF":  # the primary image, which is not always the first one
+            return f"{self.frames} images in one HEIF file; only the primary image is converted"
+        return f"{self.frames} frames or pages; only the first is converted"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -109,8 +125,12 @@ def _dpi_of(img: Image.Image) -> Optional[tuple[float, float]]:
 def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
     """Reads an image for conversion: upright RGB, alpha if any, EXIF (orientation reset) and ICC.
 
-    Raises ``MediaError`` for missing, empty, non-image, corrupt or truncated files."""
+    Raises ``MediaError`` for missing, empty, non-image, corrupt or truncated files, and for HEIC or
+    RAW files when their package is missing here."""
     path = Path(path)
+    if formats.is_raw_name(path):
+        return _read_raw(path, metadata)
+    formats.need_decoder(path)
     try:
         with Image.open(path) as img:
             img.load()
@@ -132,22 +152,42 @@ def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
             alpha = _alpha_of(upright)
             rgb = np.asarray(to_rgb8(upright))
             return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None, xmp=xmp, dpi=dpi,
-                                frames=1 if img.format == "MPO" else getattr(img, "n_frames", 1))
+                                frames=1 if img.format == "MPO" else getattr(img, "n_frames", 1),
+                                format=img.format or "")
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:
-        reason = "empty file" if path.stat().st_size == 0 else "not an image or an unsupported format"
-        raise MediaError(f"{path}: {reason}") from None
+        raise MediaError(f"{path}: {formats.unidentified_reason(path)}") from None
     except Image.DecompressionBombError as e:
         raise MediaError(f"{path}: {e}") from None
     except (OSError, SyntaxError, ValueError, struct.error, IndexError, EOFError) as e:
         raise MediaError(f"{path}: cannot decode ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
 
 
+def _read_raw(path: Path, metadata: bool, min_side: Optional[int] = None) -> DecodedImage:
+    """A camera RAW developed to upright sRGB (see ``camera_raw``), with its EXIF (orientation 1,
+    without the MakerNote). Its XMP is not copied: in a DNG it holds develop settings for the RAW,
+    which an editor would apply again to the converted image."""
+    from . import camera_raw
+
+    formats.need_decoder(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MediaError(f"{path}: no such file") from None
+    except OSError as e:
+        raise MediaError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not data:
+        raise MediaError(f"{path}: empty file")
+    rgb16 = camera_raw.develop(data, path, min_side=min_side)
+    return DecodedImage(rgb=camera_raw.to_rgb8(rgb16), exif=camera_raw.exif_of(data) if metadata else None,
+                        bits=16, format="RAW")
+
+
 def output_format(suffix: str) -> str:
     fmt = OUTPUT_FORMATS.get(suffix.lower())
     if fmt is None:
-        raise MediaError(f"cannot write {suffix!r} files: use jpg, png, webp, bmp or tiff")
+        raise MediaError(f"cannot write {suffix!r} files: use jpg, png, webp, avif, heic, bmp or tiff")
     return fmt
 
 
@@ -158,15 +198,29 @@ def resize_rgb(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.LANCZOS))
 
 
+def _alpha_at(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return alpha if alpha.shape == size else resize_rgb(alpha, *size)
+
+
 def encode_image(image: DecodedImage, path: Union[str, Path], fmt: str, quality: Optional[int] = None) -> None:
     """Writes ``image`` to ``path`` (the caller's temporary name) as ``fmt``; alpha, EXIF, ICC, XMP
     and the print resolution go along where the format can carry them (JPEG has no alpha: it is
     dropped). The resolution is kept as stated, also for ``--work-size`` outputs, as image editors
-    do when resampling (and as the copied EXIF resolution says)."""
+    do when resampling (and as the copied EXIF resolution says). A 16-bit source (a RAW) goes to a
+    TIFF with 16 bits per sample."""
     rgb = image.rgb
+    if fmt == "TIFF" and image.bits == 16:
+        from .tiff16 import write_tiff16
+
+        planes = [rgb] if image.alpha is None else [rgb, _alpha_at(image.alpha, rgb.shape[:2])[..., None]]
+        samples = np.concatenate(planes, axis=2).astype(np.uint16)
+        samples *= 257  # 8 to 16 bits: 255 -> 65535
+        write_tiff16(path, samples, image.exif, image.icc, image.xmp, image.dpi)
+        return
+    if fmt == "HEIF" and (problem := formats.heif_problem()):
+        raise MediaError(f"cannot write HEIC: {problem}")
     if image.alpha is not None and fmt in _ALPHA_FORMATS:
-        alpha = image.alpha if image.alpha.shape == rgb.shape[:2] else resize_rgb(image.alpha, *rgb.shape[:2])
-        pil = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+        pil = Image.fromarray(np.dstack([rgb, _alpha_at(image.alpha, rgb.shape[:2])]), "RGBA")
     else:
         pil = Image.fromarray(rgb, "RGB")
     kw: dict = {}
@@ -185,10 +239,15 @@ def encode_image(image: DecodedImage, path: Union[str, Path], fmt: str, quality:
             kw["pnginfo"] = info
         else:
             kw["xmp"] = image.xmp
+    q = quality or DEFAULT_QUALITY.get(fmt, 0)
     if fmt == "JPEG":
-        kw.update(quality=quality or 95, subsampling=0 if (quality or 95) >= 90 else 2)
+        kw.update(quality=q, subsampling=0 if q >= 90 else 2)
     elif fmt == "WEBP":
-        kw.update(quality=quality or 90, method=4)
+        kw.update(quality=q, method=4)
+    elif fmt == "AVIF":  # full-resolution colour at high qualities, as for JPEG
+        kw.update(quality=q, subsampling="4:4:4" if q >= 90 else "4:2:0")
+    elif fmt == "HEIF":
+        kw.update(quality=q, chroma=444 if q >= 90 else 420)
     elif fmt == "PNG":
         kw.update(compress_level=3)  # level 6 (the default) costs twice the time for ~5% smaller files
     elif fmt == "TIFF":

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
 from ..errors import MediaError, UsageError
+from ..formats import suffixes_text, upright_size  # sizes as shown, HEIC and RAW too
 from ..imaging import is_image_name
 
 MULTIPLE = 4
@@ -125,29 +126,17 @@ def scan_sizes(path: Union[str, Path], on_skip: Callable[[str], None] = lambda s
         sizes = []
         for p in files:
             try:
-                sizes.append(_image_size(p))
+                sizes.append(upright_size(p))
             except MediaError as e:
                 on_skip(str(e))
         if not sizes:
-            raise UsageError(f"{path}: no readable images found (looked for {', '.join(sorted({'.jpg', '.png', '.tif', '.webp'}))} ...)")
+            raise UsageError(f"{path}: no readable images found (looked for {suffixes_text()})")
         return sizes
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return [_video_size(path)]
     if path.is_file() and is_image_name(path):
-        return [_image_size(path)]
+        return [upright_size(path)]
     raise UsageError(f"{path}: --for needs a folder of images, an image or a video")
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:  # reads the header only
-            w, h = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise MediaError(f"{path}: cannot read the image size ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # rotated by 90 degrees when shown
 
 
 def _video_size(path: Path) -> tuple[int, int]:

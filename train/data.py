@@ -19,9 +19,10 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from cyclegan_convert.errors import DataError, MediaError, UsageError
+from cyclegan_convert.formats import probe, suffixes_text
 from cyclegan_convert.imaging import is_image_name, read_rgb
 
 Report = Callable[[str], None]
@@ -87,32 +88,15 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def _header_ok(path: Path) -> Optional[str]:
-    """None if PIL recognises the file (reading only its header); else the reason."""
-    try:
-        if path.stat().st_size == 0:
-            return "empty file"
-        with Image.open(path) as img:
-            img.size  # noqa: B018  (the header is parsed by now)
-        return None
-    except UnidentifiedImageError:
-        return "not an image or an unsupported format"
-    except Image.DecompressionBombError as e:  # PIL refuses to open it at all (not an OSError)
-        return f"too large to decode ({str(e).split(' exceeds')[0]})"
-    except (OSError, SyntaxError, ValueError) as e:
-        return f"cannot open ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
-
-
 def scan_domain(folder: Path, label: str, report: Report) -> list[Path]:
     """The usable images of one domain. Files PIL cannot even open are reported now, once; files that
     fail later while decoding (truncated data) are reported by the loop and skipped there."""
     files = list_images(folder)
     if not files:
-        raise DataError(f"{folder}: no images for domain {label} (looked for "
-                        ".jpg .jpeg .png .bmp .tif .tiff .webp, recursively)")
+        raise DataError(f"{folder}: no images for domain {label} (looked for {suffixes_text()}, recursively)")
     good = []
     for f in files:
-        reason = _header_ok(f)
+        reason = probe(f)  # the header only (a RAW: LibRaw's), so a HEIC or RAW without its package is said here
         if reason is None:
             good.append(f)
         else:
@@ -158,7 +142,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
         for k in range(len(files)):
             path = files[(i + k) % len(files)]
             try:
-                img = read_rgb(path)
+                img = read_rgb(path, min_side=self.load_size)  # a large RAW is developed at half size
             except MediaError as e:
                 bad.append(str(e))
                 continue
@@ -192,7 +176,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
         for files in (self.files_a, self.files_b):
             for f in files:
                 try:
-                    img = read_rgb(f)
+                    img = read_rgb(f, min_side=self.load_size)
                 except MediaError:
                     continue
                 img = img.resize((self.load_size, self.load_size), Image.BICUBIC)

@@ -15,7 +15,7 @@ MAX_LISTED_FAILURES = 20
 
 @command(no_args_is_help=True)
 def convert(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or quoted globs.", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(help="Image files (JPEG, PNG, WebP, TIFF, HEIC, AVIF, camera RAW), folders (recursive) or quoted globs.", show_default=False)],
     to: ToOpt = None,
     from_: FromOpt = None,
     model: ModelOpt = None,
@@ -25,8 +25,8 @@ def convert(
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16 (CPU with native bf16) or fp16 (CUDA).")] = "auto",
     compile: Annotated[bool, typer.Option("--compile", help="PyTorch with torch.compile: about 1.3x faster per image after 8-21 s of compiling per size class; pays off over hundreds of images.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="Images per inference batch (0: 4 on a GPU, 1 on the CPU).")] = 0,
-    ext: Annotated[str, typer.Option(help="Output format: same, jpg, png or webp.")] = "same",
-    quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="JPEG/WebP quality (default 95/90).")] = None,
+    ext: Annotated[str, typer.Option(help="Output format: same, jpg, png, webp, avif or heic (same: a camera RAW becomes a 16-bit TIFF).")] = "same",
+    quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="JPEG/WebP/AVIF/HEIC quality (default 95/90/85/85).")] = None,
     suffix: Annotated[Optional[str], typer.Option(help="Added to output file names (default: none in an output folder, _<target> beside the input).")] = None,
     on_exists: Annotated[str, typer.Option(help="skip: keep outputs made with the same model and settings; overwrite: redo all.")] = "skip",
     max_side: Annotated[Optional[int], typer.Option(help="Run the model with the longest side at most this (e.g. 512), then scale back.")] = None,

@@ -1,0 +1,165 @@
+"""Which image files ccv reads and writes, and the optional decoders behind some of them.
+
+JPEG, PNG, WebP, BMP and TIFF are Pillow's own, and so is AVIF (Pillow 11.3 and later, built with
+libavif). HEIC/HEIF comes from pillow-heif (libheif) and camera RAW from rawpy (LibRaw). Both are in
+the default install but imported only when a file needs them: on a platform without a wheel for one,
+everything else still converts, and each file that needs the missing package fails alone with one line
+naming it.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Optional, Union
+
+from .errors import MediaError, UsageError
+
+PILLOW_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})  # .hif: Canon and Fujifilm 10-bit HEIF
+AVIF_SUFFIXES = frozenset({".avif"})
+# LibRaw reads many more; these are the current cameras' own names (plus DNG)
+RAW_SUFFIXES = frozenset({".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
+IMAGE_SUFFIXES = PILLOW_SUFFIXES | HEIF_SUFFIXES | AVIF_SUFFIXES | RAW_SUFFIXES
+
+PathLike = Union[str, Path]
+
+
+def suffix_of(path: PathLike) -> str:
+    return Path(path).suffix.lower()
+
+
+def is_raw_name(path: PathLike) -> bool:
+    return suffix_of(path) in RAW_SUFFIXES
+
+
+def suffixes_text() -> str:
+    """The readable suffixes for messages: ``.jpg .jpeg ... .dng ...``."""
+    order = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif", ".hif", ".avif")
+    return " ".join([*order, *sorted(RAW_SUFFIXES)])
+
+
+# -- optional packages, imported on first need --------------------------------------------------------
+
+_lock = threading.Lock()
+_missing: dict[str, Optional[str]] = {}  # package -> None when usable, else why not
+
+
+def _try_package(name: str) -> Optional[str]:
+    """None when ``name`` imports (pillow-heif is then registered with Pillow), else the reason."""
+    with _lock:  # decode workers meet here at once; register the HEIF opener only once
+        if name not in _missing:
+            try:
+                if name == "pillow-heif":
+                    import pillow_heif
+
+                    pillow_heif.register_heif_opener()
+                else:
+                    import rawpy  # noqa: F401
+                _missing[name] = None
+            except (ImportError, OSError) as e:  # no wheel for this platform, or its library fails to load
+                why = "not installed" if isinstance(e, ModuleNotFoundError) else f"cannot be loaded ({e})"
+                _missing[name] = f"the {name} package is {why} (pip install {name})"
+        return _missing[name]
+
+
+def heif_problem() -> Optional[str]:
+    """Why HEIC/HEIF cannot be read or written here, or None."""
+    return _try_package("pillow-heif")
+
+
+def raw_problem() -> Optional[str]:
+    """Why camera RAW cannot be read here, or None."""
+    return _try_package("rawpy")
+
+
+def avif_problem() -> Optional[str]:
+    from PIL import features
+
+    if features.check("avif"):
+        return None
+    return "this Pillow has no AVIF support (Pillow 11.3 or later has it: pip install -U pillow)"
+
+
+def need_decoder(path: PathLike) -> None:
+    """Makes the decoder for ``path``'s format ready (registers pillow-heif with Pillow), or raises
+    ``MediaError`` naming the file and the missing package."""
+    s = suffix_of(path)
+    kind, problem = None, None
+    if s in HEIF_SUFFIXES:
+        kind, problem = "HEIC/HEIF", heif_problem()
+    elif s in AVIF_SUFFIXES:
+        kind, problem = "AVIF", avif_problem()
+    elif s in RAW_SUFFIXES:
+        kind, problem = "camera RAW", raw_problem()
+    if problem:
+        raise MediaError(f"{path}: cannot read {kind}: {problem}")
+
+
+def check_writable(ext: str) -> None:
+    """``--ext avif`` / ``--ext heic`` that this installation cannot write: refused before any work."""
+    problem = heif_problem() if ext == "heic" else avif_problem() if ext == "avif" else None
+    if problem:
+        raise UsageError(f"--ext {ext}: {problem}")
+
+
+def unidentified_reason(path: Path) -> str:
+    """Why Pillow could not identify ``path``: empty, a damaged HEIF/AVIF (its header says it is one:
+    libheif and libavif refuse truncated files at identification), or not an image at all."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        head = b""
+    if not head:
+        return "empty file"
+    if head[4:8] == b"ftyp" and suffix_of(path) in HEIF_SUFFIXES | AVIF_SUFFIXES:
+        kind = "AVIF" if suffix_of(path) in AVIF_SUFFIXES else "HEIC/HEIF"
+        return f"cannot decode (a damaged or truncated {kind} file)"
+    return "not an image or an unsupported format"
+
+
+def probe(path: Path) -> Optional[str]:
+    """None if ``path`` looks readable (its header parses), else the reason: a cheap check for
+    ``ccv train`` before the first epoch. Decoding errors still show up later."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        need_decoder(path)
+        if is_raw_name(path):
+            from . import camera_raw
+
+            camera_raw.upright_size(path)
+            return None
+        with Image.open(path) as img:
+            img.size  # noqa: B018  (the header is parsed by now)
+        return None
+    except MediaError as e:
+        return str(e).removeprefix(f"{path}: ")
+    except UnidentifiedImageError:
+        return unidentified_reason(path)
+    except Image.DecompressionBombError as e:  # PIL refuses to open it at all (not an OSError)
+        return f"too large to decode ({str(e).split(' exceeds')[0]})"
+    except (OSError, SyntaxError, ValueError) as e:
+        return f"cannot open ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
+
+
+def upright_size(path: Path) -> tuple[int, int]:
+    """(height, width) as shown (EXIF orientation or RAW flip applied), from the header where possible."""
+    from PIL import Image, UnidentifiedImageError
+
+    need_decoder(path)
+    if is_raw_name(path):
+        from . import camera_raw
+
+        return camera_raw.upright_size(path)
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except UnidentifiedImageError:
+        raise MediaError(f"{path}: cannot read the image size ({unidentified_reason(path)})") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise MediaError(f"{path}: cannot read the image size ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # rotated by 90 degrees when shown
