@@ -28,6 +28,7 @@ from PIL import Image
 
 from cyclegan_convert.backends.base import pad_to_multiple
 from cyclegan_convert.backends.select import make_backend
+from cyclegan_convert.converter import export_artifacts
 from cyclegan_convert.converter import ConvertOptions, Converter
 from cyclegan_convert.networks import ResnetGenerator, init_weights
 from cyclegan_convert.resolve import ModelRef
@@ -93,7 +94,8 @@ def main() -> int:
         weights = work / "g.pth"
         torch.save(net.state_dict(), weights)
         ref = ModelRef(weights, "pytorch")
-        engine = make_backend(ref, args.backend, args.device, precision=args.precision, compile=args.compile)
+        engine = make_backend(ref, args.backend, args.device, precision=args.precision, compile=args.compile,
+                              artifacts=export_artifacts())
         device = torch.device("cuda" if engine.device.type == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                               else "cpu")
         pixels = sum(np.prod(Image.open(f).size) for f in files)

@@ -85,8 +85,9 @@ def main() -> None:
         ref = resolve_model(model=work / "g.pth")
 
         from cyclegan_convert.backends.select import make_backend
+        from cyclegan_convert.converter import export_artifacts
 
-        backend = make_backend(ref, args.backend, args.device).open()
+        backend = make_backend(ref, args.backend, args.device, artifacts=export_artifacts()).open()
         backend.infer(torch.zeros(1, h, w, 3, dtype=torch.uint8))  # warm-up, for both contenders
         opts = VideoOptions(output=work / "ccv.mp4", batch_size=args.batch_size)
         ours = VideoConverter(ref, opts, backend=backend).run(src)

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_bytes
-from .errors import CcvError, MediaError, UsageError
+from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, MediaError, UsageError, WriteFailed, first_line
 from .files import Job, Naming, iter_jobs, plan_roots
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb
 from .manifest import FAILURES_NAME, Manifest, settings_key
@@ -64,16 +64,13 @@ class ConvertOptions:
             raise UsageError("--tile must be 0 (never) or a multiple of 4, at least 64")
         if self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
-        from .backends.select import BACKENDS, PRECISIONS  # checked here too, so --dry-run catches typos
+        self.backend_choice  # checked here, so --dry-run catches typos too
 
-        if self.backend not in BACKENDS:
-            raise UsageError(f"unknown --backend {self.backend!r}: use {', '.join(BACKENDS)}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"unknown --precision {self.precision!r}: use {', '.join(PRECISIONS)}")
-        if self.compile and self.backend not in ("auto", "torch"):
-            raise UsageError(f"--compile runs a PyTorch generator; it does not go with --backend {self.backend}")
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise UsageError(f"unknown --device {self.device!r}: use auto, cpu or cuda")
+    @property
+    def backend_choice(self):
+        from .backends.select import BackendChoice
+
+        return BackendChoice.parse(self.backend, self.device, self.precision, self.compile)
 
 
 @dataclass(frozen=True)
@@ -209,14 +206,13 @@ class Converter:
     # -- the run -----------------------------------------------------------------------------------
     def run(self, inputs: Sequence[str]) -> Summary:
         from .backends.base import pad_rgb, padded_size
-        from .backends.select import make_backend, open_with_fallback
+        from .backends.router import BackendRouter
 
         opt = self.opt
         key = self._settings_key()
         list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
-        backend = self._backend or make_backend(self.ref, opt.backend, opt.device, precision=opt.precision,
-                                                compile=opt.compile,
-                                                on_message=lambda text: self.on_message("note", text))
+        router = BackendRouter(self.ref, opt.backend_choice, main=self._backend, artifacts=export_artifacts(),
+                               on_note=lambda text: self.on_message("note", text))
         t_start = time.perf_counter()
         progress = Progress()
         summary = Summary(backend="")
@@ -257,39 +253,22 @@ class Converter:
                         self.on_message("note", f"{job.dst}: {p.note}")
 
         tile_side = AUTO_TILE if opt.tile is None else opt.tile
-        spare: list = []  # PyTorch on the same device, opened on first use (inference thread only)
-
-        def torch_backend():
-            if not spare:
-                spare.append(make_backend(self.ref, "torch", opt.device, precision=opt.precision).open())
-            return spare[0]
-
-        def tiling_backend():
-            return backend if hasattr(backend, "infer_tiled") else torch_backend()
-
-        told_elsewhere = threading.Event()
         told_raw = threading.Event()
 
-        backend = open_with_fallback(backend, self.ref, opt.backend, opt.device, precision=opt.precision,
-                                     on_note=lambda text: self.on_message("note", text))
-        with backend:  # already open: closes it at the end
-            summary.backend = backend.describe()
+        with router.open():
+            summary.backend = router.describe()
             self.on_message("backend", summary.backend)
-            if opt.backend == "auto":
-                from .backends.select import auto_note
-
-                if note := auto_note(self.ref, backend):
-                    self.on_message("note", note)
-            batch = opt.batch_size or (4 if backend.device.type == "cuda" else 1)
-            can_tile = hasattr(backend, "infer_tiled") or self.ref.kind == "pytorch"
+            batch = opt.batch_size or router.default_batch
 
             def decode(job: Job) -> _Work:
                 try:
                     img = read_image(job.src, metadata=opt.metadata == "keep")
                 except MediaError as e:
-                    raise ItemFailed(str(e)) from None
+                    raise DecodeFailed(str(e)) from None
+                except CcvError:
+                    raise  # a usage or environment problem ends the command, never one file
                 except Exception as e:  # noqa: BLE001  (a decoder bug on a strange file: that file fails)
-                    raise ItemFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
+                    raise DecodeFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
                 if img.frames > 1:
                     self.on_message("note", f"{job.src}: {img.frames_note()}")
                 if img.format == "RAW" and opt.ext == "same" and not told_raw.is_set():
@@ -303,18 +282,11 @@ class Converter:
                 wh, ww = img.size
                 tiled = bool(tile_side) and (
                     max(wh, ww) > tile_side if opt.tile else (wh * ww > AUTO_TILE_PIXELS))
-                if tiled and not can_tile:
-                    raise ItemFailed(f"{job.src}: {ww}x{wh} is too large to run whole on {backend.name}; "
-                                     "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
-                # a size the engine was not built for runs on PyTorch when we have the generator's .pth;
-                # otherwise the engine's own error names the file and how to rebuild
-                on_torch = not tiled and self.ref.kind == "pytorch" and not backend.accepts(*padded_size(wh, ww))
-                if on_torch and not told_elsewhere.is_set():
-                    told_elsewhere.set()
-                    self.on_message("note", f"{job.src}: {ww}x{wh} is outside the {backend.name} engine's shape "
-                                    "profile; such images run on PyTorch (`ccv export --engine --for FOLDER` "
-                                    "builds an engine for your sizes)")
-                return _Work(job, img, (h, w), tiled, on_torch)
+                if tiled and not router.can_tile:
+                    raise DecodeFailed(f"{job.src}: {ww}x{wh} is too large to run whole on {router.main.name}; "
+                                       "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
+                # a size the engine was not built for runs elsewhere (the router decides): its own batches
+                return _Work(job, img, (h, w), tiled, not tiled and router.runs_elsewhere(wh, ww))
 
             def group(w: _Work):
                 return ("tile", id(w)) if w.tiled else (w.on_torch, *padded_size(*w.image.size))
@@ -325,15 +297,14 @@ class Converter:
                 try:
                     if items[0].tiled:
                         x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
-                        items[0].result = tiling_backend().infer_tiled(x, tile=tile_side)[0].numpy()
+                        items[0].result = router.for_tiles().infer_tiled(x, tile=tile_side)[0].numpy()
                         return items
                     ph, pw = padded_size(*items[0].image.size)
                     batch_np = np.stack([pad_rgb(w.image.rgb, ph, pw) for w in items])
-                    engine = torch_backend() if items[0].on_torch else backend
-                    out = engine.infer(torch.from_numpy(batch_np)).numpy()
-                except (RuntimeError, ValueError, MemoryError, CcvError) as e:  # out of memory, a shape refused
+                    out = router.for_size(*items[0].image.size).infer(torch.from_numpy(batch_np)).numpy()
+                except (BackendError, RuntimeError, ValueError, MemoryError) as e:  # out of memory, a shape refused
                     names = ", ".join(str(w.job.src) for w in items)
-                    raise ItemFailed(f"{names}: inference failed ({str(e).splitlines()[0][:160]})") from None
+                    raise InferenceFailed(f"{names}: inference failed ({first_line(e, 160)})") from None
                 for w, o in zip(items, out):
                     h, ww = w.image.size
                     w.result = o[:h, :ww]
@@ -353,7 +324,7 @@ class Converter:
                         beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
                         self._manifest(job.out_root).add(job.rel, key, job.src, beside)  # recorded before it exists
                 except (OSError, ValueError, MediaError) as e:
-                    raise ItemFailed(f"{job.dst}: cannot write ({str(e).splitlines()[0][:160]})") from None
+                    raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
                 with self._lock:
                     progress.converted += 1
                     progress.last = str(job.src)
@@ -376,8 +347,6 @@ class Converter:
             finally:
                 for m in self._manifests.values():
                     m.close()
-                for t in spare:
-                    t.close()
             tick()
         summary.converted, summary.skipped = progress.converted, progress.skipped
         summary.elapsed_s = time.perf_counter() - t_start
@@ -405,6 +374,18 @@ class Converter:
             except OSError as e:
                 self.on_message("note", f"{path}: cannot write the list of failures ({e.strerror or e})")
         return written
+
+
+def export_artifacts():
+    """The artifact index with ``export`` behind it, so a backend that needs an ONNX or an engine
+    can have it made on first use (the backends never import ``export`` themselves)."""
+    from .backends.artifacts import ArtifactIndex
+
+    try:
+        from . import export
+    except ImportError as e:
+        return ArtifactIndex(why_not=f"the export module is not available ({e})")
+    return ArtifactIndex(exporter=export)
 
 
 def _remove_partials(folder: Path) -> None:

@@ -17,7 +17,7 @@ class CcvError(Exception):
 
 
 class UsageError(CcvError):
-    """Bad arguments or inputs that make the whole command impossible."""
+    """What the user typed (arguments, options, named files) makes the whole command impossible."""
 
 
 class UnknownModelError(CcvError):
@@ -30,6 +30,14 @@ class NotAGeneratorError(CcvError):
 
 class BackendUnavailableError(CcvError):
     """A backend (TensorRT, ONNX Runtime, CUDA) is missing or cannot run here."""
+
+
+class BackendError(CcvError):
+    """An inference engine that is there but fails while it runs (out of memory, a failed launch)."""
+
+
+class ShapeRefused(BackendError):
+    """An engine built for fixed shapes (a TensorRT profile) was given a size outside them."""
 
 
 class EngineBuildError(CcvError):
@@ -46,6 +54,30 @@ class DataError(CcvError):
 
 class DownloadError(CcvError):
     """A model download that failed (offline, server error, bad file)."""
+
+
+class ItemFailed(Exception):
+    """One item of a batch job (a file, a batch of frames) could not be processed; the run goes on.
+    Not a ``CcvError``: it never ends a command by itself. The message is the one line shown."""
+
+
+class DecodeFailed(ItemFailed):
+    """An input that cannot be read."""
+
+
+class InferenceFailed(ItemFailed):
+    """The engine failed on this item (out of memory, a size it refuses)."""
+
+
+class WriteFailed(ItemFailed):
+    """An output that cannot be written."""
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, at most ``limit`` characters, or its type's name
+    when it has no message: what one-line reports quote."""
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__
 
 
 class ItemsFailed(CcvError):

@@ -15,16 +15,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Hashable, Iterable, Optional, Sequence, TypeVar
 
+from .errors import ItemFailed  # noqa: F401  (re-exported: stage functions raise it)
+
 T = TypeVar("T")  # a job
 D = TypeVar("D")  # a decoded item
 R = TypeVar("R")  # an inferred item
 
 _END = object()  # end of stream
 _POLL = 0.05  # seconds between checks of the stop flags while blocked on a queue
-
-
-class ItemFailed(Exception):
-    """One item could not be processed; the message is the one line shown to the user."""
 
 
 @dataclass

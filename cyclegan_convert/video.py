@@ -65,6 +65,13 @@ class VideoOptions:
             raise UsageError("--crf must be between 0 and 63")
         if self.batch_size < 0:
             raise UsageError("--batch-size must be at least 1")
+        self.backend_choice  # --backend and --device checked before any work
+
+    @property
+    def backend_choice(self):
+        from .backends.select import BackendChoice
+
+        return BackendChoice.parse(self.backend, self.device)
 
 
 @dataclass
@@ -186,40 +193,28 @@ class VideoConverter:
                                    primaries=c.primaries, trc=c.trc)
         return OutputPlan(opt.codec, pix_fmt, options, bit_rate, converter, no_audio=opt.no_audio)
 
-    def _open_backend(self, work_size: tuple[int, int]):
-        from .backends.base import padded_size
-        from .backends.select import make_backend, open_with_fallback
+    def _open_backend(self):
+        """The router with its main backend open, and the statistics smoother for --stable."""
+        from .backends.router import BackendRouter
+        from .converter import export_artifacts
 
         opt = self.options
-        backend = self.backend
-        if backend is None:
-            name = opt.backend
-            if opt.stable and name == "auto":
-                name = "torch"  # the statistics hooks live in the PyTorch model
-            backend = open_with_fallback(make_backend(self.ref, name, opt.device), self.ref, name, opt.device,
-                                         on_note=lambda s: self.on_message("note", s))
-            # every frame has the working size: an engine whose shape profile excludes it would fail
-            # every frame, so the whole video runs on PyTorch instead (auto only)
-            w, h = padded_size(*work_size[::-1])[::-1]
-            if name == "auto" and self.ref.kind == "pytorch" and not backend.accepts(h, w):
-                engine = backend.name
-                backend.close()
-                backend = make_backend(self.ref, "torch", opt.device).open()
-                self.on_message("note", f"{w}x{h} frames are outside the {engine} engine's shape profile; using "
-                                f"{backend.describe()} (`ccv export --engine --for VIDEO` builds one for this size)")
-        else:
-            backend.open()
+        router = BackendRouter(self.ref, opt.backend_choice, main=self.backend, artifacts=export_artifacts(),
+                               on_note=lambda s: self.on_message("note", s), close_given=False)
+        # --stable: the statistics hooks live in the PyTorch model
+        router.open("torch" if opt.stable and opt.backend == "auto" and self.backend is None else None)
         smoother = None
         if opt.stable:
             from .stabilize import StableOptions, StatsSmoother
 
-            model = getattr(backend, "model", None)
+            model = getattr(router.main, "model", None)
             if model is None:
-                backend.close()
-                raise UsageError(f"--stable needs the torch backend (got {backend.name}); "
+                name = router.main.name
+                router.close()
+                raise UsageError(f"--stable needs the torch backend (got {name}); "
                                  "use --backend torch with a .pth model")
             smoother = StatsSmoother(model, StableOptions(momentum=opt.stable_momentum)).install()
-        return backend, smoother
+        return router, smoother
 
     # -- running -----------------------------------------------------------------------------------
     def run(self, src: Path) -> VideoResult:
@@ -246,20 +241,18 @@ class VideoConverter:
         self.on_message("note", f"{src.name}: {info.width}x{info.height} {info.codec} {info.pix_fmt}, "
                                 f"{info.colour.describe(info.height, info.pix_fmt)}"
                                 + (f", rotated {info.rotation}°" if info.rotation else ""))
-        work_w, work_h = plan.converter.work_size
-        backend, smoother = self._open_backend((work_h, work_w) if self._turns % 2 else (work_w, work_h))
+        router, smoother = self._open_backend()
         try:
-            self.on_message("backend", backend.describe())
-            batch = opt.batch_size or (4 if backend.device.type == "cuda" else 1)
+            self.on_message("backend", router.describe())
+            batch = opt.batch_size or router.default_batch
             with atomic_path(dst, suffix=dst.suffix) as tmp:
-                result = self._convert(src, tmp, info, plan, backend, smoother, batch)
+                result = self._convert(src, tmp, info, plan, router, smoother, batch)
             result.output = dst
             return result
         finally:
             if smoother is not None:
                 smoother.remove()
-            if self.backend is None:
-                backend.close()
+            router.close()
 
     def _convert(self, src: Path, tmp: Path, info: VideoInfo, plan: OutputPlan, backend, smoother,
                  batch: int) -> VideoResult:
@@ -354,7 +347,7 @@ class VideoConverter:
         batch = np.stack([np.rot90(f.rgb, k) for f in frames])
         h, w = batch.shape[1:3]
         batch = pad_rgb(batch, *padded_size(h, w))  # frames 1 to 7 pixels high or wide included
-        out = backend.infer(torch.from_numpy(batch)).numpy()[:, :h, :w]
+        out = backend.for_size(h, w, "frames").infer(torch.from_numpy(batch)).numpy()[:, :h, :w]
         self.stages["infer"].add(t0, len(frames))
         for f, o in zip(frames, out):
             f.result = np.ascontiguousarray(np.rot90(o, -k) if k else o)

@@ -18,9 +18,9 @@ from ..networks import ResnetGenerator
 from ..resolve import ModelRef
 from ..store import ModelEntry
 from ..weights import load_generator
-from .artifacts import ONNX_NAMES, make_readable, Source, exports_dir_for, source_of
+from .artifacts import ONNX_NAMES, make_readable, Source, exports_dir_for, is_current, source_of
 from .engine_cache import EngineLoader, ensure_engine_file
-from .onnx_export import INPUT_CONVENTION, OPSET, export_onnx, read_metadata
+from .onnx_export import INPUT_CONVENTION, OPSET, export_onnx
 from .shapes import DEFAULT_PROFILE, Profile, Shape
 from .tensorrt_build import tensorrt_available
 from .verify import DEFAULT_SHAPES, MIN_PSNR_DB, Verification, compare, sample_images, verify_onnx
@@ -78,16 +78,6 @@ def onnx_metadata(source: Source, generator: ResnetGenerator, fp16: bool) -> dic
         "ccv.weights_sha256": source.sha256,
         "ccv.versions": f"ccv {ccv_version}, torch {torch.__version__}, onnx {onnx.__version__}, opset {OPSET}",
     }
-
-
-def is_current(path: Path, source: Source) -> bool:
-    """A cached ONNX is current when it was exported from these exact weights."""
-    if not path.is_file():
-        return False
-    try:
-        return read_metadata(path).get("ccv.weights_sha256") == source.sha256
-    except Exception:  # a damaged file is not current; it gets re-exported
-        return False
 
 
 def export_verified(source: Source, generator: ResnetGenerator, fp16: bool, target: Path, *,

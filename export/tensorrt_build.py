@@ -8,48 +8,18 @@ and 11.x. Written against the documented Python API; it could not be run where i
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Sequence
 
 from ..atomic import atomic_write_bytes
+from ..backends.tensorrt_runtime import INSTALL_HINT, require_tensorrt, tensorrt_available, trt_logger  # noqa: F401
 from ..errors import BackendUnavailableError, EngineBuildError
 from .engine_cache import Platform
 from .onnx_export import INPUT_NAME
 from .shapes import Profile
 
-INSTALL_HINT = "pip install 'cyclegan-convert[tensorrt]' and a CUDA GPU with a CUDA build of PyTorch"
 WORKSPACE_BYTES = 4 << 30
-
-
-def tensorrt_available() -> tuple[bool, str]:
-    """(True, 'TensorRT 10.x on <GPU>') or (False, one line saying what is missing and how to get it)."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        return False, f"TensorRT is not installed: {INSTALL_HINT}"
-    except Exception as e:  # a broken install (missing libnvinfer) raises OSError and the like
-        return False, f"TensorRT does not import ({str(e).splitlines()[0][:100]}): reinstall it, {INSTALL_HINT}"
-    import torch
-
-    if not torch.cuda.is_available():
-        return False, f"TensorRT {trt.__version__} is installed but no CUDA GPU is visible to PyTorch: {INSTALL_HINT}"
-    return True, f"TensorRT {trt.__version__} on {torch.cuda.get_device_name()}"
-
-
-def require_tensorrt():
-    ok, reason = tensorrt_available()
-    if not ok:
-        raise BackendUnavailableError(reason)
-    import tensorrt as trt
-
-    return trt
-
-
-@functools.lru_cache(maxsize=None)
-def _logger(trt):
-    """One logger per process: TensorRT warns when builders and runtimes get different ones."""
-    return trt.Logger(trt.Logger.WARNING)
+_logger = trt_logger  # one logger per process, shared with the backend that runs the engines
 
 
 class TensorRTLoader:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cyclegan_convert.backends import Backend, TorchBackend, select
-from cyclegan_convert.errors import BackendUnavailableError, UsageError
+from cyclegan_convert.errors import BackendError, BackendUnavailableError, UsageError
 from cyclegan_convert.resolve import ModelRef
 
 from conftest import PHOTOS, psnr as _psnr
@@ -34,7 +34,7 @@ def test_auto_on_cpu_follows_native_bf16(pth, monkeypatch, native_bf16, precisio
 def test_explicit_choices_that_cannot_run_are_errors(pth, tmp_path):
     with pytest.raises(UsageError, match="fp16 needs a CUDA GPU"):
         select.make_backend(pth, "torch", "cpu", precision="fp16")
-    with pytest.raises(UsageError, match="unknown backend"):
+    with pytest.raises(UsageError, match="unknown --backend 'fastest'"):
         select.make_backend(pth, "fastest", "cpu")
     onnx = ModelRef(tmp_path / "g.onnx", "onnx")
     with pytest.raises(UsageError, match="ONNX file"):
@@ -165,7 +165,7 @@ def test_images_outside_the_engine_profile_run_on_pytorch(pth, tmp_path, tiny_ge
         assert im.size == (96, 80)
 
 
-def test_onnxruntime_run_errors_are_runtime_errors(tmp_path, monkeypatch):
+def test_onnxruntime_run_errors_are_backend_errors(tmp_path, monkeypatch):
     from onnxruntime.capi.onnxruntime_pybind11_state import Fail
 
     from cyclegan_convert.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -177,7 +177,7 @@ def test_onnxruntime_run_errors_are_runtime_errors(tmp_path, monkeypatch):
     be = OnnxRuntimeBackend(tmp_path / "g.onnx", device="cpu")
     monkeypatch.setattr(be, "_open", lambda: setattr(be, "_session", Session()) or None)
     be._input_name = be._output_name = "x"
-    with be, pytest.raises(RuntimeError, match="^ONNX Runtime: .*allocate memory$"):  # the converter fails that file
+    with be, pytest.raises(BackendError, match="^ONNX Runtime: .*allocate memory$"):  # the converter fails that file
         be.infer(torch.zeros(1, 8, 8, 3, dtype=torch.uint8))
 
 
@@ -213,6 +213,7 @@ def test_auto_falls_back_to_pytorch_when_the_engine_cannot_be_built(pth, tmp_pat
 def test_first_use_export_is_announced(pth, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     import cyclegan_convert.export as export
+    from cyclegan_convert.converter import export_artifacts
 
     def fake_ensure_onnx(ref, fp16, on_message=lambda s: None):
         on_message("exporting FP32 ONNX of g")
@@ -220,8 +221,10 @@ def test_first_use_export_is_announced(pth, tmp_path, monkeypatch):
 
     monkeypatch.setattr(export, "ensure_onnx", fake_ensure_onnx)
     said = []
-    be = select.make_backend(pth, "onnxruntime", "cpu", on_message=said.append)
+    be = select.make_backend(pth, "onnxruntime", "cpu", on_message=said.append, artifacts=export_artifacts())
     assert be.name == "onnxruntime" and said == ["exporting FP32 ONNX of g"]
+    with pytest.raises(BackendUnavailableError, match="exporting the model is not available"):
+        select.make_backend(pth, "onnxruntime", "cpu")  # no exporter handed in: said, never a crash
 
 
 @pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++") or shutil.which("cl")),
@@ -352,3 +355,56 @@ def test_onnxruntime_gpu_provider_checks(tmp_path, monkeypatch, device, availabl
     else:
         with pytest.raises(BackendUnavailableError, match=expect):
             be.open()
+
+
+def test_device_is_parsed_once_for_every_command():
+    from cyclegan_convert.backends.device import DeviceSpec
+
+    assert DeviceSpec.parse("cuda:1") == DeviceSpec("cuda", 1) and str(DeviceSpec.parse(" CUDA:1 ")) == "cuda:1"
+    assert DeviceSpec.parse("auto") == DeviceSpec() and DeviceSpec.parse("cpu").resolve() == torch.device("cpu")
+    for bad in ("gpu", "cpu:0", "cuda:", "cuda:x", ""):
+        with pytest.raises(UsageError, match="unknown --device"):
+            DeviceSpec.parse(bad)
+    from cyclegan_convert.converter import ConvertOptions
+    from cyclegan_convert.video import VideoOptions
+
+    for options in (ConvertOptions, VideoOptions):  # checked before any work, with the same message
+        with pytest.raises(UsageError, match="unknown --device 'gpu'"):
+            options(device="gpu")
+
+
+def test_the_backends_never_import_export():
+    """export verifies with the backends; the backends ask the artifact index (no import circle)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cyclegan_convert.backends.select, cyclegan_convert.backends.router, "
+            "cyclegan_convert.backends.tensorrt_backend, cyclegan_convert.backends.onnxruntime_backend\n"
+            "assert not [m for m in sys.modules if m.startswith('cyclegan_convert.export')], sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class _Failing(Backend):
+    name = "failing"
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def _run(self, x):
+        raise self.error
+
+
+def test_an_engine_failure_fails_the_file_but_a_usage_error_ends_the_run(pth, tmp_path):
+    from PIL import Image
+
+    from cyclegan_convert.converter import ConvertOptions, Converter
+    from cyclegan_convert.errors import ShapeRefused
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (48, 40), (20, 120, 240)).save(src / "a.png")
+    s = Converter(pth, ConvertOptions(output=tmp_path / "out"), backend=_Failing(ShapeRefused("size refused"))).run([str(src)])
+    assert s.converted == 0 and len(s.failed) == 1 and "size refused" in s.failed[0][1]
+    with pytest.raises(UsageError, match="typed wrong"):
+        Converter(pth, ConvertOptions(output=tmp_path / "out2"), backend=_Failing(UsageError("typed wrong"))).run([str(src)])

@@ -13,7 +13,7 @@ import torch
 from cyclegan_convert.backends.base import Backend
 from cyclegan_convert.backends.tensorrt_backend import ProfileRange, TensorRTBackend, plan_profile
 from cyclegan_convert.backends.torch_backend import TorchBackend
-from cyclegan_convert.errors import BackendUnavailableError, EngineBuildError, UsageError
+from cyclegan_convert.errors import BackendUnavailableError, EngineBuildError, ShapeRefused, UsageError
 from cyclegan_convert.export import ensure_engine, tensorrt_available
 from cyclegan_convert.export.engine_cache import EngineKey, Platform, ensure_engine_file
 from cyclegan_convert.export.shapes import Profile, Shape
@@ -145,7 +145,7 @@ def test_plan_profile_picks_chunks_or_explains():
     assert plan_profile([small, big], 20, 256, 256) == (0, 8)  # runs in chunks of 8
     assert plan_profile([small, big], 3, 1024, 768) == (1, 1)
     assert plan_profile([small, big], 1, 512, 512) == (0, 1)
-    with pytest.raises(UsageError, match="outside the TensorRT engine's profiles.*--max-shape 1x4000x600"):
+    with pytest.raises(ShapeRefused, match="outside the TensorRT engine's profiles.*--max-shape 1x4000x600"):
         plan_profile([small, big], 1, 4000, 600)
 
 

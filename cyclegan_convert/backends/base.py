@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import BackendUnavailableError, UsageError
+from .device import DeviceSpec
 
 MULTIPLE = 4  # two stride-2 downsamplings: sides must be multiples of 4
 MIN_SIDE = 8  # the generator's 1/4-scale blocks reflect-pad by 1 and need 2 pixels a side
@@ -66,6 +66,7 @@ class Backend(abc.ABC):
     """
 
     name: ClassVar[str] = "backend"
+    can_tile: ClassVar[bool] = False  # has ``infer_tiled`` (whole-image statistics for large images)
 
     def __init__(self) -> None:
         self._is_open = False
@@ -94,7 +95,7 @@ class Backend(abc.ABC):
         if not self._is_open:
             raise RuntimeError(f"{self.name} backend used before open()")
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise UsageError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
+            raise TypeError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
         x, h, w = pad_to_multiple(to_model_input(images, self.device, self.input_dtype))
         y = self._run(x)[..., :h, :w]
         return to_uint8_images(y).cpu()
@@ -124,16 +125,7 @@ class Backend(abc.ABC):
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """x: float NCHW in [-1, 1] on ``self.device``, sides multiples of 4 -> same-shape output."""
 
-def resolve_device(device: str = "auto") -> torch.device:
+def resolve_device(device="auto") -> torch.device:
     """'auto' -> CUDA if present, else CPU. An explicit 'cuda' without a GPU is an error, never a
-    silent CPU fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendUnavailableError("--device cuda was asked for but no CUDA GPU is available "
-                                      "(install a CUDA build of PyTorch, or use --device cpu)")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise UsageError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
-
-
+    silent CPU fallback (see ``DeviceSpec``)."""
+    return DeviceSpec.parse(device).resolve()

@@ -11,8 +11,9 @@ from typing import Optional, Union
 
 import torch
 
-from ..errors import BackendUnavailableError, UsageError
+from ..errors import BackendError, BackendUnavailableError, NotAGeneratorError, UsageError, first_line
 from .base import Backend
+from .device import DeviceSpec
 
 _ORT_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16}
 _INSTALL_HINT = "pip install 'cyclegan-convert[cpu]' (or [gpu] for onnxruntime-gpu, never both)"
@@ -50,10 +51,8 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, onnx_path: Union[str, Path], device: str = "auto", threads: Optional[int] = None):
         super().__init__()
-        if device not in ("auto", "cpu") and not device.startswith("cuda"):
-            raise UsageError(f"unknown device {device!r}: use auto, cpu or cuda")
         self.onnx_path = Path(onnx_path)
-        self.requested = device
+        self.requested = str(DeviceSpec.parse(device))
         self.threads = threads
         self._session = None
         self._dtype = torch.float32
@@ -87,7 +86,7 @@ class OnnxRuntimeBackend(Backend):
             session = ort.InferenceSession(str(self.onnx_path), sess_options=session_options(self.threads),
                                            providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for bad files
-            raise UsageError(f"{self.onnx_path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:160]})") from None
+            raise UsageError(f"{self.onnx_path}: ONNX Runtime cannot load it ({first_line(e, 160)})") from None
         on_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
         if self.requested.startswith("cuda") and not on_cuda:
             raise BackendUnavailableError(
@@ -98,7 +97,7 @@ class OnnxRuntimeBackend(Backend):
             else torch.device("cpu")
         inp, out = session.get_inputs()[0], session.get_outputs()[0]
         if inp.type not in _ORT_DTYPES:
-            raise UsageError(f"{self.onnx_path}: input type {inp.type} is not a float image tensor")
+            raise NotAGeneratorError(f"{self.onnx_path}: input type {inp.type} is not a float image tensor")
         self._dtype = _ORT_DTYPES[inp.type]
         self._out_dtype = _ORT_DTYPES.get(out.type, torch.float32)
         self._input_name, self._output_name = inp.name, out.name
@@ -110,9 +109,9 @@ class OnnxRuntimeBackend(Backend):
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         try:
             return self._run_session(x)
-        except Exception as e:  # ORT's own exception types (out of memory, a shape it refuses) are not
-            # RuntimeErrors: say it as one, so callers fail that image instead of the whole run
-            raise RuntimeError(f"ONNX Runtime: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+        except Exception as e:  # ORT's own exception types (out of memory, a shape it refuses): one
+            # BackendError, so callers fail that image instead of the whole run
+            raise BackendError(f"ONNX Runtime: {first_line(e)}") from None
 
     def _run_session(self, x: torch.Tensor) -> torch.Tensor:
         assert self._session is not None

@@ -11,21 +11,49 @@ What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmar
   ONNX of the model is already cached. ``torch.compile`` (``compile=True``) is 1.3x faster per
   image but compiles for 8-21 s per run and size class, so it is not a default.
 - TensorRT refusing a size (outside its profile) or failing to build: PyTorch on the same GPU, with a note.
-An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine.
+An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine. Exports made on
+first use come from the ``ArtifactIndex`` the caller hands in (this package never imports ``export``).
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
 
 import torch
 
-from ..errors import BackendUnavailableError, UsageError
+from ..errors import BackendUnavailableError, UsageError, first_line
 from ..resolve import ModelRef
-from .base import Backend, resolve_device
+from . import artifacts as artifact_index
+from .artifacts import ArtifactIndex
+from .base import Backend
+from .device import DeviceSpec
+from .tensorrt_runtime import tensorrt_available
 from .torch_backend import TorchBackend
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """--backend, --device, --precision and --compile, checked once (before any work, so --dry-run
+    catches typos too); what depends on the model is checked in ``make_backend``."""
+
+    backend: str = "auto"
+    device: DeviceSpec = DeviceSpec()
+    precision: str = "auto"
+    compile: bool = False
+
+    @classmethod
+    def parse(cls, backend: str = "auto", device: Union[str, DeviceSpec] = "auto", precision: str = "auto",
+              compile: bool = False) -> "BackendChoice":
+        if backend not in BACKENDS:
+            raise UsageError(f"unknown --backend {backend!r}: use {', '.join(BACKENDS)}")
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown --precision {precision!r}: use {', '.join(PRECISIONS)}")
+        if compile and backend not in ("auto", "torch"):
+            raise UsageError(f"--compile runs a PyTorch generator; it does not go with --backend {backend}")
+        return cls(backend, DeviceSpec.parse(device), precision, compile)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -46,14 +74,6 @@ def auto_channels_last(device: torch.device, precision: str) -> bool:
     # channels_last helps CUDA; on the CPU fp32 measured 0.89x at 256x256 with it (export_onnx.py;
     # oneDNN reorders around InstanceNorm and the padding)
     return device.type == "cuda"
-
-
-def _export_api():
-    try:
-        from .. import export
-    except ImportError as e:
-        raise BackendUnavailableError(f"the export module is not available ({e}); use --backend torch") from None
-    return export
 
 
 def _torch(ref: ModelRef, dev: torch.device, precision: str, compile: bool = False,
@@ -79,18 +99,20 @@ def _tensorrt(source, device: str) -> Backend:
     return TensorRTBackend(source, device=device if device != "auto" else "cuda")
 
 
-def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
+def make_backend(ref: ModelRef, backend: str = "auto", device: Union[str, DeviceSpec] = "auto", *,
                  precision: str = "auto", compile: bool = False,
-                 on_message: Callable[[str], None] = lambda s: None) -> Backend:
+                 on_message: Callable[[str], None] = lambda s: None,
+                 artifacts: Optional[ArtifactIndex] = None) -> Backend:
     """An unopened backend for ``ref``. Explicit choices that cannot run here are errors, never a
     silent fallback; 'auto' picks the fastest that is available for the device. ``compile`` asks
     for PyTorch with ``torch.compile``. ``on_message`` hears about first-use exports and engine
-    builds (minutes), which happen in ``open()``."""
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
-    dev = resolve_device(device)  # an explicit cuda without a GPU fails here
+    builds (minutes), which happen in ``open()``; ``artifacts`` makes them (without one, a model
+    that needs an export says so)."""
+    choice = BackendChoice.parse(backend, device, precision, compile)
+    spec = choice.device
+    device = str(spec)
+    artifacts = artifacts or ArtifactIndex()
+    dev = spec.resolve()  # an explicit cuda without a GPU fails here
     if compile and (ref.kind != "pytorch" or backend not in ("auto", "torch")):
         what = f"--backend {backend}" if backend not in ("auto", "torch") else f"{ref.path.name} ({ref.kind})"
         raise UsageError(f"--compile runs a PyTorch generator; it does not go with {what}")
@@ -112,20 +134,18 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: str = "auto", *,
         if onnx is not None:
             return _onnxruntime(onnx, "cpu")
     if backend == "onnxruntime":
-        export = _export_api()
         fp16 = dev.type == "cuda" and precision in ("auto", "fp16")
-        return _onnxruntime(export.ensure_onnx(ref, fp16, on_message=on_message), device)
+        return _onnxruntime(artifacts.onnx(ref, fp16, on_message), device)
     if backend == "tensorrt" or (backend == "auto" and dev.type == "cuda"):
-        ok, reason = _tensorrt_status()
+        ok, reason = tensorrt_available()
         if ok:
-            export = _export_api()
-            return _tensorrt(lambda: export.ensure_engine(ref, on_message=on_message).read_bytes(), str(dev))
+            return _tensorrt(artifacts.engine_bytes(ref, on_message), str(dev))
         if backend == "tensorrt":
             raise BackendUnavailableError(reason)
     return _torch(ref, dev, precision)
 
 
-def open_with_fallback(backend: Backend, ref: ModelRef, requested: str, device: str = "auto", *,
+def open_with_fallback(backend: Backend, ref: ModelRef, requested: str, device: Union[str, DeviceSpec] = "auto", *,
                        precision: str = "auto", on_note: Callable[[str], None] = lambda s: None) -> Backend:
     """Opens ``backend``. When 'auto' chose TensorRT and its engine cannot be built, validated or
     loaded here, says why in one note and opens PyTorch on the same device instead (an explicit
@@ -135,40 +155,18 @@ def open_with_fallback(backend: Backend, ref: ModelRef, requested: str, device: 
     except Exception as e:  # noqa: BLE001  (TensorRT fails in many types; PyTorch is the reference anyway)
         if requested != "auto" or backend.name != "tensorrt" or ref.kind != "pytorch":
             raise
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        fallback = _torch(ref, resolve_device(device), precision)
-        on_note(f"TensorRT cannot run this model here ({reason}); using {fallback.describe()} instead")
+        fallback = _torch(ref, DeviceSpec.parse(device).resolve(), precision)
+        on_note(f"TensorRT cannot run this model here ({first_line(e)}); using {fallback.describe()} instead")
         return fallback.open()
 
 
-def _tensorrt_status() -> tuple[bool, str]:
-    try:
-        from ..export import tensorrt_available
-    except ImportError as e:
-        return False, f"TensorRT support is not available ({e})"
-    return tensorrt_available()
-
-
-
 def _onnxruntime_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
+    return artifact_index._onnxruntime_installed()
 
 
 def cached_onnx(ref: ModelRef):
     """The verified FP32 ONNX of ``ref`` if one is cached and current (and ONNX Runtime is installed)."""
-    if ref.kind != "pytorch" or not _onnxruntime_installed():
-        return None
-    try:
-        from ..export.artifacts import ONNX_NAMES, exports_dir_for, source_of
-        from ..export.pipeline import is_current
-
-        source = source_of(ref)
-        target = exports_dir_for(source) / ONNX_NAMES[False]
-        return target if target.is_file() and is_current(target, source) else None
-    except Exception:  # noqa: BLE001  (no usable cache is not an error: PyTorch runs instead)
-        return None
+    return artifact_index.cached_onnx(ref)
 
 
 def auto_note(ref: ModelRef, chosen: Backend) -> str:

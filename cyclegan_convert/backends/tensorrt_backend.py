@@ -14,7 +14,7 @@ from typing import Callable, Sequence, Union
 
 import torch
 
-from ..errors import BackendUnavailableError, UsageError
+from ..errors import BackendError, BackendUnavailableError, NotAGeneratorError, ShapeRefused, UsageError
 from .base import Backend, resolve_device
 
 EngineSource = Union[str, Path, bytes, Callable[[], bytes]]
@@ -35,12 +35,12 @@ def plan_profile(profiles: Sequence[ProfileRange], batch: int, h: int, w: int) -
     """(profile index, chunk size) for a (batch, 3, h, w) input.
 
     Prefers a profile that takes the whole batch, else the one with the largest batch for this image
-    size (the input then runs in chunks). Raises ``UsageError`` when no profile takes this size.
+    size (the input then runs in chunks). Raises ``ShapeRefused`` when no profile takes this size.
     """
     fitting = [(i, p) for i, p in enumerate(profiles) if p.fits_image(h, w)]
     if not fitting:
         have = ", ".join(f"{p.min[2]}x{p.min[3]} to {p.max[2]}x{p.max[3]}" for p in profiles)
-        raise UsageError(f"image size {h}x{w} (padded) is outside the TensorRT engine's profiles ({have}); rebuild "
+        raise ShapeRefused(f"image size {h}x{w} (padded) is outside the TensorRT engine's profiles ({have}); rebuild "
                          f"with `ccv export --engine --max-shape 1x{max(h, 4)}x{max(w, 4)}` (or --for YOUR_FOLDER), "
                          "or use --backend onnxruntime or torch")
     for i, p in fitting:
@@ -48,7 +48,7 @@ def plan_profile(profiles: Sequence[ProfileRange], batch: int, h: int, w: int) -
             return i, batch
     i, p = max(fitting, key=lambda ip: ip[1].max[0])
     if batch < p.min[0]:
-        raise UsageError(f"batch {batch} is below the engine profile's minimum batch {p.min[0]}; use --batch-size {p.min[0]}")
+        raise ShapeRefused(f"batch {batch} is below the engine profile's minimum batch {p.min[0]}; use --batch-size {p.min[0]}")
     return i, p.max[0]
 
 
@@ -87,14 +87,14 @@ class TensorRTBackend(Backend):
         return any(p.fits_image(h, w) for p in self._profiles)
 
     def _open(self) -> None:
-        from ..export.tensorrt_build import _logger, require_tensorrt
+        from .tensorrt_runtime import require_tensorrt, trt_logger
 
         trt = require_tensorrt()
         self.device = resolve_device(self.requested if self.requested != "auto" else "cuda")
         if self.device.type != "cuda":
             raise BackendUnavailableError("TensorRT runs on a CUDA GPU only; use --backend onnxruntime or torch on the CPU")
         torch.cuda.set_device(self.device)
-        runtime = trt.Runtime(_logger(trt))
+        runtime = trt.Runtime(trt_logger(trt))
         engine = runtime.deserialize_cuda_engine(_load_bytes(self._source))
         if engine is None:
             raise BackendUnavailableError("the TensorRT engine does not load here (other TensorRT version or GPU, or "
@@ -103,7 +103,7 @@ class TensorRTBackend(Backend):
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         if len(inputs) != 1 or len(outputs) != 1:
-            raise UsageError(f"not a ccv generator engine: inputs {inputs}, outputs {outputs}")
+            raise NotAGeneratorError(f"not a ccv generator engine: inputs {inputs}, outputs {outputs}")
         self._input, self._output = inputs[0], outputs[0]
         to_torch = {trt.float32: torch.float32, trt.float16: torch.float16}
         self._dtype = to_torch[engine.get_tensor_dtype(self._input)]
@@ -137,12 +137,12 @@ class TensorRTBackend(Backend):
             for start in range(0, batch, chunk):
                 xi = x[start:start + chunk].contiguous()
                 if not ctx.set_input_shape(self._input, tuple(xi.shape)):
-                    raise UsageError(f"TensorRT refused input shape {tuple(xi.shape)} for profile {index}")
+                    raise ShapeRefused(f"TensorRT refused input shape {tuple(xi.shape)} for profile {index}")
                 y = torch.empty(tuple(ctx.get_tensor_shape(self._output)), dtype=self._out_dtype, device=self.device)
                 ctx.set_tensor_address(self._input, xi.data_ptr())  # torch allocations are 256-byte aligned
                 ctx.set_tensor_address(self._output, y.data_ptr())
                 if not ctx.execute_async_v3(stream.cuda_stream):
-                    raise BackendUnavailableError(f"TensorRT failed to run a {tuple(xi.shape)} batch")
+                    raise BackendError(f"TensorRT failed to run a {tuple(xi.shape)} batch")
                 outputs.append(y)
         stream.synchronize()  # inputs may be freed by the caller after this returns
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)

@@ -7,6 +7,7 @@ from typing import Callable, Union
 import torch
 
 from ..networks import HalfPrecisionGenerator, InstanceNorm, ResnetGenerator
+from ..errors import first_line
 from .base import Backend, resolve_device
 
 GeneratorLoader = Union[ResnetGenerator, Callable[[], ResnetGenerator]]
@@ -25,6 +26,7 @@ class TorchBackend(Backend):
     """
 
     name = "torch"
+    can_tile = True
 
     def __init__(self, generator: GeneratorLoader, device: str = "auto", precision: str = "fp32",
                  channels_last: bool = True, compile: bool = False,
@@ -107,5 +109,4 @@ class TorchBackend(Backend):
 
     def _compile_failed(self, e: Exception) -> None:
         self._compiled = None
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        self.on_note(f"torch.compile failed ({reason}); running PyTorch uncompiled")
+        self.on_note(f"torch.compile failed ({first_line(e)}); running PyTorch uncompiled")
