@@ -246,8 +246,8 @@ def encode_image(image: DecodedImage, path: Union[str, Path], fmt: str, quality:
         kw.update(quality=q, method=4)
     elif fmt == "AVIF":  # full-resolution colour at high qualities, as for JPEG
         kw.update(quality=q, subsampling="4:4:4" if q >= 90 else "4:2:0")
-    elif fmt == "HEIF":
-        kw.update(quality=q, chroma=444 if q >= 90 else 420)
+    elif fmt == "HEIF":  # x265's medium preset: 2.6x faster than libheif's default (slow), files 8% larger
+        kw.update(quality=q, chroma=444 if q >= 90 else 420, enc_params={"preset": "medium"})
     elif fmt == "PNG":
         kw.update(compress_level=3)  # level 6 (the default) costs twice the time for ~5% smaller files
     elif fmt == "TIFF":

@@ -265,6 +265,24 @@ def test_avif_and_heic_outputs_keep_alpha_exif_icc_xmp_and_quality(tmp_path, fmt
     assert sizes[30] < sizes[95]  # --quality reaches the encoder
 
 
+@pytest.mark.parametrize("fmt, suffix, codec", [("AVIF", ".avif", "av1"), ("HEIF", ".heic", "hevc")])
+def test_avif_and_heic_outputs_open_in_another_decoder(tmp_path, fmt, suffix, codec):
+    """Files that open elsewhere: FFmpeg (through PyAV, a ccv dependency) has its own HEIF/AVIF
+    demuxer and its own AV1 (dav1d) and HEVC decoders, none of them libavif's or libheif's."""
+    import av
+
+    if av.library_versions["libavformat"] < (61, 7):  # FFmpeg 7.1 first read HEIF image items
+        pytest.skip("this PyAV's FFmpeg is older than 7.1")
+    out = tmp_path / f"o{suffix}"
+    encode_image(DecodedImage(scene(), exif=camera_exif(1)), out, fmt, quality=92)
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        assert codec in stream.codec_context.codec.name
+        frame = next(c.decode(stream)).to_ndarray(format="rgb24")
+    assert frame.shape == (64, 96, 3)
+    assert np.abs(frame.astype(int) - scene()).mean() < 3
+
+
 # -- damaged files and missing packages ---------------------------------------------------------------
 
 def test_damaged_heic_avif_and_raw_files_raise_one_line_naming_the_file(tmp_path):
