@@ -21,7 +21,7 @@ from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, Media
 from .files import Job, Naming, iter_jobs, plan_roots
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb
 from .manifest import FAILURES_NAME, Manifest, settings_key
-from .pipeline import ItemFailed, Pipeline, PipelineConfig, PipelineStats
+from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
 
 ON_EXISTS = ("skip", "overwrite")
@@ -118,7 +118,7 @@ class _Work:
     image: DecodedImage  # rgb at the working size
     orig_size: tuple[int, int]  # (H, W) of the upright source
     tiled: bool
-    on_torch: bool = False  # the main engine refuses this size (a TensorRT shape profile): PyTorch runs it
+    elsewhere: bool = False  # the main engine refuses this size (a TensorRT shape profile): the router's PyTorch runs it
     result: Optional[np.ndarray] = None
 
 
@@ -205,155 +205,29 @@ class Converter:
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, inputs: Sequence[str]) -> Summary:
-        from .backends.base import pad_rgb, padded_size
+        """Converts every planned file: ``_ImageStages`` on the stage runner (``pipeline``), the
+        backend router choosing the engine per batch."""
         from .backends.router import BackendRouter
 
         opt = self.opt
-        key = self._settings_key()
         list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
         router = BackendRouter(self.ref, opt.backend_choice, main=self._backend, artifacts=export_artifacts(),
                                on_note=lambda text: self.on_message("note", text))
-        t_start = time.perf_counter()
-        progress = Progress()
-        summary = Summary(backend="")
-        failures: dict[Path, list[tuple[Path, str]]] = {}
-
-        def fail(job: Job, msg: str) -> None:
-            with self._lock:
-                progress.failed += 1
-                summary.failed.append((job.src, msg))
-                failures.setdefault(job.out_root, []).append((job.src, msg))
-            self.on_message("failed", msg)
-
-        def count_total() -> None:  # a second, cheap walk so the ETA is known early
-            try:
-                n = sum(1 for _ in self._jobs(inputs))
-            except Exception:  # noqa: BLE001  (the real walk reports problems)
-                return
-            progress.total = n
-
-        seen_dirs: set[Path] = set()
-
-        def todo() -> Iterator[Job]:
-            for job in self._jobs(inputs):
-                if job.out_root not in summary.out_roots:
-                    summary.out_roots.append(job.out_root)
-                if job.dst.parent not in seen_dirs:
-                    seen_dirs.add(job.dst.parent)
-                    _remove_partials(job.dst.parent)
-                p = self._decide(job, key)
-                if p.action in ("convert", "replace"):
-                    yield job
-                elif p.action == "refuse":
-                    fail(job, f"{job.src}: {p.note}")
-                else:
-                    with self._lock:
-                        progress.skipped += 1
-                    if p.action == "exists":
-                        self.on_message("note", f"{job.dst}: {p.note}")
-
-        tile_side = AUTO_TILE if opt.tile is None else opt.tile
-        told_raw = threading.Event()
-
+        stages = _ImageStages(self, router, self._settings_key())
         with router.open():
-            summary.backend = router.describe()
-            self.on_message("backend", summary.backend)
-            batch = opt.batch_size or router.default_batch
-
-            def decode(job: Job) -> _Work:
-                try:
-                    img = read_image(job.src, metadata=opt.metadata == "keep")
-                except MediaError as e:
-                    raise DecodeFailed(str(e)) from None
-                except CcvError:
-                    raise  # a usage or environment problem ends the command, never one file
-                except Exception as e:  # noqa: BLE001  (a decoder bug on a strange file: that file fails)
-                    raise DecodeFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
-                if img.frames > 1:
-                    self.on_message("note", f"{job.src}: {img.frames_note()}")
-                if img.format == "RAW" and opt.ext == "same" and not told_raw.is_set():
-                    told_raw.set()
-                    self.on_message("note", f"{job.src}: a camera RAW cannot be written back; --ext same writes "
-                                    f"RAW files as 16-bit TIFF ({job.dst.name})")
-                h, w = img.size
-                if opt.max_side and max(h, w) > opt.max_side:
-                    s = opt.max_side / max(h, w)
-                    img.rgb = resize_rgb(img.rgb, max(1, round(h * s)), max(1, round(w * s)))
-                wh, ww = img.size
-                tiled = bool(tile_side) and (
-                    max(wh, ww) > tile_side if opt.tile else (wh * ww > AUTO_TILE_PIXELS))
-                if tiled and not router.can_tile:
-                    raise DecodeFailed(f"{job.src}: {ww}x{wh} is too large to run whole on {router.main.name}; "
-                                       "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
-                # a size the engine was not built for runs elsewhere (the router decides): its own batches
-                return _Work(job, img, (h, w), tiled, not tiled and router.runs_elsewhere(wh, ww))
-
-            def group(w: _Work):
-                return ("tile", id(w)) if w.tiled else (w.on_torch, *padded_size(*w.image.size))
-
-            def infer(items: list[_Work]) -> list[_Work]:
-                import torch
-
-                try:
-                    if items[0].tiled:
-                        x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
-                        items[0].result = router.for_tiles().infer_tiled(x, tile=tile_side)[0].numpy()
-                        return items
-                    ph, pw = padded_size(*items[0].image.size)
-                    batch_np = np.stack([pad_rgb(w.image.rgb, ph, pw) for w in items])
-                    out = router.for_size(*items[0].image.size).infer(torch.from_numpy(batch_np)).numpy()
-                except (BackendError, RuntimeError, ValueError, MemoryError) as e:  # out of memory, a shape refused
-                    names = ", ".join(str(w.job.src) for w in items)
-                    raise InferenceFailed(f"{names}: inference failed ({first_line(e, 160)})") from None
-                for w, o in zip(items, out):
-                    h, ww = w.image.size
-                    w.result = o[:h, :ww]
-                return items
-
-            def encode(w: _Work) -> None:
-                job = w.job
-                try:
-                    rgb = w.result
-                    assert rgb is not None
-                    if not opt.work_size and rgb.shape[:2] != w.orig_size:
-                        rgb = resize_rgb(np.ascontiguousarray(rgb), *w.orig_size)
-                    img = replace(w.image, rgb=np.ascontiguousarray(rgb))  # alpha, metadata, bit depth go along
-                    fmt = output_format(job.dst.suffix)
-                    with atomic_path(job.dst, suffix=job.dst.suffix) as tmp:
-                        encode_image(img, tmp, fmt, opt.quality)
-                        beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
-                        self._manifest(job.out_root).add(job.rel, key, job.src, beside)  # recorded before it exists
-                except (OSError, ValueError, MediaError) as e:
-                    raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
-                with self._lock:
-                    progress.converted += 1
-                    progress.last = str(job.src)
-
-            stats_ref: list[PipelineStats] = []
-
-            def tick() -> None:
-                progress.elapsed_s = time.perf_counter() - t_start
-                if stats_ref:
-                    s = stats_ref[0]
-                    progress.rates = {"decode": s.decode.rate, "infer": s.infer.rate, "encode": s.encode.rate}
-                self.on_progress(progress)
-
-            pipe = Pipeline(PipelineConfig(opt.jobs, opt.jobs, batch), decode, infer, encode, group,
-                            on_failed=fail, job_of=lambda w: w.job, on_tick=tick, stop=self._stop)
-            stats_ref.append(pipe.stats)
-            threading.Thread(target=count_total, name="ccv-count", daemon=True).start()
+            stages.summary.backend = router.describe()
+            self.on_message("backend", stages.summary.backend)
+            config = PipelineConfig(opt.jobs, opt.jobs, opt.batch_size or router.default_batch)
+            runner = Pipeline(config, stages.decode, stages.infer, stages.encode, stages.shape_key,
+                              on_failed=stages.fail, job_of=lambda work: work.job, on_tick=stages.tick, stop=self._stop)
+            stages.stats = runner.stats
+            threading.Thread(target=stages.count_total, args=(inputs,), name="ccv-count", daemon=True).start()
             try:
-                pipe.run(todo())
+                runner.run(stages.source(inputs))
             finally:
                 for m in self._manifests.values():
                     m.close()
-            tick()
-        summary.converted, summary.skipped = progress.converted, progress.skipped
-        summary.elapsed_s = time.perf_counter() - t_start
-        summary.stats = pipe.stats
-        summary.interrupted = pipe.interrupted
-        summary.failures_files = self._write_failures(summary.out_roots, failures, pipe.interrupted)
-        return summary
+        return stages.finish(runner.interrupted)
 
     def _write_failures(self, out_roots: list[Path], failures: dict[Path, list[tuple[Path, str]]],
                         interrupted: bool) -> list[Path]:
@@ -374,6 +248,159 @@ class Converter:
             except OSError as e:
                 self.on_message("note", f"{path}: cannot write the list of failures ({e.strerror or e})")
         return written
+
+
+class _ImageStages:
+    """One `ccv convert` run as stage callables for ``pipeline.Pipeline``: ``source`` lists the jobs
+    left to do, ``decode`` reads one file, ``shape_key`` and ``infer`` batch same-sized images
+    through the router, ``encode`` writes one file atomically and records it in the manifest.
+    Counters and failures are kept here; ``tick`` reports progress."""
+
+    def __init__(self, conv: Converter, router, settings_key: str):
+        self.conv, self.opt, self.router, self.key = conv, conv.opt, router, settings_key
+        self.tile_side = AUTO_TILE if self.opt.tile is None else self.opt.tile
+        self.progress = Progress()
+        self.summary = Summary(backend="")
+        self.failures: dict[Path, list[tuple[Path, str]]] = {}  # per output folder
+        self.stats: Optional[PipelineStats] = None
+        self.t_start = time.perf_counter()
+        self._lock = threading.Lock()
+        self._seen_dirs: set[Path] = set()
+        self._told_raw = threading.Event()
+
+    # -- source ------------------------------------------------------------------------------------
+    def source(self, inputs: Sequence[str]) -> Iterator[Job]:
+        """The jobs to convert; skips and refusals are counted here, never reach the workers."""
+        conv = self.conv
+        for job in conv._jobs(inputs):
+            if job.out_root not in self.summary.out_roots:
+                self.summary.out_roots.append(job.out_root)
+            if job.dst.parent not in self._seen_dirs:
+                self._seen_dirs.add(job.dst.parent)
+                _remove_partials(job.dst.parent)
+            p = conv._decide(job, self.key)
+            if p.action in ("convert", "replace"):
+                yield job
+            elif p.action == "refuse":
+                self.fail(job, f"{job.src}: {p.note}")
+            else:
+                with self._lock:
+                    self.progress.skipped += 1
+                if p.action == "exists":
+                    conv.on_message("note", f"{job.dst}: {p.note}")
+
+    def count_total(self, inputs: Sequence[str]) -> None:
+        """A second, cheap walk so the ETA is known early."""
+        try:
+            n = sum(1 for _ in self.conv._jobs(inputs))
+        except Exception:  # noqa: BLE001  (the real walk reports problems)
+            return
+        self.progress.total = n
+
+    # -- decode ------------------------------------------------------------------------------------
+    def decode(self, job: Job) -> _Work:
+        opt, say = self.opt, self.conv.on_message
+        try:
+            img = read_image(job.src, metadata=opt.metadata == "keep")
+        except MediaError as e:
+            raise DecodeFailed(str(e)) from None
+        except CcvError:
+            raise  # a usage or environment problem ends the command, never one file
+        except Exception as e:  # noqa: BLE001  (a decoder bug on a strange file: that file fails)
+            raise DecodeFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
+        if img.frames > 1:
+            say("note", f"{job.src}: {img.frames_note()}")
+        if img.format == "RAW" and opt.ext == "same" and not self._told_raw.is_set():
+            self._told_raw.set()
+            say("note", f"{job.src}: a camera RAW cannot be written back; --ext same writes "
+                f"RAW files as 16-bit TIFF ({job.dst.name})")
+        h, w = img.size
+        if opt.max_side and max(h, w) > opt.max_side:
+            s = opt.max_side / max(h, w)
+            img.rgb = resize_rgb(img.rgb, max(1, round(h * s)), max(1, round(w * s)))
+        wh, ww = img.size
+        tiled = bool(self.tile_side) and (
+            max(wh, ww) > self.tile_side if opt.tile else (wh * ww > AUTO_TILE_PIXELS))
+        if tiled and not self.router.can_tile:
+            raise DecodeFailed(f"{job.src}: {ww}x{wh} is too large to run whole on {self.router.main.name}; "
+                               "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
+        # a size the engine was not built for runs elsewhere (the router decides): its own batches
+        return _Work(job, img, (h, w), tiled, not tiled and self.router.runs_elsewhere(wh, ww))
+
+    # -- batch and infer ---------------------------------------------------------------------------
+    @staticmethod
+    def shape_key(work: _Work):
+        """Images that can share a batch: same padded size, same engine; a tiled image is alone."""
+        from .backends.base import padded_size
+
+        return ("tile", id(work)) if work.tiled else (work.elsewhere, *padded_size(*work.image.size))
+
+    def infer(self, items: list[_Work]) -> list[_Work]:
+        import torch
+
+        from .backends.base import pad_rgb, padded_size
+
+        try:
+            if items[0].tiled:
+                x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
+                items[0].result = self.router.for_tiles().infer_tiled(x, tile=self.tile_side)[0].numpy()
+                return items
+            ph, pw = padded_size(*items[0].image.size)
+            batch = np.stack([pad_rgb(w.image.rgb, ph, pw) for w in items])
+            out = self.router.for_size(*items[0].image.size).infer(torch.from_numpy(batch)).numpy()
+        except (BackendError, RuntimeError, ValueError, MemoryError) as e:  # out of memory, a shape refused
+            names = ", ".join(str(w.job.src) for w in items)
+            raise InferenceFailed(f"{names}: inference failed ({first_line(e, 160)})") from None
+        for w, o in zip(items, out):
+            h, ww = w.image.size
+            w.result = o[:h, :ww]
+        return items
+
+    # -- encode and sink ---------------------------------------------------------------------------
+    def encode(self, work: _Work) -> None:
+        """Writes one output under a temporary name, recorded in the manifest, then renamed."""
+        opt, job = self.opt, work.job
+        try:
+            rgb = work.result
+            assert rgb is not None
+            if not opt.work_size and rgb.shape[:2] != work.orig_size:
+                rgb = resize_rgb(np.ascontiguousarray(rgb), *work.orig_size)
+            img = replace(work.image, rgb=np.ascontiguousarray(rgb))  # alpha, metadata, bit depth go along
+            fmt = output_format(job.dst.suffix)
+            with atomic_path(job.dst, suffix=job.dst.suffix) as tmp:
+                encode_image(img, tmp, fmt, opt.quality)
+                beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
+                self.conv._manifest(job.out_root).add(job.rel, self.key, job.src, beside)  # recorded before it exists
+        except (OSError, ValueError, MediaError) as e:
+            raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
+        with self._lock:
+            self.progress.converted += 1
+            self.progress.last = str(job.src)
+
+    # -- reporting ---------------------------------------------------------------------------------
+    def fail(self, job: Job, message: str) -> None:
+        with self._lock:
+            self.progress.failed += 1
+            self.summary.failed.append((job.src, message))
+            self.failures.setdefault(job.out_root, []).append((job.src, message))
+        self.conv.on_message("failed", message)
+
+    def tick(self, final: bool = False) -> None:
+        p = self.progress
+        p.elapsed_s = time.perf_counter() - self.t_start
+        if self.stats is not None:
+            s = self.stats
+            p.rates = {"decode": s.decode.rate, "infer": s.infer.rate, "encode": s.encode.rate}
+        self.conv.on_progress(p)
+
+    def finish(self, interrupted: bool) -> Summary:
+        summary = self.summary
+        summary.converted, summary.skipped = self.progress.converted, self.progress.skipped
+        summary.elapsed_s = time.perf_counter() - self.t_start
+        summary.stats = self.stats
+        summary.interrupted = interrupted
+        summary.failures_files = self.conv._write_failures(summary.out_roots, self.failures, interrupted)
+        return summary
 
 
 def export_artifacts():

@@ -1,10 +1,22 @@
-"""A streaming pipeline of threads: decode workers -> batched inference (the calling thread) ->
-encode workers, joined by bounded queues, so memory stays flat however many files there are.
+"""One stage runner for `ccv convert` and `ccv video`: source -> decode -> batch (by shape key) ->
+infer -> encode + sink, threads joined by bounded queues, so memory stays flat however many files
+or frames there are.
+
+    feeder thread    iterates the source (image jobs; or a video's demuxed, decoded frames and the
+                     audio/subtitle packets that pass through)
+    decode workers   ``decode(job) -> item`` (none for a video: its source decodes in order)
+    calling thread   groups items by ``shape_key`` and runs ``infer(batch)``; pass-through items
+                     skip it
+    encode workers   ``encode(item)``: encodes and hands to the sink (writes a file, muxes a frame)
+
+The stages are plain callables with no knowledge of threads, so another executor (Ray Data, issue
+16) can drive the same ``decode``/``infer``/``encode``.
 
 - Per-item problems are raised by stage functions as ``ItemFailed``: reported, and the run goes on.
 - Anything else raised in a worker stops every stage and is re-raised in the calling thread.
-- ``stop`` (an Event) or Ctrl-C stops taking new items; items already inferred are still encoded
-  and written, then the pipeline returns with ``interrupted`` set. A second Ctrl-C abandons them.
+- ``stop`` (an Event) or Ctrl-C stops taking new items; with ``on_interrupt="finish"`` items already
+  inferred are still encoded and written, then ``run`` returns with ``interrupted`` set (a second
+  Ctrl-C abandons them); with ``"raise"`` everything stops and the KeyboardInterrupt is re-raised.
 Decoding and encoding (Pillow, PyAV) release the GIL, so worker threads overlap with inference.
 """
 from __future__ import annotations
@@ -48,10 +60,13 @@ class PipelineStats:
 
 @dataclass
 class PipelineConfig:
-    decode_workers: int = 2
-    encode_workers: int = 2
+    decode_workers: int = 2  # 0: the source yields decoded items (a video's demuxer decodes in order)
+    encode_workers: int = 2  # 1 keeps the items in order (a video's frames)
     batch_size: int = 1
     max_pending: int = 0  # decoded items held while batches fill; 0 = 2 * batch_size
+    queue_items: int = 0  # items each queue holds; 0: sized from the workers and the batch
+    on_interrupt: str = "finish"  # finish: write what was inferred, then return; raise: stop now, re-raise
+    progress_every_s: float = 0.0  # on_tick at most this often (the last one always)
 
 
 class Stopped(Exception):
@@ -112,20 +127,30 @@ class ThreadGroup:
 
 class Pipeline(Generic[T, D, R]):
     """``decode(job) -> D``; ``infer([D, ...]) -> [R, ...]`` on batches of items with the same
-    ``group(D)``; ``encode(R)``. ``on_failed(job, message)`` for items that failed (any stage,
-    called from any thread); ``on_tick()`` from the calling thread as work completes."""
+    ``group(D)`` (the shape key); ``encode(R)``. Items for which ``passthrough(D)`` is true skip
+    batching and inference and go to ``encode`` as they are. ``on_failed(job, message)`` for items
+    that failed (any stage, called from any thread); ``on_tick(final)`` from the calling thread as
+    work completes (throttled by ``progress_every_s``; ``final`` once at the end)."""
 
-    def __init__(self, config: PipelineConfig, decode: Callable[[T], D], infer: Callable[[list[D]], Sequence[R]],
-                 encode: Callable[[R], None], group: Callable[[D], Hashable],
+    def __init__(self, config: PipelineConfig, decode: Optional[Callable[[T], D]],
+                 infer: Callable[[list[D]], Sequence[R]], encode: Callable[[R], None], group: Callable[[D], Hashable],
                  on_failed: Callable[[T, str], None], job_of: Callable[[D], T],
-                 on_tick: Callable[[], None] = lambda: None, stop: Optional[threading.Event] = None):
+                 on_tick: Callable[..., None] = lambda final=False: None, stop: Optional[threading.Event] = None,
+                 passthrough: Optional[Callable[[D], bool]] = None):
+        if decode is None and config.decode_workers:
+            raise ValueError("decode_workers must be 0 when the source yields decoded items")
+        if config.on_interrupt not in ("finish", "raise"):
+            raise ValueError(f"on_interrupt {config.on_interrupt!r}: use finish or raise")
         self.cfg = config
         self._decode, self._infer, self._encode, self._group = decode, infer, encode, group
         self._on_failed, self._job_of, self._on_tick = on_failed, job_of, on_tick
+        self._passthrough = passthrough or (lambda item: False)
+        self._last_tick = 0.0
         self.stop = stop or threading.Event()  # graceful: take no new items
         self._workers = ThreadGroup()  # its stop flag is fatal: everything quits now
         self._lock = threading.Lock()
-        self.stats = PipelineStats(StageStats(config.decode_workers), StageStats(1), StageStats(config.encode_workers))
+        self.stats = PipelineStats(StageStats(max(1, config.decode_workers)), StageStats(1),
+                                   StageStats(config.encode_workers))
         self.interrupted = False
 
     def _account(self, stage: StageStats, t0: float, n: int = 1) -> None:
@@ -135,17 +160,32 @@ class Pipeline(Generic[T, D, R]):
 
     # -- stages ------------------------------------------------------------------------------------
     def _feed(self, jobs: Iterable[T], in_q: queue.Queue) -> None:
+        """Jobs to the decode workers; or, with none, the source's decoded items straight to
+        batching (the time spent in the source is then the decode stage's)."""
+        ends = self.cfg.decode_workers or 1
         try:
-            for job in jobs:
-                if self.stop.is_set():
+            source = iter(jobs)
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    job = next(source)
+                except StopIteration:
                     break
+                if not self.cfg.decode_workers and not self._passthrough(job):  # type: ignore[arg-type]
+                    self._account(self.stats.decode, t0)
                 self._workers.put(in_q, job)
         finally:
-            for _ in range(self.cfg.decode_workers):
+            for _ in range(ends):
                 try:
                     self._workers.put(in_q, _END)
                 except Stopped:
                     break
+
+    def tick(self, final: bool = False) -> None:
+        now = time.perf_counter()
+        if final or now - self._last_tick >= self.cfg.progress_every_s:
+            self._last_tick = now
+            self._on_tick(final)
 
     def _decoder(self, in_q: queue.Queue, dec_q: queue.Queue) -> None:
         while True:
@@ -154,6 +194,9 @@ class Pipeline(Generic[T, D, R]):
                 break
             if self.stop.is_set():
                 continue  # drain without work, so the feeder is never blocked
+            if self._passthrough(job):  # type: ignore[arg-type]
+                self._workers.put(dec_q, job)
+                continue
             t0 = time.perf_counter()
             try:
                 item = self._decode(job)  # type: ignore[arg-type]
@@ -170,6 +213,9 @@ class Pipeline(Generic[T, D, R]):
             item = self._workers.get(enc_q)
             if item is _END:
                 break
+            if self._passthrough(item):  # type: ignore[arg-type]
+                self._encode(item)  # type: ignore[arg-type]  (a packet to copy: no work to count)
+                continue
             t0 = time.perf_counter()
             try:
                 self._encode(item)  # type: ignore[arg-type]
@@ -193,67 +239,39 @@ class Pipeline(Generic[T, D, R]):
             self._workers.put(enc_q, r)
 
     def run(self, jobs: Iterable[T]) -> None:
+        """Runs ``jobs`` (the source) through the stages; returns when all are written, or stopped."""
         cfg = self.cfg
-        in_q: queue.Queue = queue.Queue(maxsize=2 * cfg.decode_workers)
-        dec_q: queue.Queue = queue.Queue(maxsize=cfg.batch_size + cfg.decode_workers)
-        enc_q: queue.Queue = queue.Queue(maxsize=2 * cfg.encode_workers)
-        max_pending = cfg.max_pending or 2 * cfg.batch_size
+        dec_q: queue.Queue = queue.Queue(maxsize=cfg.queue_items or cfg.batch_size + cfg.decode_workers)
+        in_q: queue.Queue = queue.Queue(maxsize=cfg.queue_items or 2 * cfg.decode_workers) if cfg.decode_workers else dec_q
+        enc_q: queue.Queue = queue.Queue(maxsize=cfg.queue_items or 2 * cfg.encode_workers)
         threads = [self._workers.start(lambda: self._feed(jobs, in_q), "ccv-feed")]
         threads += [self._workers.start(lambda: self._decoder(in_q, dec_q), f"ccv-decode-{i}") for i in range(cfg.decode_workers)]
         encoders = [self._workers.start(lambda: self._encoder(enc_q), f"ccv-encode-{i}") for i in range(cfg.encode_workers)]
-        pending: dict[Hashable, list[D]] = {}
-        n_pending = 0
-        ended = 0
-
-        def flush(key: Hashable) -> None:
-            nonlocal n_pending
-            batch = pending.pop(key)
-            n_pending -= len(batch)
-            self._run_batch(batch, enc_q)
-            self._on_tick()
-
         try:
             try:
-                while ended < cfg.decode_workers:
-                    if self.stop.is_set():
-                        raise KeyboardInterrupt  # the same clean stop as Ctrl-C
-                    try:
-                        item = dec_q.get(timeout=_POLL)
-                    except queue.Empty:
-                        if self._workers.stop.is_set():
-                            raise Stopped from None
-                        if pending:  # decoders are behind: keep inference busy with what is here
-                            flush(max(pending, key=lambda k: len(pending[k])))
-                        self._on_tick()
-                        continue
-                    if item is _END:
-                        ended += 1
-                        continue
-                    key = self._group(item)  # type: ignore[arg-type]
-                    pending.setdefault(key, []).append(item)  # type: ignore[arg-type]
-                    n_pending += 1
-                    if len(pending[key]) >= cfg.batch_size:
-                        flush(key)
-                    elif n_pending >= max_pending:
-                        flush(max(pending, key=lambda k: len(pending[k])))
-                while pending:
-                    flush(next(iter(pending)))
+                self._batch_and_infer(dec_q, enc_q)
             except KeyboardInterrupt:
+                if cfg.on_interrupt == "raise":
+                    self._workers.stop.set()
+                    raise
                 # Ctrl-C or stop(): no new items; what was inferred is still written below
                 self.interrupted = True
                 self.stop.set()
-                pending.clear()
             for _ in encoders:
                 self._workers.put(enc_q, _END)
             for t in encoders:
                 while t.is_alive():
                     t.join(_POLL)
-            self._on_tick()
+                    self.tick()
+            self._workers.raise_error()
+            self.tick(final=True)
         except Stopped:
             pass
         except KeyboardInterrupt:  # a second Ctrl-C while the last files are written: quit now
             self._workers.stop.set()
             self.interrupted = True
+            if cfg.on_interrupt == "raise":
+                raise
         except BaseException as e:
             self._workers.fail(e)
         finally:
@@ -263,3 +281,45 @@ class Pipeline(Generic[T, D, R]):
             for t in threads + encoders:
                 t.join(1.0)
         self._workers.raise_error()
+
+    def _batch_and_infer(self, dec_q: queue.Queue, enc_q: queue.Queue) -> None:
+        """The calling thread: items grouped by shape key into batches, each batch inferred as
+        soon as it is full, or when the decoders fall behind (inference is never left idle)."""
+        cfg = self.cfg
+        max_pending = cfg.max_pending or 2 * cfg.batch_size
+        pending: dict[Hashable, list[D]] = {}
+        ended = 0
+
+        def flush(key: Hashable) -> None:
+            self._run_batch(pending.pop(key), enc_q)
+            self.tick()
+
+        def fullest() -> Hashable:
+            return max(pending, key=lambda k: len(pending[k]))
+
+        while ended < (cfg.decode_workers or 1):
+            if self.stop.is_set():
+                raise KeyboardInterrupt  # the same clean stop as Ctrl-C
+            try:
+                item = dec_q.get(timeout=_POLL)
+            except queue.Empty:
+                if self._workers.stop.is_set():
+                    raise Stopped from None
+                if pending:  # decoders are behind: keep inference busy with what is here
+                    flush(fullest())
+                self.tick()
+                continue
+            if item is _END:
+                ended += 1
+                continue
+            if self._passthrough(item):  # type: ignore[arg-type]
+                self._workers.put(enc_q, item)
+                continue
+            key = self._group(item)  # type: ignore[arg-type]
+            pending.setdefault(key, []).append(item)  # type: ignore[arg-type]
+            if len(pending[key]) >= cfg.batch_size:
+                flush(key)
+            elif sum(map(len, pending.values())) >= max_pending:
+                flush(fullest())
+        while pending:
+            flush(next(iter(pending)))

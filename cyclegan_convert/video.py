@@ -1,10 +1,14 @@
 """The Python API behind `ccv video`: ``VideoConverter(ref, VideoOptions()).run(Path("in.mp4"))``.
 
-Three stages run at once, joined by bounded queues so memory stays flat on a two-hour video:
+The stages run on the same stage runner as `ccv convert` (``pipeline.Pipeline``), joined by
+bounded queues so memory stays flat on a two-hour video:
 
-    decode thread  demux; decode (FFmpeg threads); YUV -> RGB; audio/subtitle packets pass along
-    this thread    batches of frames through the backend (the GIL is free while it computes)
-    encode thread  RGB -> YUV; encode; mux video and the copied packets into a temporary file
+    source (feeder thread)  ``_VideoSource``: demux; decode (FFmpeg threads); YUV -> RGB; audio and
+                            subtitle packets pass through, never inferred
+    infer (this thread)     ``VideoConverter._infer``: batches of frames through the backend router
+                            (the GIL is free while it computes)
+    encode + sink (1 thread) ``_VideoSink``: RGB -> YUV; encode; mux video and the copied packets
+                            into a temporary file
 
 Frames are never dropped: a full queue blocks its producer. An error in a worker stops the others
 and is raised here; Ctrl-C stops everything and removes the temporary file. Progress goes to a
@@ -13,19 +17,17 @@ callback; nothing is drawn.
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
 
 from .atomic import atomic_path
-from .pipeline import Stopped, ThreadGroup
 from .errors import MediaError, UsageError
+from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
 from .video_io import (FrameConverter, OutputPlan, VideoInfo, check_encoder, check_output, choose_pix_fmt, default_output,
                        encoder_options, fit_within, open_input, open_output, probe, subsampled, _reason)
@@ -122,22 +124,13 @@ class _Copy:
     packet: object  # an av.Packet of an audio or subtitle stream
 
 
-_END = object()
-_POLL = 0.05
+def _is_copy(item) -> bool:
+    return isinstance(item, _Copy)
 
 
-@dataclass
-class _Stage:
-    frames: int = 0
-    busy_s: float = 0.0
-
-    def add(self, t0: float, n: int = 1) -> None:
-        self.frames += n
-        self.busy_s += time.perf_counter() - t0
-
-    @property
-    def rate(self) -> float:
-        return self.frames / self.busy_s if self.busy_s > 0 else 0.0
+def _no_item_failures(item, message: str) -> None:
+    """A video has no per-item failures: a frame that cannot be made ends the conversion."""
+    raise MediaError(message)
 
 
 class VideoConverter:
@@ -153,8 +146,7 @@ class VideoConverter:
         self.ref, self.options, self.backend = ref, options, backend
         self.on_progress = on_progress or (lambda p: None)
         self.on_message = on_message or (lambda kind, text: None)
-        self._workers = ThreadGroup()
-        self.stages = {"decode": _Stage(), "infer": _Stage(), "encode": _Stage()}
+        self.stats = PipelineStats()
         self._turns = 0  # quarter turns (counter-clockwise) that make the stored frames upright
 
     # -- planning ----------------------------------------------------------------------------------
@@ -254,66 +246,40 @@ class VideoConverter:
                 smoother.remove()
             router.close()
 
-    def _convert(self, src: Path, tmp: Path, info: VideoInfo, plan: OutputPlan, backend, smoother,
+    def _convert(self, src: Path, tmp: Path, info: VideoInfo, plan: OutputPlan, router, smoother,
                  batch: int) -> VideoResult:
         import av
-        import torch
 
         opt = self.options
         t_start = time.perf_counter()
         in_c = open_input(src)
         out_c = None
-        threads: list[threading.Thread] = []
-        notes: list[str] = []
         try:
             # chapters are cut and moved as the frames are: [--start, --start + --duration) becomes [0, ...)
             lo = info.start_s + opt.start if opt.start else None
             hi = None if opt.duration is None else (lo if lo is not None else info.start_s) + opt.duration
-            out_c, out_vs, mapping, dropped = open_output(tmp, plan, info, in_c, (lo, hi))
+            out_c, out_video, mapping, dropped = open_output(tmp, plan, info, in_c, (lo, hi))
             for line in dropped:
                 self.on_message("note", line)
-            dec_q: queue.Queue = queue.Queue(maxsize=opt.queue_frames)
-            enc_q: queue.Queue = queue.Queue(maxsize=opt.queue_frames)
-            reader = _Reader(self, in_c, info, plan.converter, mapping, dec_q)
-            writer = _Writer(self, out_c, out_vs, info, plan.converter, mapping, enc_q)
-            threads = [self._workers.start(reader.run, "ccv-video-decode"), self._workers.start(writer.run, "ccv-video-encode")]
+            source = _VideoSource(opt, in_c, info, plan.converter, mapping)
+            sink = _VideoSink(opt, out_c, out_video, info, plan.converter, mapping)
             total = info.frame_estimate(opt.start, opt.duration)
-            last_tick = 0.0
 
             def tick(final: bool = False) -> None:
-                nonlocal last_tick
-                now = time.perf_counter()
-                if not final and now - last_tick < 0.1:
-                    return
-                last_tick = now
-                done = writer.frames
-                est = done if final else (max(total, done) if total is not None else None)
-                self.on_progress(VideoProgress(done, est, now - t_start, self.rates()))
+                done = sink.written
+                estimate = done if final else (max(total, done) if total is not None else None)
+                self.on_progress(VideoProgress(done, estimate, time.perf_counter() - t_start, self.rates()))
 
-            pending: list[_Frame] = []
-            while True:
-                item = self._workers.get(dec_q, tick)
-                if item is _END:
-                    break
-                if isinstance(item, _Copy):
-                    self._workers.put(enc_q, item)
-                    continue
-                pending.append(item)
-                if len(pending) >= batch:
-                    self._infer(backend, smoother, pending, enc_q, torch)
-                    pending = []
-                    tick()
-            if pending:
-                self._infer(backend, smoother, pending, enc_q, torch)
-            self._workers.put(enc_q, _END)
-            while threads[1].is_alive():  # the encoder drains its queue and flushes
-                threads[1].join(_POLL)
-                self._workers.raise_error()
-                tick()
-            self._workers.raise_error()
-            tick(final=True)
-            if writer.frames == 0:
-                raise MediaError(f"{src}: no frame could be decoded" + (f" ({reader.problem})" if reader.problem else "")
+            config = PipelineConfig(decode_workers=0, encode_workers=1, batch_size=batch, max_pending=batch,
+                                    queue_items=opt.queue_frames, on_interrupt="raise", progress_every_s=0.1)
+            runner = Pipeline(config, None, lambda frames: self._infer(router, smoother, frames), sink.write,
+                              group=lambda frame: 0, on_failed=_no_item_failures, job_of=lambda item: item,
+                              on_tick=tick, passthrough=_is_copy)
+            self.stats = runner.stats
+            runner.run(source)
+            sink.finish()
+            if sink.written == 0:
+                raise MediaError(f"{src}: no frame could be decoded" + (f" ({source.problem})" if source.problem else "")
                                  + (" in the range asked for" if opt.start or opt.duration else ""))
             try:
                 out_c.close()  # writes the index: a muxer can still refuse a stream here
@@ -321,15 +287,9 @@ class VideoConverter:
                 raise MediaError(f"{src}: the {out_c.format.name} output could not be finished ({_reason(e)})") from None
             finally:
                 out_c = None
-            return VideoResult(tmp, writer.frames, backend.describe(), time.perf_counter() - t_start,
-                               self.rates(), notes + reader.notes, reader.problem)
-        except Stopped:
-            self._workers.raise_error()
-            raise
+            return VideoResult(tmp, sink.written, router.describe(), time.perf_counter() - t_start,
+                               self.rates(), source.notes, source.problem)
         finally:
-            self._workers.stop.set()
-            for t in threads:
-                t.join()
             if out_c is not None:
                 try:
                     out_c.close()
@@ -337,43 +297,48 @@ class VideoConverter:
                     pass
             in_c.close()
 
-    def _infer(self, backend, smoother, frames: list[_Frame], enc_q: queue.Queue, torch) -> None:
+    def _infer(self, router, smoother, frames: list[_Frame]) -> list[_Frame]:
+        """The infer stage: upright frames, padded to the model's multiple, through the router."""
+        import torch
+
         from .backends.base import padded_size, pad_rgb
 
-        t0 = time.perf_counter()
         if smoother is not None:
             smoother.begin([f.cut for f in frames])
         k = self._turns
         batch = np.stack([np.rot90(f.rgb, k) for f in frames])
         h, w = batch.shape[1:3]
         batch = pad_rgb(batch, *padded_size(h, w))  # frames 1 to 7 pixels high or wide included
-        out = backend.for_size(h, w, "frames").infer(torch.from_numpy(batch)).numpy()[:, :h, :w]
-        self.stages["infer"].add(t0, len(frames))
+        out = router.for_size(h, w, "frames").infer(torch.from_numpy(batch)).numpy()[:, :h, :w]
         for f, o in zip(frames, out):
             f.result = np.ascontiguousarray(np.rot90(o, -k) if k else o)
-            self._workers.put(enc_q, f)
+        return frames
 
     def rates(self) -> dict[str, float]:
-        return {name: s.rate for name, s in self.stages.items()}
+        """Frames per second each stage sustains (decode, infer, encode)."""
+        s = self.stats
+        return {"decode": s.decode.rate, "infer": s.infer.rate, "encode": s.encode.rate}
 
 
-class _Reader:
-    """The decode thread: every frame in order with its pts, and the packets to copy."""
+class _VideoSource:
+    """The source: every frame in order with its pts, as RGB at the working size, and the audio and
+    subtitle packets to copy (iterated by the runner's feeder thread)."""
 
-    def __init__(self, conv: VideoConverter, container, info: VideoInfo, frames: FrameConverter,
-                 mapping: dict, q: queue.Queue):
-        self.conv, self.c, self.info, self.frames, self.mapping, self.q = conv, container, info, frames, mapping, q
+    def __init__(self, options: VideoOptions, container, info: VideoInfo, frame_converter: FrameConverter,
+                 mapping: dict):
+        self.options, self.container, self.info = options, container, info
+        self.frame_converter, self.mapping = frame_converter, mapping
         self.problem: Optional[str] = None
         self.notes: list[str] = []
         self.decoded = 0
         self.first_pts: Optional[int] = None  # of the first frame converted
 
-    def run(self) -> None:
+    def __iter__(self) -> Iterator[Union[_Frame, _Copy]]:
         import av
 
-        opt, info = self.conv.options, self.info
-        vs = self.c.streams.video[0]
-        vs.thread_type = "AUTO"  # frame and slice threads inside FFmpeg: several times faster
+        opt, info = self.options, self.info
+        video_stream = self.container.streams.video[0]
+        video_stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg: several times faster
         tb = info.time_base
         # --start and --duration count from the video's first frame, which MPEG-TS and some other
         # containers put at a non-zero time (1.4 s is common).
@@ -381,7 +346,7 @@ class _Reader:
         end = None if opt.duration is None else start + Fraction(opt.duration).limit_denominator(1_000_000)
         shift = round(start / tb) if opt.start else 0  # output time 0 is --start
         if opt.start:
-            _seek_at_or_before(self.c, vs, int(start / tb))
+            _seek_at_or_before(self.container, video_stream, int(start / tb))
         step = round(1 / (info.rate * tb)) if info.rate else 1
         detector = None
         if opt.stable:
@@ -391,16 +356,15 @@ class _Reader:
         last_pts: Optional[int] = None
         last_dur = step
         fixed = 0
-        stage = self.conv.stages["decode"]
-        streams = [vs] + [self.c.streams[i] for i in self.mapping]
+        streams = [video_stream] + [self.container.streams[i] for i in self.mapping]
         bad_packets = 0
         done = False
         try:
-            for packet in self.c.demux(streams):
-                if packet.stream.index != vs.index:
-                    self._copy(packet, start, end)
+            for packet in self.container.demux(streams):
+                if packet.stream.index != video_stream.index:
+                    if (copy := self._copy(packet, start, end)) is not None:
+                        yield copy
                     continue
-                t0 = time.perf_counter()
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError as e:
@@ -426,12 +390,10 @@ class _Reader:
                     last_pts = pts
                     if self.first_pts is None:
                         self.first_pts = pts
-                    rgb = self.frames.to_rgb(frame)
+                    rgb = self.frame_converter.to_rgb(frame)
                     cut = detector(rgb) if detector is not None else False
                     self.decoded += 1
-                    stage.add(t0)
-                    self.conv._workers.put(self.q, _Frame(pts - shift, frame.duration or None, rgb, cut))
-                    t0 = time.perf_counter()
+                    yield _Frame(pts - shift, frame.duration or None, rgb, cut)
                 if done:
                     break
         except av.error.FFmpegError as e:
@@ -443,7 +405,6 @@ class _Reader:
             self.problem = self.problem.replace("some packets", f"{bad_packets} video packets", 1)
         if self.problem is None:
             self._check_complete(last_pts, tb, bad_packets, end)
-        self.conv._workers.put(self.q, _END)
 
     def _note_bad(self, e: Exception, last_pts: Optional[int], tb: Fraction) -> None:
         if self.problem is None:
@@ -452,7 +413,7 @@ class _Reader:
 
     def _check_complete(self, last_pts: Optional[int], tb: Fraction, bad: int, end) -> None:
         """A truncated file often just ends: compare with what its header promised."""
-        info, opt = self.info, self.conv.options
+        info, opt = self.info, self.options
         whole = not opt.start and opt.duration is None
         if whole and info.frames and self.decoded < info.frames:
             where = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
@@ -475,83 +436,79 @@ class _Reader:
                 self.problem = (f"the input ends early: decoding stopped at {got:.2f} s of "
                                 f"{expected_end:.2f} s (truncated or damaged file)")
 
-    def _copy(self, packet, start: Fraction, end) -> None:
+    def _copy(self, packet, start: Fraction, end) -> Optional[_Copy]:
+        """The packet to pass through, moved with --start; None if it falls outside the range."""
         if packet.pts is None and packet.dts is None:
-            return  # the demuxer's flush packet
+            return None  # the demuxer's flush packet
         ptb = packet.time_base
         ts = packet.pts if packet.pts is not None else packet.dts
-        lo = start if self.conv.options.start else None  # without --start, nothing is cut or shifted at the front
+        lo = start if self.options.start else None  # without --start, nothing is cut or shifted at the front
         if lo is not None or end is not None:
             t = ts * ptb
             if (lo is not None and t < lo) or (end is not None and t >= end):
-                return
+                return None
         if lo is not None:
             off = round(lo / ptb)
             if packet.pts is not None:
                 packet.pts -= off
             if packet.dts is not None:
                 packet.dts -= off
-        self.conv._workers.put(self.q, _Copy(packet))
+        return _Copy(packet)
 
 
-def _seek_at_or_before(container, vs, target: int) -> None:
+def _seek_at_or_before(container, video_stream, target: int) -> None:
     """Seeks the video to a keyframe at or before pts ``target``. Demuxers without an index
     (MPEG-TS) may land after it, or nowhere: then decoding starts from the beginning (the reader
     skips frames before --start), never from a later point that would silently cut the start."""
-    container.seek(target, stream=vs, backward=True)
-    first = next((f.pts for p in container.demux(vs) for f in p.decode() if f.pts is not None), None)
+    container.seek(target, stream=video_stream, backward=True)
+    first = next((f.pts for p in container.demux(video_stream) for f in p.decode() if f.pts is not None), None)
     if first is None or first > target:
-        container.seek(0, stream=vs, backward=True)  # 0: even where the stream starts later
+        container.seek(0, stream=video_stream, backward=True)  # 0: even where the stream starts later
     else:
-        container.seek(target, stream=vs, backward=True)
+        container.seek(target, stream=video_stream, backward=True)
 
 
-class _Writer:
-    """The encode thread: frames back to YUV with the source's matrix, encoded with their pts;
-    copied packets muxed as they come (the muxer interleaves them by time)."""
+class _VideoSink:
+    """The encode stage and sink (one thread, frames in order): frames back to YUV with the source's
+    matrix, encoded with their pts; copied packets muxed as they come (the muxer interleaves them by
+    time). ``finish`` flushes the encoder once the runner is done."""
 
-    def __init__(self, conv: VideoConverter, container, stream, info: VideoInfo, frames: FrameConverter,
-                 mapping: dict, q: queue.Queue):
-        self.conv, self.c, self.vs, self.info, self.fc, self.mapping, self.q = conv, container, stream, info, frames, mapping, q
-        self.frames = 0
+    def __init__(self, options: VideoOptions, container, video_stream, info: VideoInfo,
+                 frame_converter: FrameConverter, mapping: dict):
+        self.options, self.container, self.video_stream, self.info = options, container, video_stream, info
+        self.frame_converter, self.mapping = frame_converter, mapping
+        self.written = 0  # frames encoded
 
-    def run(self) -> None:
+    def write(self, item: Union[_Frame, _Copy]) -> None:
         import av
 
-        stage = self.conv.stages["encode"]
-        side = self.conv.options.side_by_side
-        out_w, out_h = self.fc.out_size
-        tb = self.info.time_base
-        while True:
-            item = self.conv._workers.get(self.q)
-            if item is _END:
-                break
-            if isinstance(item, _Copy):
-                item.packet.stream = self.mapping[item.packet.stream.index]
-                self._mux(item.packet)
-                continue
-            t0 = time.perf_counter()
-            rgb = np.concatenate([item.rgb, item.result], axis=1) if side else item.result
-            if rgb.shape[1] == out_w + 1 or rgb.shape[0] == out_h + 1:  # odd side with 4:2:0: crop, not rescale
-                rgb = rgb[:out_h, :out_w]
-            vf = self.fc.from_rgb(rgb)
-            vf.pts = item.pts
-            vf.time_base = tb
-            if item.duration:
-                vf.duration = item.duration
-            try:
-                packets = self.vs.encode(vf)
-            except av.error.FFmpegError as e:
-                raise MediaError(f"{self.vs.codec_context.name}: encoding failed ({_reason(e)})") from None
-            self._mux(packets)
-            self.frames += 1
-            stage.add(t0)
-        self._mux(self.vs.encode(None))  # flush: the encoder holds frames for its lookahead
+        if isinstance(item, _Copy):
+            item.packet.stream = self.mapping[item.packet.stream.index]
+            self._mux(item.packet)
+            return
+        out_w, out_h = self.frame_converter.out_size
+        rgb = np.concatenate([item.rgb, item.result], axis=1) if self.options.side_by_side else item.result
+        if rgb.shape[1] == out_w + 1 or rgb.shape[0] == out_h + 1:  # odd side with 4:2:0: crop, not rescale
+            rgb = rgb[:out_h, :out_w]
+        out_frame = self.frame_converter.from_rgb(rgb)
+        out_frame.pts = item.pts
+        out_frame.time_base = self.info.time_base
+        if item.duration:
+            out_frame.duration = item.duration
+        try:
+            packets = self.video_stream.encode(out_frame)
+        except av.error.FFmpegError as e:
+            raise MediaError(f"{self.video_stream.codec_context.name}: encoding failed ({_reason(e)})") from None
+        self._mux(packets)
+        self.written += 1
+
+    def finish(self) -> None:
+        self._mux(self.video_stream.encode(None))  # flush: the encoder holds frames for its lookahead
 
     def _mux(self, packets) -> None:
         import av
 
         try:
-            self.c.mux(packets)
+            self.container.mux(packets)
         except av.error.FFmpegError as e:  # the muxer refused a packet (one a container cannot take)
-            raise MediaError(f"the {self.c.format.name} output could not be written ({_reason(e)})") from None
+            raise MediaError(f"the {self.container.format.name} output could not be written ({_reason(e)})") from None

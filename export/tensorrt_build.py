@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..atomic import atomic_write_bytes
 from ..backends.tensorrt_runtime import INSTALL_HINT, require_tensorrt, tensorrt_available, trt_logger  # noqa: F401
-from ..errors import BackendUnavailableError, EngineBuildError
+from ..errors import EngineBuildError
 from .engine_cache import Platform
 from .onnx_export import INPUT_NAME
 from .shapes import Profile
