@@ -81,8 +81,9 @@ class PlannedJob:
 
 
 @dataclass
-class Progress:
-    """A snapshot for progress displays. ``total`` is None until all inputs have been listed."""
+class ConvertProgress:
+    """A snapshot for progress displays (the CLI draws rich's ``Progress`` bar from it). ``total`` is
+    None until all inputs have been listed."""
 
     converted: int = 0
     skipped: int = 0
@@ -123,11 +124,11 @@ class _Work:
 
 
 class Converter:
-    """Converts image files with one model. ``on_progress(Progress)`` is called from the calling
+    """Converts image files with one model. ``on_progress(ConvertProgress)`` is called from the calling
     thread; ``on_message(kind, text)`` (kinds: backend, failed, note) from any thread."""
 
     def __init__(self, ref: ModelRef, options: ConvertOptions = ConvertOptions(),
-                 on_progress: Optional[Callable[[Progress], None]] = None,
+                 on_progress: Optional[Callable[[ConvertProgress], None]] = None,
                  on_message: Optional[Callable[[str, str], None]] = None, backend=None):
         self.ref = ref
         self.opt = options
@@ -259,7 +260,7 @@ class _ImageStages:
     def __init__(self, conv: Converter, router, settings_key: str):
         self.conv, self.opt, self.router, self.key = conv, conv.opt, router, settings_key
         self.tile_side = AUTO_TILE if self.opt.tile is None else self.opt.tile
-        self.progress = Progress()
+        self.progress = ConvertProgress()
         self.summary = Summary(backend="")
         self.failures: dict[Path, list[tuple[Path, str]]] = {}  # per output folder
         self.stats: Optional[PipelineStats] = None

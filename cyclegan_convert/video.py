@@ -339,15 +339,15 @@ class _VideoSource:
         opt, info = self.options, self.info
         video_stream = self.container.streams.video[0]
         video_stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg: several times faster
-        tb = info.time_base
+        time_base = info.time_base
         # --start and --duration count from the video's first frame, which MPEG-TS and some other
         # containers put at a non-zero time (1.4 s is common).
         start = Fraction(info.start_s).limit_denominator(1_000_000) + Fraction(opt.start).limit_denominator(1_000_000)
         end = None if opt.duration is None else start + Fraction(opt.duration).limit_denominator(1_000_000)
-        shift = round(start / tb) if opt.start else 0  # output time 0 is --start
+        shift = round(start / time_base) if opt.start else 0  # output time 0 is --start
         if opt.start:
-            _seek_at_or_before(self.container, video_stream, int(start / tb))
-        step = round(1 / (info.rate * tb)) if info.rate else 1
+            _seek_at_or_before(self.container, video_stream, int(start / time_base))
+        step = round(1 / (info.rate * time_base)) if info.rate else 1
         detector = None
         if opt.stable:
             from .stabilize import SceneCutDetector
@@ -369,7 +369,7 @@ class _VideoSource:
                     decoded = packet.decode()
                 except av.error.FFmpegError as e:
                     bad_packets += 1
-                    self._note_bad(e, last_pts, tb)
+                    self._note_bad(e, last_pts, time_base)
                     continue
                 for frame in decoded:
                     pts = frame.pts
@@ -378,7 +378,7 @@ class _VideoSource:
                     if last_pts is not None and pts <= last_pts:
                         pts = last_pts + 1  # encoders need increasing pts
                         fixed += 1
-                    t = pts * tb
+                    t = pts * time_base
                     if t < start:
                         continue
                     if end is not None and t >= end:
@@ -397,26 +397,26 @@ class _VideoSource:
                 if done:
                     break
         except av.error.FFmpegError as e:
-            where = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
+            where = f"{float(last_pts * time_base):.2f} s" if last_pts is not None else "the start"
             self.problem = f"the input is damaged: reading stopped at {where} after {self.decoded} frames ({_reason(e)})"
         if fixed:
             self.notes.append(f"{fixed} frames had repeated timestamps; each was moved one tick later")
         if bad_packets and self.problem and "some packets" in self.problem:
             self.problem = self.problem.replace("some packets", f"{bad_packets} video packets", 1)
         if self.problem is None:
-            self._check_complete(last_pts, tb, bad_packets, end)
+            self._check_complete(last_pts, time_base, bad_packets, end)
 
-    def _note_bad(self, e: Exception, last_pts: Optional[int], tb: Fraction) -> None:
+    def _note_bad(self, e: Exception, last_pts: Optional[int], time_base: Fraction) -> None:
         if self.problem is None:
-            where = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
+            where = f"{float(last_pts * time_base):.2f} s" if last_pts is not None else "the start"
             self.problem = f"the input is damaged near {where}: some packets could not be decoded ({_reason(e)})"
 
-    def _check_complete(self, last_pts: Optional[int], tb: Fraction, bad: int, end) -> None:
+    def _check_complete(self, last_pts: Optional[int], time_base: Fraction, bad: int, end) -> None:
         """A truncated file often just ends: compare with what its header promised."""
         info, opt = self.info, self.options
         whole = not opt.start and opt.duration is None
         if whole and info.frames and self.decoded < info.frames:
-            where = f"{float(last_pts * tb):.2f} s" if last_pts is not None else "the start"
+            where = f"{float(last_pts * time_base):.2f} s" if last_pts is not None else "the start"
             self.problem = (f"the input ends early: decoding stopped at {where}, after {self.decoded} of "
                             f"{info.frames} frames (truncated or damaged file)")
             return
@@ -424,11 +424,11 @@ class _VideoSource:
             expected_end = info.start_s + info.duration_s
             if end is not None:
                 expected_end = min(expected_end, float(end))
-            got = float(last_pts * tb)
+            got = float(last_pts * time_base)
             # a frame's length from the frames read: the container's rate can be a guess (1000/s, its
             # time base, for Matroska without a default duration, as OBS writes it)
             if self.decoded > 1 and self.first_pts is not None and last_pts > self.first_pts:
-                frame_s = float((last_pts - self.first_pts) * tb) / (self.decoded - 1)
+                frame_s = float((last_pts - self.first_pts) * time_base) / (self.decoded - 1)
             else:
                 frame_s = 1 / float(info.rate)
             slack = 3 * frame_s + (0 if info.duration_exact else 1.0)

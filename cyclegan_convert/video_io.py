@@ -162,14 +162,14 @@ def probe(path: Path, container=None) -> VideoInfo:
     try:
         if not c.streams.video:
             raise MediaError(f"{path}: no video stream")
-        vs = c.streams.video[0]
-        cc = vs.codec_context
+        video_stream = c.streams.video[0]
+        cc = video_stream.codec_context
         # the container's tags, before decoding replaces them with the bitstream's (which may say
         # "unspecified" where the container says BT.709)
         cc_tags = (cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
         first, bad, error = None, 0, None
         try:
-            for packet in c.demux(vs):
+            for packet in c.demux(video_stream):
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as e:
@@ -197,15 +197,15 @@ def probe(path: Path, container=None) -> VideoInfo:
             primaries=first.color_primaries if first.color_primaries != _UNSPECIFIED else cc_tags[2],
             trc=first.color_trc if first.color_trc != _UNSPECIFIED else cc_tags[3],
         )
-        start = float(vs.start_time * vs.time_base) if vs.start_time is not None and vs.time_base else 0.0
+        start = float(video_stream.start_time * video_stream.time_base) if video_stream.start_time is not None and video_stream.time_base else 0.0
         # duration_s is the span from the first frame (start_s) to the end of the last one
         dur, exact = None, True
-        if vs.duration and vs.time_base:
-            dur = float(vs.duration * vs.time_base)
-        elif _tag_seconds(vs.metadata.get("DURATION")) is not None:  # Matroska writes one per stream
+        if video_stream.duration and video_stream.time_base:
+            dur = float(video_stream.duration * video_stream.time_base)
+        elif _tag_seconds(video_stream.metadata.get("DURATION")) is not None:  # Matroska writes one per stream
             # FFmpeg's muxer writes the time the stream ends, not its span: a video that starts at
             # 0.5 s (audio first) would otherwise look 0.5 s longer than it is, and truncated
-            dur = max(0.0, _tag_seconds(vs.metadata.get("DURATION")) - start)
+            dur = max(0.0, _tag_seconds(video_stream.metadata.get("DURATION")) - start)
         elif c.duration:
             # the whole file's, audio included, counted from the earliest stream's start
             end = (c.start_time or 0) / 1_000_000 + c.duration / 1_000_000
@@ -214,12 +214,12 @@ def probe(path: Path, container=None) -> VideoInfo:
             CopiedStream(s.index, s.type, s.codec_context.name, s.language)
             for s in c.streams if s.type in ("audio", "subtitle")
         )
-        skipped = tuple(_skipped_line(s) for s in c.streams if s.index != vs.index and s.type not in ("audio", "subtitle"))
-        sar = vs.sample_aspect_ratio if vs.sample_aspect_ratio else cc.sample_aspect_ratio
+        skipped = tuple(_skipped_line(s) for s in c.streams if s.index != video_stream.index and s.type not in ("audio", "subtitle"))
+        sar = video_stream.sample_aspect_ratio if video_stream.sample_aspect_ratio else cc.sample_aspect_ratio
         return VideoInfo(
             path=Path(path), width=first.width, height=first.height, pix_fmt=fmt.name, bit_depth=_bit_depth(fmt),
-            codec=cc.name, time_base=vs.time_base, rate=vs.average_rate or vs.guessed_rate or None,
-            frames=vs.frames or None, duration_s=dur, duration_exact=exact, start_s=start, colour=colour,
+            codec=cc.name, time_base=video_stream.time_base, rate=video_stream.average_rate or video_stream.guessed_rate or None,
+            frames=video_stream.frames or None, duration_s=dur, duration_exact=exact, start_s=start, colour=colour,
             display_matrix=display_matrix_of(first), rotation=first.rotation,
             sar=sar if sar and sar != 1 else None, others=others, skipped=skipped,
         )
@@ -507,12 +507,12 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container,
         raise MediaError(f"{tmp}: cannot write ({_reason(e)})") from None
     try:
         in_vs = in_container.streams.video[0]
-        vs = out.add_stream(plan.codec, rate=info.rate or Fraction(25))
+        video_stream = out.add_stream(plan.codec, rate=info.rate or Fraction(25))
         w, h = plan.converter.out_size
-        vs.width, vs.height, vs.pix_fmt = w, h, plan.pix_fmt
-        cc = vs.codec_context
+        video_stream.width, video_stream.height, video_stream.pix_fmt = w, h, plan.pix_fmt
+        cc = video_stream.codec_context
         cc.time_base = info.time_base  # frames keep their pts: variable frame rate survives
-        vs.time_base = info.time_base
+        video_stream.time_base = info.time_base
         if info.rate:
             cc.framerate = info.rate
         cc.colorspace = _MATRIX_TAG[plan.converter.matrix]
@@ -525,10 +525,10 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container,
             cc.bit_rate = plan.bit_rate
         cc.options = dict(plan.options)
         if info.display_matrix:
-            vs.set_display_matrix(list(info.display_matrix))
+            video_stream.set_display_matrix(list(info.display_matrix))
         for k, v in in_vs.metadata.items():
             if k.lower() in ("language", "title"):
-                vs.metadata[k] = v
+                video_stream.metadata[k] = v
         mapping = {}
         copy, dropped = streams_to_copy(info, out, plan.no_audio)
         for s in copy:
@@ -556,7 +556,7 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container,
                     else "; check --preset, --crf, --bitrate and --pix-fmt for this encoder")
             raise UsageError(f"{plan.codec}: the encoder could not start ({_reason(e)}){hint}; "
                              f"available: {', '.join(available_encoders())}") from None
-        return out, vs, mapping, dropped
+        return out, video_stream, mapping, dropped
     except BaseException:
         out.close()
         raise
