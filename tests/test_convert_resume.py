@@ -40,10 +40,12 @@ def _done(out):
     return sorted(p for p in out.glob("*.jpg") if not p.name.startswith("."))
 
 
-def _wait_for(proc, out, n, limit=60.0):
+def _wait_for(proc, out, n, limit=600.0):
+    """Until ``n`` outputs exist (a loaded machine can take a minute just to import torch)."""
     t0 = time.monotonic()
     while len(_done(out)) < n and proc.poll() is None and time.monotonic() - t0 < limit:
         time.sleep(0.05)
+    assert len(_done(out)) >= n and proc.poll() is None, f"the run wrote {len(_done(out))} files, exit {proc.poll()}"
 
 
 @pytest.mark.slow
