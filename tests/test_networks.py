@@ -90,3 +90,37 @@ def test_refuses_discriminator_and_garbage(tmp_path):
 def test_arch_from_keys():
     arch = infer_arch(ResnetGenerator(ngf=16, n_blocks=6).state_dict())
     assert (arch.ngf, arch.n_blocks, arch.name) == (16, 6, "resnet_6blocks")
+
+
+def test_resize_upsampling_keeps_the_layer_indices_and_is_read_off_the_keys(tmp_path):
+    net = init_weights(ResnetGenerator(ngf=8, n_blocks=2, upsample="resize"))
+    sd = net.state_dict()
+    transpose_keys = set(ResnetGenerator(ngf=8, n_blocks=2).state_dict())
+    # the same keys except the two upsampling layers, which gain '.conv'
+    assert {k.replace(".conv.", ".") for k in sd} == transpose_keys
+    assert {k for k in sd if ".conv." in k} == {"model.12.conv.weight", "model.12.conv.bias",
+                                               "model.15.conv.weight", "model.15.conv.bias"}
+    arch = infer_arch(sd)
+    assert (arch.upsample, arch.name) == ("resize", "resnet_2blocks_resize")
+    assert infer_arch(ResnetGenerator(ngf=8, n_blocks=2).state_dict()).upsample == "transpose"
+    torch.save(sd, tmp_path / "g.pth")
+    loaded = load_generator(tmp_path / "g.pth")
+    x = torch.rand(1, 3, 36, 44) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net.eval()(x))
+    assert loaded(x).shape == (1, 3, 36, 44)
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+def test_checkerboard_of_transposed_convolutions_and_none_with_resize(upsample):
+    """On a flat image, far from the borders, a stride-2 transposed convolution paints a 2-pixel
+    pattern whatever its weights (its kernel overlaps unevenly); nearest x2 + conv paints none."""
+    torch.manual_seed(0)
+    net = init_weights(ResnetGenerator(ngf=8, n_blocks=1, upsample=upsample)).eval()
+    with torch.no_grad():
+        out = net(torch.full((1, 3, 128, 128), 0.3))[0, :, 56:72, 56:72]  # the borders' influence ends well before
+    even_odd = (out[:, 0::2, 0::2] - out[:, 1::2, 1::2]).abs().max().item()
+    if upsample == "transpose":
+        assert even_odd > 1e-3
+    else:
+        assert (out - out[:, :1, :1]).abs().max().item() < 1e-5
