@@ -22,18 +22,31 @@ def atomic_path(target: Union[str, Path], suffix: str = "") -> Iterator[Path]:
     The temporary name starts with '.' and contains '.part', so it never looks like a finished file.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temporary_path(target, suffix)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)
-        os.replace(tmp_path, target)
+        publish(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def temporary_path(target: Union[str, Path], suffix: str = "") -> Path:
+    """An empty file with a unique temporary name beside ``target`` (see ``atomic_path``): for a
+    write whose rename happens elsewhere (``ccv convert --ray`` writes on a worker, and the driver
+    records and renames)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=target.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp_path: Path, target: Union[str, Path]) -> None:
+    """The finished temporary file takes the target's name, with the usual permissions."""
+    os.chmod(tmp_path, 0o666 & ~_UMASK)
+    os.replace(tmp_path, target)
 
 
 def atomic_write_bytes(target: Union[str, Path], data: bytes) -> None:

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_write_bytes
+from .atomic import atomic_write_bytes, publish, temporary_path
 from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, MediaError, UsageError, WriteFailed, first_line
 from .files import Job, Naming, iter_jobs, plan_roots
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb
@@ -109,6 +109,7 @@ class Summary:
     elapsed_s: float = 0.0
     stats: Optional[PipelineStats] = None
     interrupted: bool = False
+    time_split: dict[str, float] = field(default_factory=dict)  # --ray: seconds per phase, stages summed over workers
 
 
 @dataclass
@@ -300,6 +301,10 @@ class _ImageStages:
 
     # -- decode ------------------------------------------------------------------------------------
     def decode(self, job: Job) -> _Work:
+        return self.route(self.read(job))
+
+    def read(self, job: Job) -> _Work:
+        """Reads one file at its working size; needs no backend (a Ray task runs it)."""
         opt, say = self.opt, self.conv.on_message
         try:
             img = read_image(job.src, metadata=opt.metadata == "keep")
@@ -322,11 +327,17 @@ class _ImageStages:
         wh, ww = img.size
         tiled = bool(self.tile_side) and (
             max(wh, ww) > self.tile_side if opt.tile else (wh * ww > AUTO_TILE_PIXELS))
-        if tiled and not self.router.can_tile:
-            raise DecodeFailed(f"{job.src}: {ww}x{wh} is too large to run whole on {self.router.main.name}; "
+        return _Work(job, img, (h, w), tiled)
+
+    def route(self, work: _Work) -> _Work:
+        """Which engine will run it, asked of the router (where the backend is open)."""
+        wh, ww = work.image.size
+        if work.tiled and not self.router.can_tile:
+            raise DecodeFailed(f"{work.job.src}: {ww}x{wh} is too large to run whole on {self.router.main.name}; "
                                "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
         # a size the engine was not built for runs elsewhere (the router decides): its own batches
-        return _Work(job, img, (h, w), tiled, not tiled and self.router.runs_elsewhere(wh, ww))
+        work.elsewhere = not work.tiled and self.router.runs_elsewhere(wh, ww)
+        return work
 
     # -- batch and infer ---------------------------------------------------------------------------
     @staticmethod
@@ -360,6 +371,10 @@ class _ImageStages:
     # -- encode and sink ---------------------------------------------------------------------------
     def encode(self, work: _Work) -> None:
         """Writes one output under a temporary name, recorded in the manifest, then renamed."""
+        self.commit(work.job, self.write_temp(work))
+
+    def write_temp(self, work: _Work) -> Path:
+        """Encodes one output into a temporary name beside it (removed again if that fails)."""
         opt, job = self.opt, work.job
         try:
             rgb = work.result
@@ -368,11 +383,28 @@ class _ImageStages:
                 rgb = resize_rgb(np.ascontiguousarray(rgb), *work.orig_size)
             img = replace(work.image, rgb=np.ascontiguousarray(rgb))  # alpha, metadata, bit depth go along
             fmt = output_format(job.dst.suffix)
-            with atomic_path(job.dst, suffix=job.dst.suffix) as tmp:
+            tmp = temporary_path(job.dst, suffix=job.dst.suffix)
+            try:
                 encode_image(img, tmp, fmt, opt.quality)
-                beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
-                self.conv._manifest(job.out_root).add(job.rel, self.key, job.src, beside)  # recorded before it exists
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         except (OSError, ValueError, MediaError) as e:
+            raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
+        return tmp
+
+    def commit(self, job: Job, tmp: Path) -> None:
+        """The written temporary file becomes the output: recorded in the manifest first, so an
+        output that exists is always recorded, then renamed."""
+        try:
+            try:
+                beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
+                self.conv._manifest(job.out_root).add(job.rel, self.key, job.src, beside)
+                publish(tmp, job.dst)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        except (OSError, ValueError) as e:
             raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
         with self._lock:
             self.progress.converted += 1
