@@ -30,7 +30,7 @@ def import_generator(path: Union[str, Path], target: str, source: str = DEFAULT_
     mid = model_id(source, target)
     existing = next((e for e in store.entries() if e.id == mid), None)
     check_same_domains(existing, source, target)  # before reading the file: the name is the problem
-    if existing is not None and not force:
+    if existing is not None and existing.origin != "bundled" and not force:  # a bundled one is only shadowed
         raise UsageError(f"{mid} is already installed ({existing.origin}); `ccv models rm {target} --from {source}` "
                          f"first, or import with --force to replace it")
     try:

@@ -95,9 +95,10 @@ def part_path(store: ModelStore, spec: Pretrained) -> Path:
 
 
 def installed(spec: Pretrained, store: ModelStore) -> Optional[ModelEntry]:
-    """The store's model with the id ``spec`` would take, if any."""
+    """The user's model with the id ``spec`` would take, if any. A bundled model does not count: a
+    pulled one takes its place for ``--to`` and the bundled one comes back when that is removed."""
     for e in store.entries():
-        if e.id == spec.id:
+        if e.id == spec.id and e.origin != "bundled":
             return e
     return None
 
@@ -131,6 +132,10 @@ def _pull_locked(spec: Pretrained, store: ModelStore, part: Path, *, progress: O
         raise UsageError(f"{have.id} is already installed ({have.origin}); `ccv models rm {spec.target} --from "
                          f"{spec.source}` first, or pull with --force to replace it")
 
+    bundled = next((e for e in store.entries() if e.id == spec.id and e.origin == "bundled"), None)
+    if bundled is not None and on_notice is not None:
+        on_notice(f"{spec.name} will serve --to {spec.target} --from {spec.source} in place of the model bundled "
+                  f"with ccv; `ccv models rm {spec.target} --from {spec.source}` brings the bundled one back")
     try:
         download(url, part, progress=progress, retries=retries, timeout=timeout, on_notice=on_notice)
     except OfflineError as e:

@@ -103,9 +103,10 @@ def check_same_domains(existing: Optional["ModelEntry"], source: str, target: st
 class ModelStore:
     """Model entries of a user root plus the bundled root (read-only)."""
 
-    def __init__(self, root: Optional[Path] = None, bundled_root: Optional[Path] = BUNDLED_ROOT):
+    def __init__(self, root: Optional[Path] = None, bundled_root: Union[Path, None, str] = "package"):
         self.root = Path(root) if root is not None else data_home()
-        self.bundled_root = bundled_root
+        # read at call time, not bound at import: tests (and embedders) point it elsewhere
+        self.bundled_root = BUNDLED_ROOT if bundled_root == "package" else bundled_root
 
     @property
     def models_dir(self) -> Path:

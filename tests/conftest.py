@@ -18,6 +18,16 @@ def ccv_home(tmp_path_factory, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_bundled_models(request, monkeypatch):
+    """Tests see only the models they install; the bundled model is tested where a test asks for it
+    with @pytest.mark.bundled."""
+    if "bundled" not in request.keywords:
+        from cyclegan_convert import store
+
+        monkeypatch.setattr(store, "BUNDLED_ROOT", None)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """Test networks are tiny and overhead-bound: one thread is faster, and leaves the second core to

@@ -203,7 +203,6 @@ def test_models_rm_refuses_bundled(tmp_path, gen_file, monkeypatch):
     pkg = ModelStore(root=tmp_path / "pkg", bundled_root=None)
     pkg.add(ModelEntry(target="monet", source="photo", origin="bundled", ngf=8), gen_file)
     monkeypatch.setattr(store_mod, "BUNDLED_ROOT", pkg.models_dir)
-    monkeypatch.setattr(ModelStore.__init__, "__defaults__", (None, pkg.models_dir))
     r = ccv("models", "rm", "monet", "--yes")
     assert r.exit_code == 2 and "bundled" in r.output
     assert (pkg.models_dir / "photo2monet" / "generator.pth").is_file()

@@ -1,0 +1,108 @@
+"""Maintainers' step: a generator saved by a ``ccv train`` run becomes a model bundled with ccv.
+
+    python -m cyclegan_convert.train.bundle G_B_step_11000.pth --run /work/runs/monet_compact \\
+        --step 11000 --source photo --target monet --quality quality.md --note "..."
+
+The weights are stored as fp16 (half the size; the networks load them into fp32, and the output
+differs from the fp32 weights' by far less than 8-bit rounding: the PSNR is measured and recorded).
+The card gathers what a user needs to judge the model: data, recipe, steps, wall time, CPU, the
+losses around the chosen step and the quality table of benchmarks/model_quality.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cyclegan_convert.store import BUNDLED_ROOT, ModelEntry, ModelStore
+from cyclegan_convert.weights import clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file
+
+from .model import LOSS_NAMES
+
+
+def losses_near(log: Path, step: int, window: int = 100) -> dict[str, Any]:
+    """Mean losses over the ``window`` steps up to ``step`` and the wall time at it, from loss_log.jsonl."""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if step - window < r["step"] <= step]
+    if not rows:
+        raise SystemExit(f"{log}: no losses logged up to step {step}")
+    means = {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in LOSS_NAMES}
+    return {"losses_mean": means, "window_steps": len(rows), "lr": rows[-1]["lr"],
+            "wall_time_s": rows[-1]["time"], "epoch": rows[-1]["epoch"]}
+
+
+def half_precision_psnr(sd32: dict[str, torch.Tensor], sd16: dict[str, torch.Tensor]) -> float:
+    """PSNR (8-bit) of the fp16-stored weights' output against the fp32 weights' on a real-looking image."""
+    sample = sorted((BUNDLED_ROOT.parent / "samples").glob("*.jpg"))[0]
+    x = torch.from_numpy(np.asarray(Image.open(sample).convert("RGB").resize((256, 256))).copy())
+    x = x.permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        a, b = load_generator(sd32)(x), load_generator(sd16)(x)
+    to8 = lambda t: ((t.clamp(-1, 1) + 1) * 127.5).round()  # noqa: E731
+    mse = float(((to8(a) - to8(b)) ** 2).mean())
+    return float("inf") if mse == 0 else round(10 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item(), 1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights", type=Path, help="the generator file (a snapshot of latest_net_G_?.pth)")
+    p.add_argument("--run", type=Path, required=True, help="the ccv train run folder (loss_log.jsonl, state)")
+    p.add_argument("--step", type=int, required=True, help="the step the weights were saved at")
+    p.add_argument("--source", required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--quality", type=Path, help="markdown table from benchmarks/model_quality.py")
+    p.add_argument("--note", default="", help="the maintainers' honest verdict, by eye")
+    p.add_argument("--root", type=Path, default=BUNDLED_ROOT.parent, help="where models/ is (default: the package)")
+    args = p.parse_args()
+
+    sd32 = clean_state_dict(read_state_dict(args.weights))
+    arch = infer_arch(sd32, str(args.weights))
+    sd16 = {k: v.half() for k, v in sd32.items()}
+    log = losses_near(args.run / "loss_log.jsonl", args.step)
+    state = torch.load(args.run / "state.pth", map_location="cpu", weights_only=True)
+    config = state["config"]
+    card = {
+        "made_by": "ccv train (this project), bundled with cyclegan_convert.train.bundle",
+        "network": f"G_B ({args.source} -> {args.target})",
+        "data": {"set": "monet2photo of the original CycleGAN project (paintings from Wikiart, public domain; "
+                        "photos from Flickr, research use)",
+                 "held_out": "every 10th file in name order of trainA (108 paintings) and trainB (300 photos) "
+                             "was kept out of training for benchmarks/model_quality.py",
+                 "trained_on": {"paintings": 964, "photos": 2700}},
+        "config": {k: v for k, v in config.items() if k not in ("dir_a", "dir_b")},
+        "step": args.step, **log,
+        "precision": "bf16 autocast on the CPU (ccv train --amp)",
+        "cpu": f"{_cpu_name()}, {os.cpu_count()} cores",
+        "weights": f"stored as fp16; output vs the fp32 weights: {half_precision_psnr(sd32, sd16)} dB (8-bit PSNR)",
+        "quality": args.quality.read_text() if args.quality else "",
+        "verdict": args.note,
+    }
+    entry = ModelEntry(target=args.target, source=args.source, origin="bundled", arch=arch.name, ngf=arch.ngf,
+                       card=card)
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "generator.pth"
+        torch.save(sd16, f)
+        entry = ModelEntry(**{**entry.__dict__, "sha256": sha256_file(f), "path": None})
+        installed = ModelStore(root=args.root, bundled_root=None).add(entry, f)
+    print(f"bundled {installed.id} in {installed.path} ({installed.weights.stat().st_size / 1e6:.1f} MB)")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
