@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 
 from cyclegan_convert.atomic import ensure_writable_folder
+from cyclegan_convert.backends.device import DeviceSpec
 from cyclegan_convert.errors import BackendUnavailableError, UsageError
 
 from . import checkpoint
@@ -162,8 +163,7 @@ def _dist_from_env() -> _Dist:
 
 
 def pick_device(name: str, dist: _Dist) -> torch.device:
-    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
-        raise UsageError(f"--device {name}: use auto, cpu or cuda")
+    name = str(DeviceSpec.parse(name))  # the one parser of --device (convert, video and export use it too)
     if name == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
