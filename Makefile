@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine (see README, Quickstart):
 #   make demo   converts the bundled sample photos to Monet paintings
 #   make test   runs the test suite
+#   make test-ray  installs the ray extra and runs the ccv convert --ray tests
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,4 +21,10 @@ demo: $(BIN)/ccv
 test: $(BIN)/ccv
 	$(BIN)/pytest -q
 
-.PHONY: install demo test
+# ccv convert --ray's tests (they skip in `make test`): Ray Data is an optional extra of about
+# 500 MB installed (ray, pyarrow, pandas), too heavy for every install and CI run.
+test-ray: $(BIN)/ccv
+	$(BIN)/pip install -q -e '.[ray]'
+	$(BIN)/pytest -q tests/test_ray.py
+
+.PHONY: install demo test test-ray

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
+from typer.core import TyperCommand
 
 from ..errors import EXIT_INTERRUPTED, ItemsFailed
 from .app import BackendOpt, DeviceOpt, FromOpt, ModelOpt, ToOpt, command, console, err_console
@@ -13,7 +14,32 @@ from .app import BackendOpt, DeviceOpt, FromOpt, ModelOpt, ToOpt, command, conso
 MAX_LISTED_FAILURES = 20
 
 
-@command(no_args_is_help=True)
+RAY_ADDRESSES = ("local", "auto")  # local: a Ray instance on this machine; auto: the cluster this machine is in
+
+
+def is_ray_address(text: str) -> bool:
+    """Whether the word after ``--ray`` is its address (else it is an input, and ``--ray`` is bare)."""
+    if text in RAY_ADDRESSES or text.startswith("ray://"):
+        return True
+    host, _, port = text.rpartition(":")
+    return bool(host) and port.isdigit() and "/" not in host
+
+
+class _ConvertCommand(TyperCommand):
+    """``--ray`` takes an optional value (Typer has no such option): a bare ``--ray`` becomes
+    ``--ray=local`` before parsing, so ``--ray photos/`` leaves ``photos/`` an input."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, a in enumerate(args):
+            if a == "--":
+                break
+            if a == "--ray" and (i + 1 == len(args) or not is_ray_address(args[i + 1])):
+                args[i] = "--ray=local"
+        return super().parse_args(ctx, args)
+
+
+@command(no_args_is_help=True, cls=_ConvertCommand)
 def convert(
     inputs: Annotated[list[str], typer.Argument(help="Image files (JPEG, PNG, WebP, TIFF, HEIC, AVIF, camera RAW), folders (recursive) or quoted globs.", show_default=False)],
     to: ToOpt = None,
@@ -35,6 +61,7 @@ def convert(
     metadata: Annotated[str, typer.Option(help="keep (EXIF with orientation reset, ICC profile) or strip.")] = "keep",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be written where, and collisions; write nothing.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Decode workers, and as many encode workers.")] = 2,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="[ADDRESS]", help="Run on Ray Data: alone, a local Ray instance; auto or ray://HOST:10001 joins a cluster (docs/scale.md; needs pip install 'cyclegan-convert[ray]').", show_default=False)] = None,
 ) -> None:
     """Convert photos with a model: files, folders (recursive) or globs; the folder tree is mirrored.
     Example: ccv convert photos/ --to monet   (writes photos_monet/)
@@ -54,8 +81,13 @@ def convert(
         return
     from ..files import plan_roots
 
+    if ray is not None:
+        from ..ray_runner import RayConverter, import_ray
+
+        import_ray()  # not installed: one usage line before any work
     plan_roots(inputs, ref.target, output)  # a bad input or -o: its error alone, before the progress bar
-    summary = _run_with_progress(Converter(ref, opts), inputs, ref.label)
+    conv = Converter(ref, opts) if ray is None else RayConverter(ref, opts, ray)
+    summary = _run_with_progress(conv, inputs, ref.label)
     _print_summary(summary)
     if summary.interrupted:
         err_console.print("interrupted: finished files are kept; run the same command again to go on", style="yellow")
@@ -114,6 +146,8 @@ def _print_summary(s) -> None:
     t.add_row("time", f"{s.elapsed_s:.1f} s" + (f"  ({s.converted / s.elapsed_s:.2f} files/s)" if s.elapsed_s else ""))
     if s.stats:
         t.add_row("stage rates", "  ".join(f"{k} {getattr(s.stats, k).rate:.2f}/s" for k in ("decode", "infer", "encode")))
+    if s.time_split:
+        t.add_row("time split", "  ".join(f"{k} {v:.1f} s" for k, v in s.time_split.items()))
     t.add_row("output", escape(", ".join(str(p) for p in s.out_roots) or "-"))
     console.print(t)
     for src, msg in s.failed[:MAX_LISTED_FAILURES]:
