@@ -1,0 +1,64 @@
+"""The photo-to-Monet model bundled in the package: found offline, converts the sample photos, and
+a pulled original `style_monet` takes its place until removed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cyclegan_convert.cli import app
+from cyclegan_convert.pretrained import BASE_URL_ENV
+from cyclegan_convert.store import BUNDLED_ROOT, ModelStore
+from cyclegan_convert.weights import load_generator, sha256_file
+
+from pretrained_server import serving, tiny_generator_bytes
+
+pytestmark = pytest.mark.bundled
+SAMPLES = Path(__file__).resolve().parent.parent / "cyclegan_convert" / "samples"
+
+
+def ccv(*args):
+    return CliRunner().invoke(app, list(args), terminal_width=200)
+
+
+def test_bundled_monet_is_a_checked_generator_with_its_card():
+    entry = ModelStore().find("monet")
+    assert entry.origin == "bundled" and entry.path.parent == BUNDLED_ROOT
+    assert entry.sha256 == sha256_file(entry.weights)
+    net = load_generator(entry.weights)
+    assert (net.ngf, net.n_blocks, net.upsample) == (32, 6, "resize") and entry.arch == "resnet_6blocks_resize"
+    card = entry.card
+    assert card["step"] >= 12000 and card["quality"] and card["verdict"]
+    assert entry.weights.stat().st_size < 10e6  # a few MB in the package
+
+
+def test_convert_samples_offline_with_the_bundled_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("CCV_OFFLINE", "1")  # a download attempt would fail the command
+    out = tmp_path / "out"
+    r = ccv("convert", str(SAMPLES), "--to", "monet", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    photos = sorted(SAMPLES.glob("*.jpg"))
+    for photo in photos:
+        a = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32)
+        b = np.asarray(Image.open(out / photo.name).convert("RGB"), dtype=np.float32)
+        assert a.shape == b.shape
+        assert np.abs(a - b).mean() > 8  # restyled, not passed through
+        # the content is kept: the output's luminance follows the photo's
+        la, lb = a.mean(2).ravel(), b.mean(2).ravel()
+        assert np.corrcoef(la, lb)[0, 1] > 0.5
+
+
+def test_a_pulled_style_monet_shadows_the_bundled_model_until_removed(monkeypatch):
+    with serving({"style_monet.pth": tiny_generator_bytes()}) as srv:
+        monkeypatch.setenv(BASE_URL_ENV, srv.url)
+        r = ccv("pull", "style_monet")
+    assert r.exit_code == 0, r.output
+    assert "in place of the model bundled" in r.output
+    assert ModelStore().find("monet").origin == "pulled"
+    assert ccv("models", "rm", "monet", "--yes").exit_code == 0
+    assert ModelStore().find("monet").origin == "bundled"
+    r = ccv("models", "rm", "monet", "--yes")
+    assert r.exit_code == 2 and "bundled" in r.output
