@@ -146,11 +146,12 @@ class _ActorPlan:
         gpus = int(total.get("GPU", 0))
         if gpus and opt.backend_choice.device.kind != "cpu":
             return cls(gpus, {"num_gpus": 1}, opt.batch_size or 4, 0)
-        # CPU inference: one actor per node with half its cores (torch threads them); the rest decode and encode
+        # CPU inference: one actor per node that reserves half its cores, so Ray leaves the rest to the
+        # read and write tasks, but runs torch on all of them: decoding and encoding are light next to
+        # the model (as in a local run)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         per_node = min(int(n["Resources"].get("CPU", 1)) for n in nodes) if nodes else 1
-        threads = max(1, per_node // 2)
-        return cls(max(1, len(nodes)), {"num_cpus": threads}, opt.batch_size or 1, threads)
+        return cls(max(1, len(nodes)), {"num_cpus": max(1, per_node // 2)}, opt.batch_size or 1, per_node)
 
 
 class _ModelShipment:
