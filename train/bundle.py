@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "generator.pth"
         torch.save(sd16, f)
-        entry = ModelEntry(**{**entry.__dict__, "sha256": sha256_file(f), "path": None})
+        entry = replace(entry, sha256=sha256_file(f))
         installed = ModelStore(root=args.root, bundled_root=None).add(entry, f)
     print(f"bundled {installed.id} in {installed.path} ({installed.weights.stat().st_size / 1e6:.1f} MB)")
 
