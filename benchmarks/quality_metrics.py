@@ -258,10 +258,15 @@ def train_classifier(paintings: np.ndarray, photos: np.ndarray,
 
 # -- structure and artifacts ---------------------------------------------------------------------
 
-def edge_correlation(a: np.ndarray, b: np.ndarray) -> float:
+def edge_correlation(a: np.ndarray, b: np.ndarray, halvings: int = 0) -> float:
     """Pearson correlation of the Sobel magnitude maps of two same-size images' luma: 1 when the
-    output has its edges where the input has them, whatever their colours."""
-    ea, eb = sobel_magnitude(luminance(a)).ravel(), sobel_magnitude(luminance(b)).ravel()
+    output has its edges where the input has them, whatever their colours. ``halvings`` 2x2-pools
+    both first: at full size fine texture (brush strokes, a checkerboard) counts as much as the
+    outlines; at half size mostly the outlines do."""
+    ya, yb = luminance(a), luminance(b)
+    for _ in range(halvings):
+        ya, yb = half_size(ya), half_size(yb)
+    ea, eb = sobel_magnitude(ya).ravel(), sobel_magnitude(yb).ravel()
     ea, eb = ea - ea.mean(), eb - eb.mean()
     denom = float(np.sqrt((ea * ea).sum() * (eb * eb).sum()))
     return float((ea * eb).sum() / denom) if denom > 0 else 0.0

@@ -31,6 +31,16 @@ def test_edge_correlation_is_one_with_itself_and_with_a_darker_copy_and_low_with
     assert qm.edge_correlation(a, a) == pytest.approx(1.0, abs=1e-6)
     assert qm.edge_correlation(a, (a // 2).astype(np.uint8)) > 0.99  # colours change, edges stay
     assert qm.edge_correlation(a, b) < 0.5
+    assert qm.edge_correlation(a, a, halvings=1) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_edge_correlation_at_half_size_sees_through_a_fine_checkerboard():
+    a = rgb(PHOTOS[0])
+    yy, xx = np.mgrid[:a.shape[0], :a.shape[1]]
+    # 2x2 squares (period 4): Sobel's [-1, 0, 1] is blind to a 1-px checkerboard, not to this one
+    noisy = with_pattern(a, np.where((yy // 2 + xx // 2) % 2 == 0, 1.0, -1.0), 12)
+    assert qm.edge_correlation(a, noisy) < 0.95
+    assert qm.edge_correlation(a, noisy, halvings=1) > 0.99
 
 
 def with_pattern(photo: np.ndarray, pattern: np.ndarray, amplitude: float) -> np.ndarray:
@@ -111,7 +121,7 @@ def test_script_reports_reference_rows_and_a_generator_and_names_a_damaged_one(d
             for line in out.splitlines() if line.startswith("| ") and "---" not in line}
     assert set(rows) == {"model", "photos unchanged", "paintings", "tiny"}
     # photos compared with themselves: same edges, FD ratio 1
-    assert rows["photos unchanged"][2:4] == ["1.00", "1.000"]
+    assert rows["photos unchanged"][2:5] == ["1.00", "1.000", "1.000"]
     assert float(rows["tiny"][1]) > 0 and -1 <= float(rows["tiny"][3]) <= 1
     assert "4 photos" in out and "3 paintings" in out and "load average" in out
     assert md.read_text(encoding="utf-8") in out
