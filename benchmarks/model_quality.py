@@ -49,6 +49,7 @@ import quality_metrics as qm  # noqa: E402
 
 from cyclegan_convert.atomic import atomic_path  # noqa: E402
 from cyclegan_convert.backends import TorchBackend  # noqa: E402
+from cyclegan_convert.backends.select import cpu_name  # noqa: E402
 from cyclegan_convert.errors import CcvError, DataError, UsageError  # noqa: E402
 from cyclegan_convert.imaging import is_image_name, read_rgb, resize_rgb  # noqa: E402
 from cyclegan_convert.networks import ResnetGenerator  # noqa: E402
@@ -223,17 +224,6 @@ def measure(label: str, net: ResnetGenerator, ref: Reference, photos_fd: float, 
 
 
 # -- reporting -----------------------------------------------------------------------------------
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
-
 
 def machine_line() -> str:
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cyclegan_convert.backends.select import cpu_name
 from cyclegan_convert.store import BUNDLED_ROOT, ModelEntry, ModelStore
 from cyclegan_convert.weights import clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file
 
@@ -80,7 +81,7 @@ def main() -> None:
         "config": {k: v for k, v in config.items() if k not in ("dir_a", "dir_b")},
         "step": args.step, **log,
         "precision": "bf16 autocast on the CPU (ccv train --amp)",
-        "cpu": f"{_cpu_name()}, {os.cpu_count()} cores",
+        "cpu": f"{cpu_name()}, {os.cpu_count()} cores",
         "weights": f"stored as fp16; output vs the fp32 weights: {half_precision_psnr(sd32, sd16)} dB (8-bit PSNR)",
         "quality": args.quality.read_text() if args.quality else "",
         "verdict": args.note,
@@ -93,16 +94,6 @@ def main() -> None:
         entry = replace(entry, sha256=sha256_file(f))
         installed = ModelStore(root=args.root, bundled_root=None).add(entry, f)
     print(f"bundled {installed.id} in {installed.path} ({installed.weights.stat().st_size / 1e6:.1f} MB)")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
