@@ -57,21 +57,35 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)  # no ReLU after the add
 
 
-UPSAMPLES = ("transpose", "resize")
+UPSAMPLES = ("transpose", "resize", "bilinear")
 
 
 class ResizeConv(nn.Module):
-    """Nearest-neighbour x2 then a 3x3 convolution: the remedy for the checkerboard that a stride-2
-    transposed convolution paints when its kernel overlaps unevenly (Odena et al., Distill 2016).
-    One module, so the layer indices of the generator stay the original's; its weights are
-    ``model.<i>.conv.*``, which is how a state_dict says which upsampling it has."""
+    """x2 resize then a 3x3 convolution: the remedy for the checkerboard that a stride-2 transposed
+    convolution paints when its kernel overlaps unevenly (Odena et al., Distill 2016).
 
-    def __init__(self, in_ch: int, out_ch: int):
+    ``nearest`` still lets a learned kernel treat even and odd output pixels differently (each sees
+    another mix of its neighbours), and a trained generator uses that to paint a 2-pixel grain.
+    ``bilinear`` has no response at the output's Nyquist frequency and the convolution after it is
+    shift-invariant, so a period-2 pattern can only come from the nonlinearities.
+
+    One module, so the layer indices of the generator stay the original's; the convolution's name
+    says which resize it follows (``model.<i>.conv.*`` nearest, ``model.<i>.bilinear_conv.*``
+    bilinear), so a state_dict alone tells how to rebuild its network."""
+
+    CONV_NAMES = {"nearest": "conv", "bilinear": "bilinear_conv"}
+
+    def __init__(self, in_ch: int, out_ch: int, mode: str = "nearest"):
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=True)
+        self.mode = mode
+        self.conv_name = self.CONV_NAMES[mode]
+        self.add_module(self.conv_name, nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        conv = getattr(self, self.conv_name)
+        if self.mode == "nearest":
+            return conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return conv(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
 
 
 class ResnetGenerator(nn.Module):
@@ -79,7 +93,7 @@ class ResnetGenerator(nn.Module):
 
     Input and output: NCHW in [-1, 1]; the output is 4*ceil(H/4) x 4*ceil(W/4), so callers pad
     to a multiple of 4 and crop back. ``upsample="transpose"`` is the original; ``"resize"``
-    (ccv's own models) upsamples with ``ResizeConv`` and has no checkerboard.
+    (nearest) and ``"bilinear"`` (ccv's own models) upsample with ``ResizeConv``.
     """
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
@@ -100,8 +114,11 @@ class ResnetGenerator(nn.Module):
         layers += [ResnetBlock(ngf * 4, use_dropout) for _ in range(n_blocks)]
         for i in range(2):  # upsampling
             mult = 2 ** (2 - i)
-            up = (ResizeConv(ngf * mult, ngf * mult // 2) if upsample == "resize" else
-                  nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=True))
+            if upsample == "transpose":
+                up = nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
+                                        bias=True)
+            else:
+                up = ResizeConv(ngf * mult, ngf * mult // 2, "nearest" if upsample == "resize" else upsample)
             layers += [up, InstanceNorm(ngf * mult // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)

@@ -112,7 +112,9 @@ def infer_arch(sd: Mapping[str, torch.Tensor], where: str = "weights") -> Genera
         raise NotAGeneratorError(f"{where}: not a CycleGAN ResNet generator (no residual blocks)")
     last = sd.get(f"model.{10 + n_blocks + 6 + 1}.weight")
     output_nc = int(last.shape[0]) if last is not None else 3
-    upsample = "resize" if f"model.{10 + n_blocks}.conv.weight" in sd else "transpose"
+    up = f"model.{10 + n_blocks}"
+    upsample = ("resize" if f"{up}.conv.weight" in sd else "bilinear" if f"{up}.bilinear_conv.weight" in sd
+                else "transpose")
     return GeneratorArch(input_nc, output_nc, ngf, n_blocks, dropout, upsample)
 
 

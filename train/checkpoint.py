@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from cyclegan_convert.atomic import atomic_torch_save
-from cyclegan_convert.errors import UsageError
+from cyclegan_convert.errors import UsageError, first_line
 
 STATE_FILE = "state.pth"
 STATE_VERSION = 1
@@ -119,3 +119,33 @@ def load_state(folder: Path) -> dict[str, Any]:
     if version != STATE_VERSION:
         raise UsageError(f"{path}: not a ccv training checkpoint of this version ({version})")
     return state
+
+
+def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
+    """Start the four networks from another run's ``latest_net_*.pth`` (a ccv run folder or the
+    original implementation's): fine-tuning. Only the weights come over; optimizers, schedule and
+    pools start fresh. A generator trained with nearest resize-convolutions may start a bilinear one
+    (and back): the convolutions are the same shapes, only their names say which resize they follow."""
+    from cyclegan_convert.networks import ResizeConv
+
+    for name in NET_NAMES:
+        path = net_path(folder, "latest", name)
+        if not path.is_file():
+            raise UsageError(f"--init-from {folder}: no {path.name} there (give a training run's folder)")
+        try:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated or foreign file
+            raise UsageError(f"{path}: unreadable ({first_line(e)})") from None
+        net = nets[name]
+        for prefix, module in net.named_modules():
+            if isinstance(module, ResizeConv):  # take the other resize's convolution under this one's name
+                for other in ResizeConv.CONV_NAMES.values():
+                    for p in ("weight", "bias"):
+                        if f"{prefix}.{other}.{p}" in sd and other != module.conv_name:
+                            sd[f"{prefix}.{module.conv_name}.{p}"] = sd.pop(f"{prefix}.{other}.{p}")
+        try:
+            net.load_state_dict(sd)
+        except RuntimeError as e:  # its first line only says "Error(s) in loading state_dict"
+            detail = (str(e).splitlines()[1:2] or [str(e)])[0].strip()[:200]
+            raise UsageError(f"--init-from {path}: does not fit this run's {name} ({detail}); "
+                             "give the same --ngf/--ndf/--blocks as that run") from None

@@ -24,7 +24,7 @@ class TrainConfig:
     ngf: int = 64                 # generator width
     ndf: int = 64                 # discriminator width
     n_blocks: int = 9             # residual blocks: 9 (resnet_9blocks) or 6
-    upsample: str = "transpose"   # generator upsampling: transpose (the original) or resize (no checkerboard)
+    upsample: str = "transpose"   # generator upsampling: transpose (the original), resize or bilinear (ccv's)
     init_gain: float = 0.02       # weights N(0, gain), biases 0
     # optimisation
     batch_size: int = 1           # per process
@@ -39,6 +39,7 @@ class TrainConfig:
     lambda_identity: float = 0.5  # identity loss, as a fraction of lambda_a / lambda_b (0 disables it)
     pool_size: int = 50           # ImagePool of generated images for the discriminators (0 disables it)
     seed: int = 0                 # weights init, data order, augmentation and pool choices
+    init_from: str = ""           # a run folder whose latest_net_*.pth start the networks (fine-tuning)
 
     @property
     def total_epochs(self) -> int:

@@ -91,6 +91,9 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
 
     # -- resume: the networks, optimizers, pools, RNG states and position all come from the checkpoint
     at, wall_before = _resume(run, state, model, data) if state is not None else (_Position(), 0.0)
+    if state is None and config.init_from:
+        checkpoint.load_init_nets(Path(config.init_from), model.nets)
+        run.say(f"networks start from {config.init_from} (fine-tuning: optimizers and schedule start fresh)")
     run.say(_device_line(device, model.amp))
 
     # -- outputs: from here on this process writes into the run folder (rank 0 under the run lock)
@@ -207,6 +210,12 @@ def _checked_recipe(given: Optional[TrainConfig], state: Optional[dict[str, Any]
         raise UsageError("nothing to train: give the data folders")
     check_domain_names(config)
     check_sizes(config)
+    if state is None and config.init_from:
+        missing = [n for n in checkpoint.NET_NAMES
+                   if not checkpoint.net_path(Path(config.init_from), "latest", n).is_file()]
+        if missing:
+            raise UsageError(f"--init-from {config.init_from}: no latest_net_{missing[0]}.pth there "
+                             "(give a training run's folder)")
     if config.total_epochs < 1:  # else step 0 would be saved and its random generators put in the store
         raise UsageError("--epochs 0 and --epochs-decay 0: nothing to train")
     if options.register and dist.main:
@@ -220,7 +229,7 @@ def _checked_recipe(given: Optional[TrainConfig], state: Optional[dict[str, Any]
 RESUME_MAY_CHANGE = ("dir_a", "dir_b")
 # The `ccv train` option of each recipe field, to name in messages (fields without one keep their name).
 OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_blocks": "--blocks",
-             "upsample": "--upsample",
+             "upsample": "--upsample", "init_from": "--init-from",
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
                  "lambda_b", "lambda_identity", "pool_size", "seed")}}

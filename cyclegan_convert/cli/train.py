@@ -64,8 +64,12 @@ def train(
     blocks: Annotated[Optional[int], _opt("Residual blocks of the generator: 9 or 6. (default: 9)", "--blocks",
                                           min=1)] = None,
     upsample: Annotated[Optional[str], _opt("Generator upsampling: transpose (the original's transposed "
-                                            "convolutions) or resize (nearest x2 + conv: no checkerboard; "
-                                            "ccv's own models). (default: transpose)", "--upsample")] = None,
+                                            "convolutions), resize (nearest x2 + conv) or bilinear (bilinear "
+                                            "x2 + conv: no checkerboard, no 2-px grain; ccv's own models). "
+                                            "(default: transpose)", "--upsample")] = None,
+    init_from: Annotated[Optional[Path], _opt("Start the networks from this run folder's latest_net_*.pth "
+                                              "(ccv's or the original's) and fine-tune; a resize run may start "
+                                              "a bilinear one.", "--init-from")] = None,
     seed: Annotated[Optional[int], _opt("Seed of weights, data order, crops and pool. (default: 0)",
                                         "--seed")] = None,
     device: DeviceOpt = "auto",
@@ -106,8 +110,10 @@ def train(
     from ..train.loop import train as run_training
 
     max_time_s = parse_duration(max_time)  # usage errors before anything is read
-    if upsample not in (None, "transpose", "resize"):
-        raise UsageError(f"--upsample {upsample!r}: use transpose or resize")
+    if upsample not in (None, "transpose", "resize", "bilinear"):
+        raise UsageError(f"--upsample {upsample!r}: use transpose, resize or bilinear")
+    if init_from is not None and not init_from.is_dir():
+        raise UsageError(f"--init-from {init_from}: not a folder (give a training run's folder)")
     if log_format not in (None, "jsonl", "csv"):
         raise UsageError(f"--log-format {log_format!r}: use jsonl or csv")
     given: dict[str, Any] = {
@@ -115,6 +121,7 @@ def train(
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
         "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "ngf": ngf, "ndf": ndf,
         "n_blocks": blocks, "upsample": upsample, "seed": seed, "a_name": a_name, "b_name": b_name,
+        "init_from": str(init_from.resolve()) if init_from is not None else None,
     }
     given = {k: v for k, v in given.items() if v is not None}
     source = resolve_source(data) if data else None
