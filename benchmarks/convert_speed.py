@@ -9,13 +9,22 @@ Ours: ``Converter`` with the backend ``auto`` picks for the device, PNG output, 
     python benchmarks/convert_speed.py                     # 20 photos 256x256 + 4 large photos
     python benchmarks/convert_speed.py --small 8 --large 0 --device cuda
     python benchmarks/convert_speed.py --data gpu_data --device cuda   # the subset of benchmarks/gpu_prepare.sh
+    python benchmarks/convert_speed.py --job 200            # the photographer's job (issue 15), below
 
-The full-size 9-block generator with the original's random init is used (no trained model needed:
-speed and numerical agreement do not depend on the weights' values).
+``--job N``: N photos of 256x256, for each network (``--nets full compact``: the original's
+9-block ngf 64 generator and the bundled model's 6-block ngf 32 one), the original loop against
+``ccv convert --model`` run as a command, as a user runs it: wall time of the whole process
+(start-up, planning, any compiling included), first with an empty compile cache ("cold") and then
+again with the cache that run left ("warm"). The PSNR is against the baseline's fp32 output.
+
+Random-init weights (the original's N(0, 0.02)): speed and numerical agreement do not depend on the
+weights' values.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import shutil
 import sys
 import tempfile
@@ -72,6 +81,59 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def command_run(files: list[Path], weights: Path, out: Path, cache: Path, args: argparse.Namespace) -> float:
+    """``ccv convert`` as a user runs it, in its own process; returns its wall time."""
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), "CCV_HOME": str(cache.parent / "ccvhome")}
+    cmd = [sys.executable, "-m", "cyclegan_convert", "convert", str(files[0].parent), "--model", str(weights),
+           "-o", str(out), "--ext", "png", "--device", args.device, "--backend", args.backend]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"ccv convert failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    for line in (r.stdout + r.stderr).splitlines():
+        if line.startswith(("backend:", "note:")) or "compiling" in line:
+            print("   ", line.strip()[:200], flush=True)
+    return took
+
+
+NETS = {"full": dict(ngf=64, n_blocks=9), "compact": dict(ngf=32, n_blocks=6, upsample="resize")}
+
+
+def job(args: argparse.Namespace) -> int:
+    """The photographer's job: ``args.job`` photos, each network, baseline vs ours cold and warm."""
+    work = Path(tempfile.mkdtemp(prefix="ccv-bench-"))
+    try:
+        files = make_folder(work / "photos", args.job, 0, args.data)
+        load = os.getloadavg()[0]
+        print(f"{len(files)} photos of 256x256; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+              f"load average {load:.2f} at the start", flush=True)
+        rows = []
+        for name in args.nets:
+            torch.manual_seed(0)
+            net = init_weights(ResnetGenerator(**NETS[name])).eval()
+            weights = work / f"{name}.pth"
+            torch.save(net.state_dict(), weights)
+            t_base = baseline(files, net, work / f"base_{name}", torch.device("cpu"))
+            print(f"{name}: baseline {t_base:.1f} s", flush=True)
+            cache = work / f"inductor_{name}"
+            for phase in ("cold", "warm"):
+                out = work / f"ours_{name}_{phase}"
+                t = command_run(files, weights, out, cache, args)
+                score = min(psnr(np.asarray(Image.open(work / f"base_{name}" / f"{f.stem}.png")),
+                                 np.asarray(Image.open(out / f"{f.stem}.png"))) for f in files)
+                print(f"{name}: ours {phase} {t:.1f} s", flush=True)
+                rows.append((name, phase, len(files) / t_base, len(files) / t, t_base / t, score))
+        print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+        print("\n| network | compile cache | original loop images/s | ccv convert images/s | ratio | min PSNR vs fp32 (dB) |")
+        print("|---|---|---|---|---|---|")
+        for name, phase, base, ours, ratio, score in rows:
+            print(f"| {name} | {phase} | {base:.2f} | {ours:.2f} | {ratio:.2f}x | {score:.1f} |")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", type=int, default=20, help="256x256 photos")
@@ -81,10 +143,15 @@ def main() -> int:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--batch-size", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--compile", action="store_true", help="ours with torch.compile (ccv convert --compile)")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="ours with (or without) torch.compile; default: ccv's own choice")
     ap.add_argument("--data", type=Path, default=DATA,
                     help=f"folder with monet2photo/trainB/ and photos-large/ or large/ (default {DATA})")
+    ap.add_argument("--job", type=int, default=0, help="N photos, each --nets network, ccv convert cold and warm")
+    ap.add_argument("--nets", nargs="+", default=["full", "compact"], choices=sorted(NETS))
     args = ap.parse_args()
+    if args.job:
+        return job(args)
 
     work = Path(tempfile.mkdtemp(prefix="ccv-bench-"))
     try:

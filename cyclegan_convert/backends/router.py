@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Optional
 
+from ..census import ShapeCensus
 from ..resolve import ModelRef
 from . import select
 from .artifacts import ArtifactIndex
@@ -27,10 +28,12 @@ class BackendRouter:
 
     def __init__(self, ref: Optional[ModelRef], choice: BackendChoice = BackendChoice(), *,
                  main: Optional[Backend] = None, artifacts: Optional[ArtifactIndex] = None,
-                 on_note: Callable[[str], None] = lambda text: None, close_given: bool = True):
+                 on_note: Callable[[str], None] = lambda text: None, close_given: bool = True,
+                 census: Optional[ShapeCensus] = None):
         if ref is None and main is None:
             raise ValueError("give a model or a backend")
         self.ref, self.choice, self.on_note = ref, choice, on_note
+        self.census = census  # the job's image sizes, for the CPU's compile decisions
         self.artifacts = artifacts or ArtifactIndex()
         self._given = main
         self._close_given = close_given  # False: the caller keeps using the backend it handed in
@@ -49,7 +52,7 @@ class BackendRouter:
             return self
         backend = self._given or select.make_backend(self.ref, name, str(c.device), precision=c.precision,
                                                      compile=c.compile, on_message=self.on_note,
-                                                     artifacts=self.artifacts)
+                                                     artifacts=self.artifacts, census=self.census)
         self.main = select.open_with_fallback(backend, self.ref, name, str(c.device), precision=c.precision,
                                               on_note=self.on_note)
         if name == "auto" and (note := select.auto_note(self.ref, self.main)):

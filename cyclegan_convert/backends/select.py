@@ -8,8 +8,9 @@ What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmar
   1.73-1.93x the original's fp32 loop end to end there (benchmarks/convert_speed.py); on CPUs
   without it bf16 is emulated and was 5-7x slower than fp32 (convert_backends.py), so fp32 it is,
   or ONNX Runtime (1.07-1.45x PyTorch fp32 there: convert_speed.py, export_onnx.py) when a verified
-  ONNX of the model is already cached. ``torch.compile`` (``compile=True``) is 1.3x faster per
-  image but compiles for 8-21 s per run and size class, so it is not a default.
+  ONNX of the model is already cached. With native bf16 and a ``ShapeCensus`` of the job (``ccv
+  convert``), ``torch.compile`` for the image sizes common enough to pay for their compile
+  (``compile_plan``); ``compile=True`` compiles every size, ``False`` none.
 - TensorRT refusing a size (outside its profile) or failing to build: PyTorch on the same GPU, with a note.
 An exported ``.onnx`` or ``.engine`` given as ``--model`` runs on its own engine. Exports made on
 first use come from the ``ArtifactIndex`` the caller hands in (this package never imports ``export``).
@@ -26,7 +27,9 @@ from ..errors import BackendUnavailableError, UsageError, first_line
 from ..resolve import ModelRef
 from . import artifacts as artifact_index
 from .artifacts import ArtifactIndex
+from ..census import ShapeCensus
 from .base import Backend
+from .compile_plan import CompilePlan
 from .device import DeviceSpec
 from .tensorrt_runtime import tensorrt_available
 from .torch_backend import TorchBackend
@@ -43,11 +46,11 @@ class BackendChoice:
     backend: str = "auto"
     device: DeviceSpec = DeviceSpec()
     precision: str = "auto"
-    compile: bool = False
+    compile: Optional[bool] = None  # None: where it pays (see compile_plan)
 
     @classmethod
     def parse(cls, backend: str = "auto", device: Union[str, DeviceSpec] = "auto", precision: str = "auto",
-              compile: bool = False) -> "BackendChoice":
+              compile: Optional[bool] = None) -> "BackendChoice":
         if backend not in BACKENDS:
             raise UsageError(f"unknown --backend {backend!r}: use {', '.join(BACKENDS)}")
         if precision not in PRECISIONS:
@@ -90,15 +93,28 @@ def auto_channels_last(device: torch.device, precision: str) -> bool:
     return device.type == "cuda"
 
 
-def _torch(ref: ModelRef, dev: torch.device, precision: str, compile: bool = False,
-           on_message: Callable[[str], None] = lambda s: None) -> TorchBackend:
+def _torch(ref: ModelRef, dev: torch.device, precision: str, compile: Optional[bool] = False,
+           on_message: Callable[[str], None] = lambda s: None, census: Optional[ShapeCensus] = None
+           ) -> TorchBackend:
     from ..weights import load_generator
 
     prec = auto_precision(dev) if precision == "auto" else precision
     if prec == "fp16" and dev.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA GPU; on the CPU use fp32 or bf16")
     return TorchBackend(lambda: load_generator(ref.path), device=str(dev), precision=prec,
-                        channels_last=auto_channels_last(dev, prec), compile=compile, on_note=on_message)
+                        channels_last=auto_channels_last(dev, prec),
+                        compile=_compile_choice(compile, dev, prec, census, on_message), on_note=on_message)
+
+
+def _compile_choice(compile: Optional[bool], dev: torch.device, precision: str, census: Optional[ShapeCensus],
+                    on_message: Callable[[str], None]) -> "bool | CompilePlan":
+    """--compile / --no-compile as given; unsaid: a plan where compiling measured worth it (native
+    bf16 on the CPU) and the job's sizes are known, else eager."""
+    if compile is not None:
+        return compile
+    if census is None or dev.type != "cpu" or precision != "bf16" or not cpu_has_native_bf16():
+        return False
+    return CompilePlan(census, precision, on_note=on_message)
 
 
 def _onnxruntime(path, device: str) -> Backend:
@@ -114,12 +130,12 @@ def _tensorrt(source, device: str) -> Backend:
 
 
 def make_backend(ref: ModelRef, backend: str = "auto", device: Union[str, DeviceSpec] = "auto", *,
-                 precision: str = "auto", compile: bool = False,
+                 precision: str = "auto", compile: Optional[bool] = None,
                  on_message: Callable[[str], None] = lambda s: None,
-                 artifacts: Optional[ArtifactIndex] = None) -> Backend:
+                 artifacts: Optional[ArtifactIndex] = None, census: Optional[ShapeCensus] = None) -> Backend:
     """An unopened backend for ``ref``. Explicit choices that cannot run here are errors, never a
     silent fallback; 'auto' picks the fastest that is available for the device. ``compile`` asks
-    for PyTorch with ``torch.compile``. ``on_message`` hears about first-use exports and engine
+    for PyTorch with ``torch.compile`` (None: where the job's ``census`` says it pays). ``on_message`` hears about first-use exports and engine
     builds (minutes), which happen in ``open()``; ``artifacts`` makes them (without one, a model
     that needs an export says so)."""
     choice = BackendChoice.parse(backend, device, precision, compile)
@@ -142,7 +158,7 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: Union[str, Device
 
     # a PyTorch generator
     if compile or backend == "torch":
-        return _torch(ref, dev, precision, compile=compile, on_message=on_message)
+        return _torch(ref, dev, precision, compile=compile, on_message=on_message, census=census)
     if backend == "auto" and dev.type == "cpu" and precision in ("auto", "fp32") and not cpu_has_native_bf16():
         onnx = cached_onnx(ref)
         if onnx is not None:
@@ -156,7 +172,7 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: Union[str, Device
             return _tensorrt(artifacts.engine_bytes(ref, on_message), str(dev))
         if backend == "tensorrt":
             raise BackendUnavailableError(reason)
-    return _torch(ref, dev, precision)
+    return _torch(ref, dev, precision, compile=compile, on_message=on_message, census=census)
 
 
 def open_with_fallback(backend: Backend, ref: ModelRef, requested: str, device: Union[str, DeviceSpec] = "auto", *,

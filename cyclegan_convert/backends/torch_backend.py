@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Callable, Union
+import time
+from typing import TYPE_CHECKING, Callable, Union
 
 import torch
 
@@ -10,12 +11,17 @@ from ..networks import HalfPrecisionGenerator, InstanceNorm, ResnetGenerator
 from ..errors import first_line
 from .base import Backend, resolve_device
 
+if TYPE_CHECKING:
+    from .compile_plan import CompilePlan
+
 GeneratorLoader = Union[ResnetGenerator, Callable[[], ResnetGenerator]]
+CompileChoice = Union[bool, "CompilePlan"]
 HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class TorchBackend(Backend):
-    """Runs a ``ResnetGenerator`` eagerly, or through ``torch.compile`` with ``compile=True``.
+    """Runs a ``ResnetGenerator`` eagerly, or through ``torch.compile``: every size with
+    ``compile=True``; with a ``CompilePlan`` only the sizes it says will pay for their compile.
 
     precision: 'fp32'; 'fp16' (CUDA) or 'bf16' (CPU or CUDA): half-precision weights and activations
     after an fp32 stem (``HalfPrecisionGenerator``; on CUDA cuDNN may run its fp32 convolution as
@@ -29,7 +35,7 @@ class TorchBackend(Backend):
     can_tile = True
 
     def __init__(self, generator: GeneratorLoader, device: str = "auto", precision: str = "fp32",
-                 channels_last: bool = True, compile: bool = False,
+                 channels_last: bool = True, compile: CompileChoice = False,
                  on_note: Callable[[str], None] = lambda text: None):
         super().__init__()
         self._loader = generator
@@ -40,14 +46,18 @@ class TorchBackend(Backend):
             raise ValueError("fp16 needs CUDA; use bf16 on the CPU")
         self.precision = precision
         self.channels_last = channels_last
-        self.compile = compile
+        self.plan = compile if not isinstance(compile, bool) else None
+        self.compile = bool(compile)
         self.on_note = on_note
         self.model: torch.nn.Module | None = None
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._norms: list[InstanceNorm] = []
+        self._ready: set[tuple[int, ...]] = set()  # shapes the plan chose to compile
+        self._timed: set[tuple[int, ...]] = set()  # of those, the ones whose compile was timed
 
     def describe(self) -> str:
-        extras = [e for e, on in (("channels_last", self.channels_last), ("compiled", self._compiled is not None)) if on]
+        compiled = "compiled" if self.plan is None else "compiles the sizes that pay for it"
+        extras = [e for e, on in (("channels_last", self.channels_last), (compiled, self._compiled is not None)) if on]
         return f"PyTorch {self.precision} on {self.device}" + (f" ({', '.join(extras)})" if extras else "")
 
     def _open(self) -> None:
@@ -56,6 +66,9 @@ class TorchBackend(Backend):
         if given and self.precision != "fp32":
             model = copy.deepcopy(model)  # casting is in place: the caller's fp32 module stays fp32
         model = model.to(self.device).eval().requires_grad_(False)
+        if self.plan is not None:  # compiled code depends on the layers, not on the weights
+            self.plan.arch = (f"resnet_{model.n_blocks}blocks_ngf{model.ngf}_{model.upsample}"
+                              + ("_dropout" if model.use_dropout else ""))
         if self.precision != "fp32":
             model = HalfPrecisionGenerator(model, HALF[self.precision])
         if self.channels_last:
@@ -63,10 +76,11 @@ class TorchBackend(Backend):
         self.model = model
         self._norms = [m for m in model.modules() if isinstance(m, InstanceNorm)]
         if self.compile:
-            # dynamic shapes: one compilation serves most image sizes (a few recompile); it happens
-            # on the first call, tens of seconds on a CPU, and needs a C++ compiler there
+            # explicit --compile: dynamic shapes, one compilation serves most image sizes (a few
+            # recompile); a plan compiles a few chosen sizes, each static (faster kernels). It
+            # happens on the first call, tens of seconds on a CPU, and needs a C++ compiler there
             try:
-                self._compiled = torch.compile(model, dynamic=True)
+                self._compiled = torch.compile(model, dynamic=self.plan is None)
             except Exception as e:  # noqa: BLE001  (an interpreter torch.compile does not support)
                 self._compile_failed(e)
 
@@ -98,14 +112,37 @@ class TorchBackend(Backend):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         # statistics hooks (tiles, video smoothing) are Python callbacks: those passes run eagerly
-        if self._compiled is not None and all(m.stats_hook is None for m in self._norms):
+        hooked = any(m.stats_hook is not None for m in self._norms)
+        shape = tuple(x.shape)
+        plan = None if hooked else self.plan
+        if self._compiled is not None and not hooked and (plan is None or shape in self._ready):
             try:
-                return self._compiled(x).float()
+                if shape not in self._timed:  # this call compiles (or loads from the cache)
+                    from .compile_plan import use_inductor_cache
+
+                    use_inductor_cache()
+                t0 = time.perf_counter()
+                y = self._compiled(x).float()
+                if shape not in self._timed:
+                    self._timed.add(shape)
+                    if plan is not None:
+                        plan.compiled_in(shape, time.perf_counter() - t0)
+                return self._done(plan, shape, y)
             except torch.OutOfMemoryError:
                 raise  # the batch's problem, not the compiler's: the caller handles it
             except Exception as e:  # noqa: BLE001  (no compiler, an unsupported op: eager still works)
                 self._compile_failed(e)
-        return self.model(x).float()
+        t0 = time.perf_counter()
+        y = self._done(plan, shape, self.model(x).float())
+        if plan is not None and self._compiled is not None and plan.should_compile(shape, time.perf_counter() - t0):
+            self._ready.add(shape)
+        return y
+
+    @staticmethod
+    def _done(plan, shape: tuple[int, ...], y: torch.Tensor) -> torch.Tensor:
+        if plan is not None:
+            plan.census.finish((shape[2], shape[3]), shape[0])
+        return y
 
     def _compile_failed(self, e: Exception) -> None:
         self._compiled = None

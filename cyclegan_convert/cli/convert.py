@@ -49,7 +49,7 @@ def convert(
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16 (CPU with native bf16) or fp16 (CUDA).")] = "auto",
-    compile: Annotated[bool, typer.Option("--compile", help="PyTorch with torch.compile: about 1.3x faster per image after 8-21 s of compiling per size class; pays off over hundreds of images.")] = False,
+    compile: Annotated[Optional[bool], typer.Option("--compile/--no-compile", show_default=False, help="PyTorch with torch.compile for every image size (--no-compile: never). Default: on a CPU with native bf16, the sizes with enough images to pay for their compile (tens of seconds the first time, seconds from the cache after).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=0, help="Images per inference batch (0: 4 on a GPU, 1 on the CPU).")] = 0,
     ext: Annotated[str, typer.Option(help="Output format: same, jpg, png, webp, avif or heic (same: a camera RAW becomes a 16-bit TIFF).")] = "same",
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="JPEG/WebP/AVIF/HEIC quality (default 95/90/85/85).")] = None,

@@ -1,0 +1,4 @@
+"""`python -m cyclegan_convert` is `ccv`."""
+from .cli import main
+
+main()
