@@ -1,12 +1,19 @@
 """The networks against the original implementation's layout: keys, shapes, parameter counts."""
 from __future__ import annotations
 
+import copy
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cyclegan_convert.errors import NotAGeneratorError
-from cyclegan_convert.networks import NLayerDiscriminator, ResnetGenerator, init_weights
+from cyclegan_convert.networks import (HalfPrecisionGenerator, NLayerDiscriminator, ResizeConv, ResnetGenerator,
+                                       init_weights)
 from cyclegan_convert.weights import infer_arch, load_generator
+
+from conftest import PHOTOS, psnr
 
 
 def original_generator_keys(n_blocks: int, dropout: bool = False) -> list[str]:
@@ -111,10 +118,11 @@ def test_resize_upsampling_keeps_the_layer_indices_and_is_read_off_the_keys(tmp_
     assert loaded(x).shape == (1, 3, 36, 44)
 
 
-@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+@pytest.mark.parametrize("upsample", ["transpose", "resize", "bilinear"])
 def test_checkerboard_of_transposed_convolutions_and_none_with_resize(upsample):
     """On a flat image, far from the borders, a stride-2 transposed convolution paints a 2-pixel
-    pattern whatever its weights (its kernel overlaps unevenly); nearest x2 + conv paints none."""
+    pattern whatever its weights (its kernel overlaps unevenly); nearest or bilinear x2 + conv paint
+    none (a flat image cannot tell those two apart: see the ramp test below)."""
     torch.manual_seed(0)
     net = init_weights(ResnetGenerator(ngf=8, n_blocks=1, upsample=upsample)).eval()
     with torch.no_grad():
@@ -124,3 +132,91 @@ def test_checkerboard_of_transposed_convolutions_and_none_with_resize(upsample):
         assert even_odd > 1e-3
     else:
         assert (out - out[:, :1, :1]).abs().max().item() < 1e-5
+
+
+def _second_difference(y: torch.Tensor) -> float:
+    """Largest |y[x-1] - 2 y[x] + y[x+1]| along both axes: zero on an affine image, large on a 2-px grain."""
+    dx = y[..., :, :-2] - 2 * y[..., :, 1:-1] + y[..., :, 2:]
+    dy = y[..., :-2, :] - 2 * y[..., 1:-1, :] + y[..., 2:, :]
+    return max(dx.abs().max().item(), dy.abs().max().item())
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_bilinear_resize_conv_paints_no_grain_on_a_ramp_where_nearest_does(mode):
+    """A flat image cannot show it; a ramp can. Nearest x2 repeats each pixel, so a kernel that is not
+    symmetric (any learned or random one) sees another mix of neighbours at even and odd output
+    pixels: a 2-pixel pattern on any gradient. Bilinear x2 keeps a ramp a ramp, and a convolution of a
+    ramp is a ramp: no pattern, whatever the weights."""
+    torch.manual_seed(0)
+    up = ResizeConv(4, 4, mode)
+    torch.nn.init.normal_(getattr(up, up.conv_name).weight, 0.0, 0.02)  # the training init: asymmetric
+    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    ramp = (xx / 16 + yy / 32 - 0.5).expand(1, 4, 16, 16)
+    with torch.no_grad():
+        out = up(ramp)[0, :, 4:-4, 4:-4]  # away from the borders' padding
+    assert out.shape == (4, 24, 24)
+    if mode == "nearest":
+        assert _second_difference(out) > 1e-3
+    else:
+        assert _second_difference(out) < 1e-5
+
+
+def _photo(size: tuple[int, int], i: int = 0) -> torch.Tensor:
+    rgb = np.asarray(Image.open(PHOTOS[i]).convert("RGB").resize(size), dtype=np.float32)
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None] / 127.5 - 1
+
+
+def _nyquist_share(y: torch.Tensor) -> float:
+    """The share of an image's energy (DC left out) in its top row and column of the 2-D spectrum:
+    the frequencies of a 2-pixel pattern."""
+    p = torch.fft.fft2(y).abs() ** 2
+    h, w = y.shape[-2:]
+    return ((p[..., h // 2, :].sum() + p[..., :, w // 2].sum()) / (p.sum() - p[..., 0, 0].sum())).item()
+
+
+def test_bilinear_generator_has_far_less_2px_grain_than_nearest_with_the_same_weights():
+    """The whole generator on a real photo: the same random weights (a nearest net's, renamed as
+    --init-from does) put several times less of the output's energy at the 2-pixel frequencies behind
+    bilinear upsampling (what is left comes from the nonlinearities and the strided downsampling)."""
+    torch.manual_seed(0)
+    nearest = init_weights(ResnetGenerator(ngf=8, n_blocks=1, upsample="resize")).eval()
+    bilinear = ResnetGenerator(ngf=8, n_blocks=1, upsample="bilinear").eval()
+    bilinear.load_state_dict({k.replace(".conv.", ".bilinear_conv."): v for k, v in nearest.state_dict().items()})
+    x = _photo((128, 128))
+    with torch.no_grad():
+        grain_nearest, grain_bilinear = _nyquist_share(nearest(x)), _nyquist_share(bilinear(x))
+    assert grain_bilinear * 3 < grain_nearest, (grain_bilinear, grain_nearest)
+
+
+def test_bilinear_upsampling_is_read_off_the_keys_and_round_trips(tmp_path):
+    net = init_weights(ResnetGenerator(ngf=8, n_blocks=2, upsample="bilinear"))
+    sd = net.state_dict()
+    # the resize net's keys with '.conv.' named '.bilinear_conv.': the layer indices stay the original's
+    resize_keys = set(ResnetGenerator(ngf=8, n_blocks=2, upsample="resize").state_dict())
+    assert {k.replace(".bilinear_conv.", ".conv.") for k in sd} == resize_keys
+    assert {k for k in sd if ".bilinear_conv." in k} == {
+        "model.12.bilinear_conv.weight", "model.12.bilinear_conv.bias",
+        "model.15.bilinear_conv.weight", "model.15.bilinear_conv.bias"}
+    assert (infer_arch(sd).upsample, infer_arch(sd).name) == ("bilinear", "resnet_2blocks_bilinear")
+    torch.save(sd, tmp_path / "g.pth")
+    loaded = load_generator(tmp_path / "g.pth")
+    assert loaded.upsample == "bilinear" and not loaded.training
+    x = torch.rand(1, 3, 36, 44) * 2 - 1
+    with torch.no_grad():
+        got = loaded(x)
+        assert torch.equal(got, net.eval()(x)) and got.shape == (1, 3, 36, 44)
+
+
+def test_bilinear_generator_in_bf16_keeps_close_to_fp32():
+    """HalfPrecisionGenerator (the bf16 and fp16 paths of the PyTorch backend): the bilinear resize runs
+    in bf16 too, and the output stays close to fp32 on a real photo."""
+    torch.manual_seed(0)
+    net = init_weights(ResnetGenerator(ngf=8, n_blocks=2, upsample="bilinear")).eval()
+    x = _photo((64, 48), 1)
+    half = HalfPrecisionGenerator(copy.deepcopy(net), torch.bfloat16)  # it casts the modules it is given
+    with torch.no_grad():
+        want, got = net(x), half(x)
+    assert got.dtype == torch.float32 and got.shape == want.shape == (1, 3, 48, 64)
+    assert next(half.body.parameters()).dtype == torch.bfloat16
+    to8 = lambda y: y.add(1).mul(127.5).round()  # noqa: E731
+    assert psnr(to8(got), to8(want)) >= 40

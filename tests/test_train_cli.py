@@ -550,3 +550,75 @@ def test_the_run_lock_is_released_when_the_loss_log_cannot_be_opened(dataroot, t
         train(None, RunOptions(**{**options.__dict__, "max_steps": 2}), resume=True)
     # the failed resume let go of the run: the next one may take it
     _RunLock(done.folder, fresh=False, resumed_stamp=_stamp(done.folder / "state.pth")).release()
+
+
+def _nets(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {n: torch.load(folder / f"latest_net_{n}.pth", weights_only=True) for n in ("G_A", "G_B", "D_A", "D_B")}
+
+
+def test_init_from_starts_all_four_networks_from_the_runs_latest_and_a_resize_run_may_start_a_bilinear_one(
+        dataroot, tmp_path):
+    base = [str(dataroot), *TINY, "--workers", "0", "--no-register"]
+    assert _invoke([*base, "--name", "src", "--upsample", "resize", "--max-steps", "1"], tmp_path).exit_code == 0
+    src = tmp_path / "checkpoints" / "src"
+    # one step at lr 0 changes no weight, so what it saves is what the run started from; another
+    # seed, so its own initial weights differ from src's
+    r = _invoke([*base, "--name", "tuned", "--upsample", "bilinear", "--init-from", str(src), "--lr", "0",
+                 "--seed", "3", "--max-steps", "1"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert f"networks start from {src.resolve()}" in r.output
+    tuned = tmp_path / "checkpoints" / "tuned"
+    start, want = _nets(tuned), _nets(src)
+    for net in want:
+        # the resize convolutions' weights, under the bilinear ones' names
+        assert {k.replace(".bilinear_conv.", ".conv."): v for k, v in start[net].items()}.keys() == want[net].keys()
+        for k, v in start[net].items():
+            assert torch.equal(v, want[net][k.replace(".bilinear_conv.", ".conv.")]), (net, k)
+    assert any(".bilinear_conv." in k for k in start["G_A"])
+    assert load_generator(tuned / "latest_net_G_B.pth").upsample == "bilinear"
+    assert _states(tuned)["config"]["init_from"] == str(src.resolve())  # part of the recipe
+
+
+def test_init_from_refuses_a_folder_without_weights_and_networks_of_another_shape(dataroot, tmp_path, ccv_home):
+    base = [str(dataroot), *TINY, "--workers", "0", "--max-steps", "1"]
+    assert _invoke([*base, "--name", "src", "--no-register"], tmp_path).exit_code == 0
+    src = tmp_path / "checkpoints" / "src"
+    (tmp_path / "empty").mkdir()
+    r = _invoke([*base, "--name", "tuned", "--init-from", str(tmp_path / "empty")], tmp_path)
+    assert r.exit_code == 2 and "no latest_net_G_A.pth there" in r.output, r.output
+    assert not (tmp_path / "checkpoints" / "tuned").exists()  # refused before anything started
+    r = _invoke([*base, "--name", "tuned", "--init-from", str(tmp_path / "missing")], tmp_path)
+    assert r.exit_code == 2 and "not a folder" in r.output, r.output
+    for other in (["--ngf", "16"], ["--upsample", "resize"]):  # another width; another upsampling
+        r = _invoke([*base, "--name", "tuned", "--init-from", str(src), *other], tmp_path)
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        error = [line for line in r.output.splitlines() if "error" in line.lower()]
+        assert len(error) == 1 and f"{src.resolve() / 'latest_net_G_A.pth'}: does not fit" in error[0], r.output
+        if other[0] == "--ngf":
+            assert "size mismatch" in error[0] and "--ngf" in error[0]
+    # nothing the refused runs left behind stops the right one: no "already holds a run", no store conflict
+    tuned = tmp_path / "checkpoints" / "tuned"
+    assert not (tuned / "state.pth").exists() and ModelStore(ccv_home, bundled_root=None).entries() == []
+    r = _invoke([*base, "--name", "tuned", "--init-from", str(src)], tmp_path)
+    assert r.exit_code == 0 and "networks start from" in r.output, r.output
+    assert _states(tuned)["step"] == 1 and ModelStore(ccv_home).find("photo").origin == "trained"
+
+
+def test_resuming_a_fine_tuned_run_continues_its_checkpoint_without_the_init_folder(dataroot, tmp_path):
+    """--init-from starts a run; a resume takes everything from the run's own checkpoint (the init
+    weights are not loaded over it, the init folder may be gone) and is exact: 2 + resume + 1 == 3."""
+    base = [str(dataroot), *TINY, "--workers", "0", "--no-register"]
+    assert _invoke([*base, "--name", "src", "--max-steps", "1"], tmp_path).exit_code == 0
+    src = tmp_path / "checkpoints" / "src"
+    tuned = [*base, "--init-from", str(src)]
+    assert _invoke([*tuned, "--name", "straight", "--max-steps", "3"], tmp_path).exit_code == 0
+    assert _invoke([*tuned, "--name", "split", "--max-steps", "2"], tmp_path).exit_code == 0
+    shutil.rmtree(src)
+    r = _invoke(["--name", "split", "--resume", "--workers", "0", "--no-register", "--max-steps", "3"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "resumed" in r.output and "networks start from" not in r.output and "not exact" not in r.output
+    split, straight = _states(tmp_path / "checkpoints" / "split"), _states(tmp_path / "checkpoints" / "straight")
+    assert split["step"] == straight["step"] == 3
+    for net, sd in straight["model"]["nets"].items():
+        for k, v in sd.items():
+            assert torch.equal(split["model"]["nets"][net][k], v), (net, k)
