@@ -166,6 +166,32 @@ def test_identity_off_gives_zero_identity_losses():
     assert losses["idt_A"] == 0 and losses["idt_B"] == 0 and losses["cycle_A"] > 0
 
 
+@pytest.mark.parametrize("lambda_identity", [0.5, 0.0])
+def test_cycle_noise_reaches_only_the_reconstruction(lambda_identity):
+    """--cycle-noise: the reconstructing generator sees each fake plus N(0, sigma) noise; the fakes
+    the discriminators and the identity terms see are untouched; 0 leaves the original step."""
+    torch.manual_seed(1)
+    a, b = _images(PAINTINGS, 32, 1), _images(PHOTOS, 32, 1)
+    base = CycleGAN(TrainConfig(ngf=8, ndf=8, n_blocks=1, pool_size=0, seed=3, lambda_identity=lambda_identity))
+    noisy = CycleGAN(TrainConfig(ngf=8, ndf=8, n_blocks=1, pool_size=0, seed=3, lambda_identity=lambda_identity,
+                                 cycle_noise=0.2))
+    fake_B, fake_A = base.G_A(a).detach(), base.G_B(b).detach()  # the same weights in both models
+    seen: dict[str, torch.Tensor] = {}
+    for name in ("G_A", "G_B"):
+        net = noisy.nets[name]
+        net.register_forward_hook(lambda m, inp, out, name=name: seen.__setitem__(name, inp[0].detach()))
+    got = noisy.train_step(a, b)
+    # G_B's last input chunk is G_A(A) + noise; G_A's last call is G_B(B) + noise
+    for name, fake in (("G_B", fake_B), ("G_A", fake_A)):
+        noise = seen[name][-1:] - fake
+        assert 0.17 < float(noise.std()) < 0.23 and abs(float(noise.mean())) < 0.03, name
+    want = base.train_step(a, b)
+    # the adversarial and identity terms are computed on clean fakes: equal; the cycle terms differ
+    for k in ("G_A", "G_B", "idt_A", "idt_B"):
+        assert got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-6), k
+    assert got["cycle_A"] != pytest.approx(want["cycle_A"], rel=1e-3)
+
+
 @pytest.mark.parametrize("epoch,factor", [(1, 1.0), (100, 1.0), (101, 1 - 1 / 101), (150, 1 - 50 / 101),
                                           (200, 1 - 100 / 101)])
 def test_schedule_matches_original(epoch, factor):

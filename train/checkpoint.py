@@ -137,6 +137,13 @@ def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
         except Exception as e:  # truncated or foreign file
             raise UsageError(f"{path}: unreadable ({first_line(e)})") from None
         net = nets[name]
+        if name.startswith("G"):
+            from cyclegan_convert.weights import infer_arch
+
+            src, this = infer_arch(sd, str(path)).upsample, net.upsample
+            if src != this and {src, this} != {"resize", "bilinear"}:
+                raise UsageError(f"--init-from {path}: a {src} generator cannot start a --upsample {this} run "
+                                 f"(use --upsample {src}; resize and bilinear may start each other)")
         for prefix, module in net.named_modules():
             if isinstance(module, ResizeConv):  # take the other resize's convolution under this one's name
                 for other in ResizeConv.CONV_NAMES.values():

@@ -83,7 +83,6 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
 
     # -- data: everything that can be wrong with it is found before the model is built
     data = _Data.scan(run, resumed=state is not None)
-    _make_run_folder(folder)
 
     # -- model and optimizers
     amp = options.amp if options.amp is not None else device.type == "cuda"
@@ -95,6 +94,7 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
         checkpoint.load_init_nets(Path(config.init_from), model.nets)
         run.say(f"networks start from {config.init_from} (fine-tuning: optimizers and schedule start fresh)")
     run.say(_device_line(device, model.amp))
+    _make_run_folder(folder)  # only now: a refused --init-from leaves nothing behind
 
     # -- outputs: from here on this process writes into the run folder (rank 0 under the run lock)
     out = _Outputs(run, model, data, at, resumed=state is not None, state_stamp=state_stamp,
@@ -232,7 +232,7 @@ OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_bloc
              "upsample": "--upsample", "init_from": "--init-from",
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
-                 "lambda_b", "lambda_identity", "pool_size", "seed")}}
+                 "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise")}}
 
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:

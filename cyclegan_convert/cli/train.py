@@ -57,6 +57,11 @@ def train(
     lambda_identity: Annotated[Optional[float], _opt("Identity loss as a fraction of the cycle weights; 0 "
                                                      "disables it. (default: 0.5)", "--lambda-identity",
                                                      min=0.0)] = None,
+    cycle_noise: Annotated[Optional[float], _opt("Gaussian noise (std, images in [-1, 1]) added to the fakes before "
+                                                 "they are translated back for the cycle loss, so the generators "
+                                                 "cannot pass it by hiding a faint pixel-level code in their output "
+                                                 "(seen as a fine grain); ccv's, 0 is the original. (default: 0)",
+                                                 "--cycle-noise", min=0.0)] = None,
     pool_size: Annotated[Optional[int], _opt("Generated images kept for the discriminators; 0 disables the "
                                              "pool. (default: 50)", "--pool-size", min=0)] = None,
     ngf: Annotated[Optional[int], _opt("Generator width. (default: 64)", "--ngf", min=1)] = None,
@@ -119,7 +124,7 @@ def train(
     given: dict[str, Any] = {
         "n_epochs": epochs, "n_epochs_decay": epochs_decay, "batch_size": batch_size, "load_size": load_size,
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
-        "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "ngf": ngf, "ndf": ndf,
+        "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "cycle_noise": cycle_noise, "ngf": ngf, "ndf": ndf,
         "n_blocks": blocks, "upsample": upsample, "seed": seed, "a_name": a_name, "b_name": b_name,
         "init_from": str(init_from.resolve()) if init_from is not None else None,
     }
