@@ -19,7 +19,7 @@ import numpy as np
 from .atomic import atomic_write_bytes, publish, temporary_path
 from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, MediaError, UsageError, WriteFailed, first_line
 from .files import Job, Naming, iter_jobs, plan_roots
-from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb
+from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb, working_size
 from .manifest import FAILURES_NAME, Manifest, settings_key
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
@@ -307,7 +307,7 @@ class _ImageStages:
         """Reads one file at its working size; needs no backend (a Ray task runs it)."""
         opt, say = self.opt, self.conv.on_message
         try:
-            img = read_image(job.src, metadata=opt.metadata == "keep")
+            img = read_image(job.src, metadata=opt.metadata == "keep", max_side=opt.max_side)
         except MediaError as e:
             raise DecodeFailed(str(e)) from None
         except CcvError:
@@ -320,11 +320,9 @@ class _ImageStages:
             self._told_raw.set()
             say("note", f"{job.src}: a camera RAW cannot be written back; --ext same writes "
                 f"RAW files as 16-bit TIFF ({job.dst.name})")
-        h, w = img.size
-        if opt.max_side and max(h, w) > opt.max_side:
-            s = opt.max_side / max(h, w)
-            img.rgb = resize_rgb(img.rgb, max(1, round(h * s)), max(1, round(w * s)))
-        wh, ww = img.size
+        h, w = img.full_size or img.size  # a JPEG may come decoded smaller (draft): the output keeps this size
+        wh, ww = working_size(h, w, opt.max_side)
+        img.rgb = resize_rgb(img.rgb, wh, ww)  # the last step to the working size, drafted or not
         tiled = bool(self.tile_side) and (
             max(wh, ww) > self.tile_side if opt.tile else (wh * ww > AUTO_TILE_PIXELS))
         return _Work(job, img, (h, w), tiled)

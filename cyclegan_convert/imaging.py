@@ -90,6 +90,7 @@ class DecodedImage:
     # a camera JPEG's embedded previews (Pillow reads it as MPO) do not count; HEIF: top-level images
     bits: int = 8  # 16 for a developed RAW: a TIFF output is written with 16 bits per sample
     format: str = ""  # what it was read from: Pillow's format name (JPEG, HEIF, AVIF ...) or RAW
+    full_size: Optional[tuple[int, int]] = None  # upright (H, W) in the file when ``rgb`` was decoded smaller
 
     def frames_note(self) -> str:
         """What a user is told about the frames left out (``frames`` > 1)."""
@@ -122,8 +123,33 @@ def _dpi_of(img: Image.Image) -> Optional[tuple[float, float]]:
     return (x, y) if x > 0 and y > 0 else None
 
 
-def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
+def working_size(height: int, width: int, max_side: Optional[int]) -> tuple[int, int]:
+    """(H, W) with the longest side at most ``max_side`` (``--max-side``), the aspect ratio kept."""
+    if not max_side or max(height, width) <= max_side:
+        return height, width
+    s = max_side / max(height, width)
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def _draft_for(img: Image.Image, max_side: Optional[int]) -> None:
+    """Lets libjpeg decode a JPEG at 1/2, 1/4 or 1/8 scale (DCT scaling) when the caller shrinks it to
+    ``max_side`` anyway: the largest reduction that stays at least the working size, so the caller's
+    Lanczos resize still makes the last step and the working size does not change. The scale is the
+    same in both directions, so the stored orientation gives the same reduction as the upright one."""
+    if img.format not in ("JPEG", "MPO"):  # MPO: a camera JPEG with embedded previews
+        return
+    w, h = img.size
+    wh, ww = working_size(h, w, max_side)
+    if (wh, ww) != (h, w):
+        img.draft("RGB", (ww, wh))  # keeps the mode: "RGB" asks for no conversion of gray or CMYK
+
+
+def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional[int] = None) -> DecodedImage:
     """Reads an image for conversion: upright RGB, alpha if any, EXIF (orientation reset) and ICC.
+
+    ``max_side``: the caller shrinks the image to this longest side (``working_size``), so a JPEG may
+    be decoded smaller, though never below that size; ``full_size`` then holds the size in the file.
+    Other formats ignore it.
 
     Raises ``MediaError`` for missing, empty, non-image, corrupt or truncated files, and for HEIC or
     RAW files when their package is missing here."""
@@ -133,6 +159,9 @@ def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
     formats.need_decoder(path)
     try:
         with Image.open(path) as img:
+            stored = img.size  # (W, H) before a draft shrinks it
+            if max_side:
+                _draft_for(img, max_side)
             img.load()
             icc = img.info.get("icc_profile") if metadata else None
             if icc and icc[16:20] != b"RGB ":  # a CMYK or gray profile would mislabel the RGB output
@@ -151,9 +180,13 @@ def read_image(path: Union[str, Path], metadata: bool = True) -> DecodedImage:
                     exif = ex.tobytes()
             alpha = _alpha_of(upright)
             rgb = np.asarray(to_rgb8(upright))
+            full_size = None
+            if img.size != stored:  # decoded smaller: the file's size, upright
+                turned = upright.size != img.size
+                full_size = (stored[0], stored[1]) if turned else (stored[1], stored[0])
             return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None, xmp=xmp, dpi=dpi,
                                 frames=1 if img.format == "MPO" else getattr(img, "n_frames", 1),
-                                format=img.format or "")
+                                format=img.format or "", full_size=full_size)
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:

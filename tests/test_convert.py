@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cyclegan_convert.cli import app
 from cyclegan_convert.converter import ConvertOptions, Converter
-from cyclegan_convert.imaging import ORIENTATION_TAG
+from cyclegan_convert.imaging import ORIENTATION_TAG, read_image
 from cyclegan_convert.manifest import FAILURES_NAME, MANIFEST_NAME
 from cyclegan_convert.resolve import resolve_model
 from cyclegan_convert.store import ModelEntry, ModelStore
@@ -427,3 +427,35 @@ def test_animated_and_multi_page_files_say_only_the_first_frame_is_converted(tmp
     assert r.exit_code == 0, r.output
     assert "a.webp: 2 frames or pages; only the first is converted" in r.output
     assert "pages.tif: 2 frames" in r.output and "still.png: " not in r.output
+
+
+def test_max_side_decodes_large_jpegs_smaller_and_writes_them_at_their_size(tmp_path, model, monkeypatch):
+    """--max-side 512: a 3000x2000 JPEG is decoded at 1/4 (libjpeg's DCT scaling) and its output still
+    has the original size; a sideways one (EXIF orientation 6) comes out upright; a PNG is read whole."""
+    from cyclegan_convert import converter
+
+    decoded = {}  # name: (rgb shape as decoded, full_size)
+
+    def spy(path, *a, **kw):
+        img = read_image(path, *a, **kw)
+        decoded[path.name] = (img.size, img.full_size)
+        return img
+
+    monkeypatch.setattr(converter, "read_image", spy)
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    exif[0x010F] = "TestCam"
+    src = tmp_path / "in"
+    _photo(src / "big.jpg", 3000, 2000, quality=92)
+    _photo(src / "rot.jpg", 3000, 2000, i=1, quality=92, exif=exif.tobytes())
+    _photo(src / "flat.png", 300, 200)
+    r = _ccv(src, "--model", model, "--max-side", "512", "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert decoded == {"big.jpg": ((500, 750), (2000, 3000)), "rot.jpg": ((750, 500), (3000, 2000)),
+                       "flat.png": ((200, 300), None)}
+    with Image.open(tmp_path / "out" / "big.jpg") as im:
+        assert im.size == (3000, 2000)
+    with Image.open(tmp_path / "out" / "rot.jpg") as im:
+        assert im.size == (2000, 3000) and im.getexif()[ORIENTATION_TAG] == 1  # upright
+    with Image.open(tmp_path / "out" / "flat.png") as im:
+        assert im.size == (300, 200)
