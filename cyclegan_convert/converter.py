@@ -19,6 +19,7 @@ import numpy as np
 from .atomic import atomic_write_bytes, publish, temporary_path
 from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, MediaError, UsageError, WriteFailed, first_line
 from .files import Job, Naming, iter_jobs, plan_roots
+from .census import ShapeCensus, probe_size
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb, working_size
 from .manifest import FAILURES_NAME, Manifest, settings_key
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
@@ -48,7 +49,7 @@ class ConvertOptions:
     backend: str = "auto"  # auto, tensorrt, onnxruntime, torch
     device: str = "auto"  # auto, cpu, cuda
     precision: str = "auto"  # PyTorch backend: auto, fp32, bf16 (CPU), fp16 (CUDA)
-    compile: bool = False  # PyTorch with torch.compile (tens of seconds once; faster after)
+    compile: Optional[bool] = None  # torch.compile: None where it pays (CPU with native bf16), True every size, False never
 
     def __post_init__(self) -> None:
         Naming(self.ext, self.suffix or "")  # checks --ext and --suffix before any work
@@ -213,9 +214,10 @@ class Converter:
 
         opt = self.opt
         list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
+        census = ShapeCensus()  # filled by the counting walk; tells the CPU which sizes to compile
         router = BackendRouter(self.ref, opt.backend_choice, main=self._backend, artifacts=export_artifacts(),
-                               on_note=lambda text: self.on_message("note", text))
-        stages = _ImageStages(self, router, self._settings_key())
+                               on_note=lambda text: self.on_message("note", text), census=census)
+        stages = _ImageStages(self, router, self._settings_key(), census)
         with router.open():
             stages.summary.backend = router.describe()
             self.on_message("backend", stages.summary.backend)
@@ -258,8 +260,9 @@ class _ImageStages:
     through the router, ``encode`` writes one file atomically and records it in the manifest.
     Counters and failures are kept here; ``tick`` reports progress."""
 
-    def __init__(self, conv: Converter, router, settings_key: str):
+    def __init__(self, conv: Converter, router, settings_key: str, census: Optional[ShapeCensus] = None):
         self.conv, self.opt, self.router, self.key = conv, conv.opt, router, settings_key
+        self.census = census
         self.tile_side = AUTO_TILE if self.opt.tile is None else self.opt.tile
         self.progress = ConvertProgress()
         self.summary = Summary(backend="")
@@ -292,12 +295,34 @@ class _ImageStages:
                     conv.on_message("note", f"{job.dst}: {p.note}")
 
     def count_total(self, inputs: Sequence[str]) -> None:
-        """A second, cheap walk so the ETA is known early."""
+        """A second, cheap walk so the ETA is known early, and, where a census is kept, the sizes of
+        the files still to convert (from their headers)."""
         try:
-            n = sum(1 for _ in self.conv._jobs(inputs))
+            n = 0
+            for job in self.conv._jobs(inputs):
+                n += 1
+                if self.census is not None and self.conv._decide(job, self.key).action in ("convert", "replace"):
+                    self._count_size(job)
         except Exception:  # noqa: BLE001  (the real walk reports problems)
             return
+        finally:
+            if self.census is not None:
+                self.census.complete.set()
         self.progress.total = n
+
+    def _count_size(self, job: Job) -> None:
+        from .backends.base import padded_size
+
+        size = probe_size(job.src)
+        if size is None:
+            return
+        h, w = working_size(*size, self.opt.max_side)
+        if not self._tiled(h, w):
+            self.census.plan(padded_size(h, w))
+
+    def _tiled(self, h: int, w: int) -> bool:
+        """Whether an image of this working size runs in tiles."""
+        return bool(self.tile_side) and (max(h, w) > self.tile_side if self.opt.tile else h * w > AUTO_TILE_PIXELS)
 
     # -- decode ------------------------------------------------------------------------------------
     def decode(self, job: Job) -> _Work:
@@ -323,9 +348,7 @@ class _ImageStages:
         h, w = img.full_size or img.size  # a JPEG may come decoded smaller (draft): the output keeps this size
         wh, ww = working_size(h, w, opt.max_side)
         img.rgb = resize_rgb(img.rgb, wh, ww)  # the last step to the working size, drafted or not
-        tiled = bool(self.tile_side) and (
-            max(wh, ww) > self.tile_side if opt.tile else (wh * ww > AUTO_TILE_PIXELS))
-        return _Work(job, img, (h, w), tiled)
+        return _Work(job, img, (h, w), self._tiled(wh, ww))
 
     def route(self, work: _Work) -> _Work:
         """Which engine will run it, asked of the router (where the backend is open)."""
