@@ -43,6 +43,7 @@ def recorder(monkeypatch, tmp_path):
     # eager time of a tiny net is microseconds: make compiling cost about one eager image's
     # worth of 1000 images' savings, so that the counts decide
     monkeypatch.setitem(compile_plan.COSTS, "fp32", CompileCosts(speedup=0.5, cold_s=0.0, warm_s=0.0))
+    monkeypatch.setattr(compile_plan, "NARROW_SPEEDUP", 0.5)  # the tiny test net is narrow
     return rec
 
 

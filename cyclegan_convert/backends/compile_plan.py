@@ -35,9 +35,12 @@ class CompileCosts:
     warm_s: float   # compiling one size that Inductor's cache holds
 
 
-# measured on 2 cores (benchmarks/cpu_compile.py, benchmarks/RESULTS.md): full-size generator, 256 px
-COSTS = {"bf16": CompileCosts(speedup=0.70, cold_s=40.0, warm_s=6.0),
-         "fp32": CompileCosts(speedup=0.85, cold_s=40.0, warm_s=6.0)}
+# Measured with benchmarks/cpu_compile.py at 256x256 on 2 cores (Xeon with AMX, idle; RESULTS.md):
+# bf16 full-size (ngf 64) 0.184 -> 0.108-0.116 s per image, compact (ngf 32) 0.062 -> 0.054-0.056 s;
+# compiling 42-46 s cold, 9-12 s from the cache. fp32 is not planned: with AVX2 kernels compiled
+# fp32 gained 1.04-1.07x, not worth its compile.
+COSTS = {"bf16": CompileCosts(speedup=0.62, cold_s=46.0, warm_s=12.0)}
+NARROW_SPEEDUP = 0.88  # ngf below 64: convolutions are a smaller share, fusion gains less
 
 
 def inductor_cache_dir() -> Path:
@@ -89,6 +92,7 @@ class CompilePlan:
                  max_shapes: int = MAX_SHAPES):
         self.census, self.precision, self.arch = census, precision, "?"
         self.costs = COSTS[precision]
+        self.narrow = False  # set with ``arch``: a generator narrower than the original's
         self.on_note = on_note
         self.max_shapes = max_shapes
         self.record = CompileRecord(inductor_cache_dir())
@@ -112,7 +116,8 @@ class CompilePlan:
             if shape in self.compiled or len(self.compiled) >= self.max_shapes:
                 return False
             left = self.census.remaining((shape[2], shape[3])) // max(shape[0], 1)
-            saving = left * eager_s * (1 - self.costs.speedup)
+            speedup = NARROW_SPEEDUP if self.narrow else self.costs.speedup
+            saving = left * eager_s * (1 - speedup)
             cost, warm = self.expected_compile_s(shape)
             if saving < cost * MARGIN:
                 return False

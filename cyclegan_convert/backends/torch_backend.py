@@ -69,6 +69,7 @@ class TorchBackend(Backend):
         if self.plan is not None:  # compiled code depends on the layers, not on the weights
             self.plan.arch = (f"resnet_{model.n_blocks}blocks_ngf{model.ngf}_{model.upsample}"
                               + ("_dropout" if model.use_dropout else ""))
+            self.plan.narrow = model.ngf < 64
         if self.precision != "fp32":
             model = HalfPrecisionGenerator(model, HALF[self.precision])
         if self.channels_last:
