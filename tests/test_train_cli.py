@@ -593,9 +593,12 @@ def test_init_from_refuses_a_folder_without_weights_and_networks_of_another_shap
         r = _invoke([*base, "--name", "tuned", "--init-from", str(src), *other], tmp_path)
         assert r.exit_code == 2 and "Traceback" not in r.output, r.output
         error = [line for line in r.output.splitlines() if "error" in line.lower()]
-        assert len(error) == 1 and f"{src.resolve() / 'latest_net_G_A.pth'}: does not fit" in error[0], r.output
+        assert len(error) == 1 and f"{src.resolve() / 'latest_net_G_A.pth'}: " in error[0], r.output
         if other[0] == "--ngf":
-            assert "size mismatch" in error[0] and "--ngf" in error[0]
+            assert "does not fit" in error[0] and "size mismatch" in error[0] and "--ngf" in error[0]
+        else:  # the upsampling is named as the difference
+            assert "a transpose generator cannot start a --upsample resize run" in error[0], r.output
+    assert not (tmp_path / "checkpoints" / "tuned").exists()  # refused before the run folder was made
     # nothing the refused runs left behind stops the right one: no "already holds a run", no store conflict
     tuned = tmp_path / "checkpoints" / "tuned"
     assert not (tuned / "state.pth").exists() and ModelStore(ccv_home, bundled_root=None).entries() == []
