@@ -2,6 +2,7 @@
 to the input's, with and without, on a clip of real photos panned and zoomed (two shots, one cut).
 
     python benchmarks/video_flicker.py --size 256x144 --frames 40 [--ngf 64 --blocks 9]
+    python benchmarks/video_flicker.py --to monet     # a real model: the bundled photo-to-Monet one
 
 A ratio of 1.0 means the output changes as much as the input does (motion only); above that is
 flicker the model adds. No trained model is assumed: the generator is random-init (N(0, 0.02), as
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=9)
     ap.add_argument("--momentum", type=float, nargs="+", default=[0.9])
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--to", help="a model from the store (e.g. monet) instead of a random-init generator")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     photos = [DATA / "sunset_by_Aitzol_Berasategi.jpg", DATA / "Bridge_by_Sander_Klootwijk.jpg"]
@@ -45,9 +47,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         src = make_clip(work / "clip.mp4", ClipSpec(size=(w, h), frames=args.frames, fps=24, photos=photos))
-        torch.manual_seed(0)
-        torch.save(init_weights(ResnetGenerator(ngf=args.ngf, n_blocks=args.blocks)).state_dict(), work / "g.pth")
-        ref = resolve_model(model=work / "g.pth")
+        if args.to:
+            ref = resolve_model(to=args.to)
+        else:
+            torch.manual_seed(0)
+            torch.save(init_weights(ResnetGenerator(ngf=args.ngf, n_blocks=args.blocks)).state_dict(), work / "g.pth")
+            ref = resolve_model(model=work / "g.pth")
         frames_in = read_video(src)["frames"]
         cut = len(frames_in) // max(1, len(photos))
 
@@ -71,7 +76,7 @@ def main() -> None:
             rows.append((name, *measure(read_video(out.output)["frames"])))
 
     print(f"clip: {w}x{h}, {len(frames_in)} frames, {len(photos)} shots of real photos panned and zoomed; "
-          f"generator ngf {args.ngf}, {args.blocks} blocks, random init")
+          + (f"model {ref.path}" if args.to else f"generator ngf {args.ngf}, {args.blocks} blocks, random init"))
     print(f"{'':28}{'change/frame':>13}{'vs input':>10}{'within shots':>14}{'vs input':>10}"
           f"{'mean colour':>13}{'vs input':>10}")
     for name, a, b, c in rows:
