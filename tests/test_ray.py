@@ -167,3 +167,48 @@ def test_a_bare_ray_flag_before_an_input_takes_no_input_as_its_address():
 
     assert all(map(is_ray_address, ["auto", "local", "ray://head:10001", "10.0.0.5:6379"]))
     assert not any(map(is_ray_address, ["photos/", "a.jpg", "./x:1", "C:/photos"]))
+
+
+@needs_ray
+def test_ctrl_c_on_the_driver_keeps_what_is_done_and_a_rerun_finishes_the_rest(tmp_path, tiny_generator, ray_local):
+    """Ctrl-C (KeyboardInterrupt in the driver's main thread) once the first outputs are committed:
+    the run ends as interrupted, every visible output is a complete image in the manifest, nothing
+    that looks complete is half-written, and a rerun converts only what is missing."""
+    import _thread
+    import threading
+    import time
+
+    from cyclegan_convert.ray_runner import RayConverter
+
+    src, model, out = tmp_path / "in", _model(tmp_path, tiny_generator), tmp_path / "out"
+    names = _photos(src, 200, size=(128, 96))
+    ref = resolve_model(model=model)
+    done = threading.Event()
+
+    def interrupt_after_the_first_outputs():
+        while not done.is_set():
+            if len(_outputs(out)) >= 3:
+                _thread.interrupt_main()
+                return
+            time.sleep(0.02)
+
+    threading.Thread(target=interrupt_after_the_first_outputs, daemon=True).start()
+    try:
+        summary = RayConverter(ref, ConvertOptions(output=out)).run([str(src)])
+    finally:
+        done.set()
+    assert summary.interrupted and 3 <= summary.converted < len(names), summary
+    visible = _outputs(out)
+    records = read_records(out / MANIFEST_NAME)
+    assert sorted(visible) == sorted(records)  # committed = visible: the rename and the record go together
+    for path in visible.values():
+        with Image.open(path) as im:
+            im.load()  # a truncated file would raise here
+            assert im.size == (128, 96)
+    before = _mtimes(out)
+    rerun = RayConverter(ref, ConvertOptions(output=out)).run([str(src)])
+    assert not rerun.interrupted and not rerun.failed
+    assert (rerun.converted, rerun.skipped) == (len(names) - len(before), len(before))
+    after = _mtimes(out)
+    assert sorted(after) == sorted(names) and all(after[k] == v for k, v in before.items())
+    assert not [p for p in out.rglob(".*.part*")]  # temporaries of the interrupted run are cleaned up
