@@ -5,8 +5,8 @@ but costs tens of seconds per image size the first time, a few seconds once Indu
 cache holds it. A photographer's folder is mostly one or two sizes, so ``auto`` compiles a size
 when the images of that size still to convert (``ShapeCensus``) will save more time than compiling
 costs; rare sizes run eager, and at most ``MAX_SHAPES`` sizes are compiled in one run, so a folder
-of odd sizes cannot start a storm of recompiles. The first image of each size runs eager: its time
-is what the saving is estimated from.
+of odd sizes cannot start a storm of recompiles. The first two images of each size run eager: the
+second one's time is what the saving is estimated from (the first includes warm-up).
 
 The cache lives under the ccv data folder (``TORCHINDUCTOR_CACHE_DIR`` wins if set), with a small
 record of what was compiled there and how long it took, so a later run knows its start is warm.
