@@ -316,7 +316,7 @@ class _Run:
         ds = ds.map_batches(_InferActor, batch_size=plan.batch_size, batch_format="numpy", concurrency=plan.actors,
                             fn_constructor_kwargs=dict(model=self.model, opt=st.opt, key=st.key, threads=plan.threads,
                                                           gpu=plan.gpu),
-                            max_restarts=-1, max_task_retries=-1, **plan.resources)
+                            **plan.resources)  # actors restart and retry without limit: Ray Data's default
         ds = ds.map(_write_row, fn_kwargs=args)
         last_tick = 0.0
         try:
