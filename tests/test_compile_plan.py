@@ -181,3 +181,27 @@ def test_ccv_convert_compiles_the_common_size_from_its_census(tmp_path, tiny_gen
     for i in range(4):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"{i}.png")),
                               np.asarray(Image.open(tmp_path / "eager" / f"{i}.png")))
+
+
+def test_ccv_video_compiles_its_frame_size_from_the_frame_count(tmp_path, tiny_generator, recorder, monkeypatch):
+    """A video's frames are one size and their count is known: the plan compiles it after two frames;
+    the output has every frame."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from videoclips import ClipSpec, make_clip, read_video
+
+    from cyclegan_convert.video import VideoConverter, VideoOptions
+
+    monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setitem(compile_plan.COSTS, "bf16", CompileCosts(speedup=0.5, cold_s=0.0, warm_s=0.0))
+    p = tmp_path / "g.pth"
+    torch.save(tiny_generator.state_dict(), p)
+    clip = make_clip(tmp_path / "in.mp4", ClipSpec(size=(64, 48), frames=6, audio_streams=0))
+    notes = []
+    result = VideoConverter(ModelRef(p, "pytorch"), VideoOptions(output=tmp_path / "out.mp4"),
+                            on_message=lambda kind, text: notes.append(text)).run(clip)
+    assert len(read_video(result.output)["frames"]) == 6
+    assert recorder.shapes == [(1, 3, 48, 64)] * 4  # frames 3 to 6
+    assert any(n.startswith("compiling the generator for 64x48: 4 more image(s)") for n in notes), notes
