@@ -24,10 +24,10 @@ from typing import Callable, Optional, Union
 import torch
 
 from ..errors import BackendUnavailableError, UsageError, first_line
+from ..census import ShapeCensus
 from ..resolve import ModelRef
 from . import artifacts as artifact_index
 from .artifacts import ArtifactIndex
-from ..census import ShapeCensus
 from .base import Backend
 from .compile_plan import CompilePlan
 from .device import DeviceSpec
@@ -135,9 +135,9 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: Union[str, Device
                  artifacts: Optional[ArtifactIndex] = None, census: Optional[ShapeCensus] = None) -> Backend:
     """An unopened backend for ``ref``. Explicit choices that cannot run here are errors, never a
     silent fallback; 'auto' picks the fastest that is available for the device. ``compile`` asks
-    for PyTorch with ``torch.compile`` (None: where the job's ``census`` says it pays). ``on_message`` hears about first-use exports and engine
-    builds (minutes), which happen in ``open()``; ``artifacts`` makes them (without one, a model
-    that needs an export says so)."""
+    for PyTorch with ``torch.compile`` (None: where the job's ``census`` says it pays).
+    ``on_message`` hears about first-use exports and engine builds (minutes), which happen in
+    ``open()``; ``artifacts`` makes them (without one, a model that needs an export says so)."""
     choice = BackendChoice.parse(backend, device, precision, compile)
     spec = choice.device
     device = str(spec)
