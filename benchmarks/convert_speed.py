@@ -10,6 +10,7 @@ Ours: ``Converter`` with the backend ``auto`` picks for the device, PNG output, 
     python benchmarks/convert_speed.py --small 8 --large 0 --device cuda
     python benchmarks/convert_speed.py --data gpu_data --device cuda   # the subset of benchmarks/gpu_prepare.sh
     python benchmarks/convert_speed.py --job 200            # the photographer's job (issue 15), below
+    python benchmarks/convert_speed.py --nets-large 2       # compact against full-size network at ~12 MP
 
 ``--job N``: N photos of 256x256, for each network (``--nets full compact``: the original's
 9-block ngf 64 generator and the bundled model's 6-block ngf 32 one), the original loop against
@@ -139,6 +140,36 @@ def job(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def networks_large(args: argparse.Namespace) -> int:
+    """The compact network against the full-size one on ``args.nets_large`` photos of about 12 MP,
+    each converted by ``ccv convert`` as a command (tiles with whole-image statistics, as users get).
+    No original-loop row: it runs a 12 MP image whole in fp32, about 2 minutes a photo here."""
+    work = Path(tempfile.mkdtemp(prefix="ccv-bench-"))
+    try:
+        large_dir = args.data / "photos-large" if (args.data / "photos-large").is_dir() else args.data / "large"
+        by_size = sorted(large_dir.rglob("*.jpg"), key=lambda p: abs(np.prod(Image.open(p).size) - 12e6))
+        (work / "photos").mkdir()
+        files = [Path(shutil.copy(p, work / "photos" / p.name)) for p in by_size[:args.nets_large]]
+        mp = sum(np.prod(Image.open(f).size) for f in files) / 1e6
+        print(f"{len(files)} photos, {mp:.1f} MP in all; torch {torch.__version__}, {torch.get_num_threads()} "
+              f"threads; load average {os.getloadavg()[0]:.2f} at the start", flush=True)
+        rows = []
+        for name in args.nets:
+            torch.manual_seed(0)
+            weights = work / f"{name}.pth"
+            torch.save(init_weights(ResnetGenerator(**NETS[name])).state_dict(), weights)
+            t, _ = command_run(files, weights, work / f"ours_{name}", work / f"inductor_{name}", args)
+            print(f"{name}: {t:.1f} s", flush=True)
+            rows.append((name, t))
+        print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+        print("\n| network | images/s | MP/s | time / first row's |\n|---|---|---|---|")
+        for name, t in rows:
+            print(f"| {name} | {len(files) / t:.3f} | {mp / t:.2f} | {t / rows[0][1]:.2f} |")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", type=int, default=20, help="256x256 photos")
@@ -154,9 +185,13 @@ def main() -> int:
                     help=f"folder with monet2photo/trainB/ and photos-large/ or large/ (default {DATA})")
     ap.add_argument("--job", type=int, default=0, help="N photos of 256x256, each --nets network, ccv convert run twice")
     ap.add_argument("--nets", nargs="+", default=["full", "compact"], choices=sorted(NETS))
+    ap.add_argument("--nets-large", type=int, default=0, metavar="K",
+                    help="K photos of about 12 MP, each --nets network through ccv convert (no original loop)")
     args = ap.parse_args()
     if args.job:
         return job(args)
+    if args.nets_large:
+        return networks_large(args)
 
     work = Path(tempfile.mkdtemp(prefix="ccv-bench-"))
     try:
