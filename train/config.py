@@ -39,6 +39,7 @@ class TrainConfig:
     lambda_identity: float = 0.5  # identity loss, as a fraction of lambda_a / lambda_b (0 disables it)
     pool_size: int = 50           # ImagePool of generated images for the discriminators (0 disables it)
     cycle_noise: float = 0.0      # std of Gaussian noise on fakes before the reconstruction (ccv's; 0: the original)
+    grid_penalty: float = 0.0     # weight of the fakes' 2/4-pixel lattice energy in the generator loss (ccv's)
     seed: int = 0                 # weights init, data order, augmentation and pool choices
     init_from: str = ""           # a run folder whose latest_net_*.pth start the networks (fine-tuning)
 

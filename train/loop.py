@@ -232,7 +232,7 @@ OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_bloc
              "upsample": "--upsample", "init_from": "--init-from",
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
-                 "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise")}}
+                 "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise", "grid_penalty")}}
 
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:

@@ -62,6 +62,9 @@ def train(
                                                  "cannot pass it by hiding a faint pixel-level code in their output "
                                                  "(seen as a fine grain); ccv's, 0 is the original. (default: 0)",
                                                  "--cycle-noise", min=0.0)] = None,
+    grid_penalty: Annotated[Optional[float], _opt("Weight of a penalty on the fakes' pattern that repeats every 2 and "
+                                                  "4 pixels (a grain locked to the generator's pixel grid); ccv's, "
+                                                  "0 is the original. (default: 0)", "--grid-penalty", min=0.0)] = None,
     pool_size: Annotated[Optional[int], _opt("Generated images kept for the discriminators; 0 disables the "
                                              "pool. (default: 50)", "--pool-size", min=0)] = None,
     ngf: Annotated[Optional[int], _opt("Generator width. (default: 64)", "--ngf", min=1)] = None,
@@ -124,7 +127,8 @@ def train(
     given: dict[str, Any] = {
         "n_epochs": epochs, "n_epochs_decay": epochs_decay, "batch_size": batch_size, "load_size": load_size,
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
-        "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "cycle_noise": cycle_noise, "ngf": ngf, "ndf": ndf,
+        "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "cycle_noise": cycle_noise,
+        "grid_penalty": grid_penalty, "ngf": ngf, "ndf": ndf,
         "n_blocks": blocks, "upsample": upsample, "seed": seed, "a_name": a_name, "b_name": b_name,
         "init_from": str(init_from.resolve()) if init_from is not None else None,
     }
