@@ -316,19 +316,20 @@ def test_resuming_with_another_number_of_processes_says_it_is_not_exact(dataroot
 
 
 def test_the_printed_resume_command_works_as_printed(dataroot, tmp_path, ccv_home):
-    """'continue with:' is one unwrapped line, quoted for the shell, and keeps --no-register (it is not
-    saved in the checkpoint: without it the resume would fill the store the user kept out of it)."""
+    """'continue with:' is one unwrapped line, quoted for the shell, and keeps --no-register and --amp
+    (neither is saved in the checkpoint: without them the resume would fill the store the user kept
+    out of it, or go on in another precision)."""
     import shlex
 
     ck = tmp_path / "my checkpoints" / ("deep" * 20)  # a space, and longer than a console line
-    r = _invoke([str(dataroot), *TINY, "--workers", "0", "--no-register", "--max-steps", "1",
+    r = _invoke([str(dataroot), *TINY, "--workers", "0", "--no-register", "--amp", "--max-steps", "1",
                  "--checkpoints-dir", str(ck)], tmp_path)
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("continue with: "))
     argv = shlex.split(line[len("continue with: "):])
-    assert argv[:2] == ["ccv", "train"] and "--no-register" in argv and str(ck) in argv
+    assert argv[:2] == ["ccv", "train"] and "--no-register" in argv and "--amp" in argv and str(ck) in argv
     r = _invoke([*argv[2:], "--max-steps", "2", "--workers", "0"], tmp_path)
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 0 and "AMP bf16" in r.output, r.output
     assert _states(ck / "monet2photo")["step"] == 2
     assert ModelStore(ccv_home).entries() == [] or all(e.origin == "bundled" for e in ModelStore(ccv_home).entries())
 

@@ -179,17 +179,19 @@ def train(
                       f"{config.a_name}); ccv convert {to_args(store, config.a_name, config.b_name)} (G_B, from "
                       f"{config.b_name})", **line)
     if result.stopped != "finished":
-        console.print(f"continue with: {resume_command(name, checkpoints_dir, no_register)}", **line)
+        console.print(f"continue with: {resume_command(name, checkpoints_dir, no_register, amp)}", **line)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def resume_command(name: str, checkpoints_dir: Path, no_register: bool) -> str:
-    """The command that continues this run, ready to paste: --no-register is not saved in the
-    checkpoint, so a resume without it would put the models in the store after all (or be refused
-    because the store holds other models of these names)."""
+def resume_command(name: str, checkpoints_dir: Path, no_register: bool, amp: Optional[bool] = None) -> str:
+    """The command that continues this run, ready to paste: --no-register and --amp/--no-amp are
+    not saved in the checkpoint, so a resume without them would put the models in the store after
+    all (or be refused because the store holds other models of these names), or change precision
+    (a bf16 CPU run would go on in fp32 at half the speed)."""
+    amp_flag = [] if amp is None else ["--amp" if amp else "--no-amp"]
     return " ".join(["ccv train --name", shlex.quote(name), "--checkpoints-dir", shlex.quote(str(checkpoints_dir)),
-                     "--resume", *(["--no-register"] if no_register else [])])
+                     "--resume", *(["--no-register"] if no_register else []), *amp_flag])
 
 
 def _clock(seconds: float) -> str:
