@@ -185,15 +185,16 @@ class VideoConverter:
                                    primaries=c.primaries, trc=c.trc)
         return OutputPlan(opt.codec, pix_fmt, options, bit_rate, converter, no_audio=opt.no_audio)
 
-    def _census(self, info: VideoInfo):
-        """Every frame has one working size: the census the CPU's compile plan decides from."""
+    def _census(self, info: VideoInfo, work_size: tuple[int, int]):
+        """Every frame has one working size (W, H, as stored): the census the CPU's compile plan
+        decides from."""
         from .backends.base import padded_size
         from .census import ShapeCensus
 
         total = info.frame_estimate(self.options.start, self.options.duration)
         if not total:
             return None
-        w, h = fit_within(info.width, info.height, self.options.max_side)
+        w, h = work_size
         if self._turns % 2:  # the model sees frames upright
             w, h = h, w
         census = ShapeCensus()
@@ -201,7 +202,7 @@ class VideoConverter:
         census.complete.set()
         return census
 
-    def _open_backend(self, info: Optional[VideoInfo] = None):
+    def _open_backend(self, census):
         """The router with its main backend open, and the statistics smoother for --stable."""
         from .backends.router import BackendRouter
         from .converter import export_artifacts
@@ -209,7 +210,7 @@ class VideoConverter:
         opt = self.options
         router = BackendRouter(self.ref, opt.backend_choice, main=self.backend, artifacts=export_artifacts(),
                                on_note=lambda s: self.on_message("note", s), close_given=False,
-                               census=self._census(info) if info is not None else None)
+                               census=census)
         # --stable: the statistics hooks live in the PyTorch model
         router.open("torch" if opt.stable and opt.backend == "auto" and self.backend is None else None)
         smoother = None
@@ -250,7 +251,7 @@ class VideoConverter:
         self.on_message("note", f"{src.name}: {info.width}x{info.height} {info.codec} {info.pix_fmt}, "
                                 f"{info.colour.describe(info.height, info.pix_fmt)}"
                                 + (f", rotated {info.rotation}°" if info.rotation else ""))
-        router, smoother = self._open_backend(info)
+        router, smoother = self._open_backend(self._census(info, plan.converter.work_size))
         try:
             self.on_message("backend", router.describe())
             batch = opt.batch_size or router.default_batch

@@ -121,6 +121,15 @@ def load_state(folder: Path) -> dict[str, Any]:
     return state
 
 
+def init_net_paths(folder: Path) -> dict[str, Path]:
+    """The four ``latest_net_*.pth`` that ``--init-from`` starts from; a clear error when one is missing."""
+    paths = {name: net_path(folder, "latest", name) for name in NET_NAMES}
+    for path in paths.values():
+        if not path.is_file():
+            raise UsageError(f"--init-from {folder}: no {path.name} there (give a training run's folder)")
+    return paths
+
+
 def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
     """Start the four networks from another run's ``latest_net_*.pth`` (a ccv run folder or the
     original implementation's): fine-tuning. Only the weights come over; optimizers, schedule and
@@ -128,10 +137,7 @@ def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
     (and back): the convolutions are the same shapes, only their names say which resize they follow."""
     from cyclegan_convert.networks import ResizeConv
 
-    for name in NET_NAMES:
-        path = net_path(folder, "latest", name)
-        if not path.is_file():
-            raise UsageError(f"--init-from {folder}: no {path.name} there (give a training run's folder)")
+    for name, path in init_net_paths(folder).items():
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated or foreign file

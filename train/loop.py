@@ -211,11 +211,7 @@ def _checked_recipe(given: Optional[TrainConfig], state: Optional[dict[str, Any]
     check_domain_names(config)
     check_sizes(config)
     if state is None and config.init_from:
-        missing = [n for n in checkpoint.NET_NAMES
-                   if not checkpoint.net_path(Path(config.init_from), "latest", n).is_file()]
-        if missing:
-            raise UsageError(f"--init-from {config.init_from}: no latest_net_{missing[0]}.pth there "
-                             "(give a training run's folder)")
+        checkpoint.init_net_paths(Path(config.init_from))  # all four there, before any data is read
     if config.total_epochs < 1:  # else step 0 would be saved and its random generators put in the store
         raise UsageError("--epochs 0 and --epochs-decay 0: nothing to train")
     if options.register and dist.main:
