@@ -88,20 +88,79 @@ class ResizeConv(nn.Module):
         return conv(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
 
 
+class LatticeNotch(nn.Module):
+    """Removes what is locked to the generator's 4-pixel grid from its output: a fixed linear filter
+    with zeros at the 2- and 4-pixel periods (1/4 and 1/2 cycle per pixel, both axes) and a gain of 1
+    elsewhere, bar a narrow band (about 1/(2*pi*sigma) cycles per pixel) around them.
+
+    The lattice component at a pixel is the Gaussian-weighted local mean of the pixels of its phase
+    (same row and column modulo ``period``) minus that of all pixels (the same Gaussian on ``period``
+    x ``period`` cell means, interpolated back); both are centred on the pixel, so a ramp passes
+    untouched. It is subtracted. (The algebra: (P - M)(I - M), with P the phase means and M the local
+    mean: the same notch, with the smooth part taken out first for the sake of the borders.) Natural images have next to no power exactly
+    there; a grain that the x2 upsamplings paint in step with the grid has most of its power there.
+    Zero padding with normalised weights keeps the phases true at the borders.
+
+    No learned weights: ``notch`` (period, sigma) is a buffer, so a state_dict says the filter is
+    there (``weights.infer_arch``) and original-format files, which lack it, are unchanged. Runs in
+    fp32 whatever the input dtype (a difference of two smooth means loses too much in 16 bits)."""
+
+    def __init__(self, period: int = 4, sigma: float = 32.0):
+        super().__init__()
+        self.register_buffer("notch", torch.tensor([float(period), float(sigma)]))
+        self.period, self.sigma = int(period), float(sigma)
+        r = int(3 * sigma / period)
+        t = torch.arange(-r, r + 1, dtype=torch.float32) * period
+        self.register_buffer("taps", torch.exp(-t**2 / (2 * sigma**2)), persistent=False)  # one per cell
+
+    def _smooth(self, x: torch.Tensor) -> torch.Tensor:
+        taps = self.taps.float()  # the module may have been cast to 16 bits with the rest of the generator
+        c, n = x.shape[1], taps.numel()
+        x = F.conv2d(x, taps.view(1, 1, 1, n).expand(c, 1, 1, n), padding=(0, n // 2), groups=c)
+        return F.conv2d(x, taps.view(1, 1, n, 1).expand(c, 1, n, 1), padding=(n // 2, 0), groups=c)
+
+    def _local_mean(self, y: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+        """The mean of all pixels around each pixel: cell means smoothed, interpolated back."""
+        p = self.period
+        mean = self._smooth(F.avg_pool2d(y, p)) / self._smooth(F.avg_pool2d(ones, p))
+        return F.interpolate(mean, scale_factor=float(p), mode="bilinear", align_corners=False)
+
+    def _phase_mean(self, y: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+        """The mean of the pixels of each pixel's phase around it: the phases as quarter-size images
+        (a dilated convolution does the same, several times slower on the CPU)."""
+        p, (b, c, hh, ww) = self.period, y.shape
+        sums, weights = self._smooth(F.pixel_unshuffle(y, p)), self._smooth(F.pixel_unshuffle(ones, p))
+        return F.pixel_shuffle((sums.view(b, c, p * p, hh // p, ww // p) / weights[:, None]).view(b, -1, hh // p, ww // p), p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, (h, w) = self.period, x.shape[-2:]
+        ph, pw = (-h) % p, (-w) % p  # generator outputs are multiples of 4; anything else is padded
+        y = F.pad(x.float(), (0, pw, 0, ph))
+        ones = F.pad(torch.ones_like(y[:1, :1, :h, :w]), (0, pw, 0, ph))
+        # the smooth part first: near the borders, where the weights are cut off at a different place
+        # for each phase, a ramp would otherwise leak into the phases' means as a 4-pixel staircase
+        rest = (y - self._local_mean(y, ones)) * ones  # the padding stays empty
+        lattice = self._phase_mean(rest, ones) - self._local_mean(rest, ones)
+        return (y - lattice)[..., :h, :w]
+
+
 class ResnetGenerator(nn.Module):
     """resnet_{6,9}blocks: c7s1-ngf, d2ngf, d4ngf, n_blocks x R4ngf, u2ngf, ungf, c7s1-3, tanh.
 
     Input and output: NCHW in [-1, 1]; the output is 4*ceil(H/4) x 4*ceil(W/4), so callers pad
     to a multiple of 4 and crop back. ``upsample="transpose"`` is the original; ``"resize"``
-    (nearest) and ``"bilinear"`` (ccv's own models) upsample with ``ResizeConv``.
+    (nearest) and ``"bilinear"`` (ccv's own models) upsample with ``ResizeConv``. ``notch``:
+    (period, sigma) of a ``LatticeNotch`` after the tanh (ccv's own models), or None.
     """
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 use_dropout: bool = False, upsample: str = "transpose"):
+                 use_dropout: bool = False, upsample: str = "transpose",
+                 notch: Optional[tuple[int, float]] = None):
         super().__init__()
         if upsample not in UPSAMPLES:
             raise ValueError(f"upsample must be one of {UPSAMPLES}, not {upsample!r}")
         self.ngf, self.n_blocks, self.use_dropout, self.upsample = ngf, n_blocks, use_dropout, upsample
+        self.notch = notch
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=True), InstanceNorm(ngf), nn.ReLU(True),
         ]
@@ -121,6 +180,8 @@ class ResnetGenerator(nn.Module):
                 up = ResizeConv(ngf * mult, ngf * mult // 2, "nearest" if upsample == "resize" else upsample)
             layers += [up, InstanceNorm(ngf * mult // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        if notch is not None:
+            layers.append(LatticeNotch(*notch))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Mapping, Optional, Union
 
 import torch
 
@@ -32,14 +32,16 @@ class GeneratorArch:
     n_blocks: int
     use_dropout: bool
     upsample: str = "transpose"
+    notch: Optional[tuple[int, float]] = None  # networks.LatticeNotch's (period, sigma)
 
     @property
     def name(self) -> str:
-        return f"resnet_{self.n_blocks}blocks" + ("" if self.upsample == "transpose" else f"_{self.upsample}")
+        return (f"resnet_{self.n_blocks}blocks" + ("" if self.upsample == "transpose" else f"_{self.upsample}")
+                + ("" if self.notch is None else "_notch"))
 
     def build(self) -> ResnetGenerator:
         return ResnetGenerator(self.input_nc, self.output_nc, self.ngf, self.n_blocks, self.use_dropout,
-                               self.upsample)
+                               self.upsample, self.notch)
 
 
 def sha256_file(path: Union[str, Path]) -> str:
@@ -115,7 +117,9 @@ def infer_arch(sd: Mapping[str, torch.Tensor], where: str = "weights") -> Genera
     up = f"model.{10 + n_blocks}"
     upsample = ("resize" if f"{up}.conv.weight" in sd else "bilinear" if f"{up}.bilinear_conv.weight" in sd
                 else "transpose")
-    return GeneratorArch(input_nc, output_nc, ngf, n_blocks, dropout, upsample)
+    cfg = sd.get(f"model.{10 + n_blocks + 6 + 3}.notch")
+    notch = (int(cfg[0]), float(cfg[1])) if cfg is not None and cfg.numel() == 2 else None
+    return GeneratorArch(input_nc, output_nc, ngf, n_blocks, dropout, upsample, notch)
 
 
 def load_generator(source: Union[str, Path, Mapping[str, torch.Tensor]], device: Union[str, torch.device] = "cpu"

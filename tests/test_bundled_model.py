@@ -29,9 +29,10 @@ def test_bundled_monet_is_a_checked_generator_with_its_card():
     assert entry.origin == "bundled" and entry.path.parent == BUNDLED_ROOT
     assert entry.sha256 == sha256_file(entry.weights)
     net = load_generator(entry.weights)
-    assert (net.ngf, net.n_blocks, net.upsample) == (32, 6, "resize") and entry.arch == "resnet_6blocks_resize"
+    assert (net.ngf, net.n_blocks, net.upsample, net.notch) == (32, 6, "resize", (4, 32.0))
+    assert entry.arch == "resnet_6blocks_resize_notch"
     card = entry.card
-    assert card["step"] >= 12000 and card["quality"] and card["verdict"]
+    assert card["steps_total"] >= 12000 and card["quality"] and card["verdict"]
     assert entry.weights.stat().st_size < 10e6  # a few MB in the package
 
 

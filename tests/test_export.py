@@ -230,3 +230,25 @@ def test_cli_refuses_a_generator_that_is_not_rgb(tmp_path):
     assert result.exit_code == 2, result.output  # was a RuntimeError from the exporter
     assert "maps 1 to 1 channels" in result.output
     assert not list((tmp_path / "out").glob("*.onnx"))
+
+
+def test_a_generator_with_the_lattice_notch_exports_to_fp16_with_the_notch_in_fp32(tmp_path):
+    """The notch (ccv's own models, see networks.LatticeNotch) is plain convolutions: the FP16 file
+    passes the graph checks and matches PyTorch on real photos, the notch's convolutions in FP32."""
+    from cyclegan_convert.export.onnx_export import export_onnx
+    from cyclegan_convert.networks import ResnetGenerator, init_weights
+
+    torch.manual_seed(0)
+    net = init_weights(ResnetGenerator(ngf=8, n_blocks=2, upsample="resize", notch=(4, 16.0))).eval()
+    path = tmp_path / "g.onnx"
+    export_onnx(net, path, fp16=True, metadata={})
+    assert check_graph(path, fp16=True)
+    v = verify_onnx(path, net, fp16=True, shapes=(Shape(2, 64, 96),))
+    assert v.ok, v.failure()
+    inferred = onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in inferred.graph.value_info}
+    types.update({t.name: t.data_type for t in inferred.graph.initializer})
+    dilated = [n for n in inferred.graph.node if n.op_type == "Conv"
+               and any(a.name == "dilations" and list(a.ints) != [1, 1] for a in n.attribute)]
+    assert len(dilated) == 4  # the lattice means' two passes, for the image and for its weights
+    assert all(types[n.input[0]] == types[n.input[1]] == TensorProto.FLOAT for n in dilated)

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from cyclegan_convert.errors import NotAGeneratorError
-from cyclegan_convert.networks import (HalfPrecisionGenerator, NLayerDiscriminator, ResizeConv, ResnetGenerator,
-                                       init_weights)
+from cyclegan_convert.networks import (HalfPrecisionGenerator, LatticeNotch, NLayerDiscriminator, ResizeConv,
+                                       ResnetGenerator, init_weights)
 from cyclegan_convert.weights import infer_arch, load_generator
 
 from conftest import PHOTOS, psnr
@@ -220,3 +220,53 @@ def test_bilinear_generator_in_bf16_keeps_close_to_fp32():
     assert next(half.body.parameters()).dtype == torch.bfloat16
     to8 = lambda y: y.add(1).mul(127.5).round()  # noqa: E731
     assert psnr(to8(got), to8(want)) >= 40
+
+
+def _lattice_pattern(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A colour pattern with period 4 in both axes (mean zero): what a grid-locked grain is made of."""
+    g = torch.Generator().manual_seed(seed)
+    tile = torch.randn(1, 3, 4, 4, generator=g)
+    tile -= tile.mean(dim=(2, 3), keepdim=True)
+    return tile.repeat(1, 1, h // 4, w // 4)
+
+
+def test_lattice_notch_removes_a_grid_locked_pattern_and_keeps_a_photo():
+    """On a real photo plus a period-4 pattern: the pattern goes (with its 2-px part), the photo stays
+    (>= 40 dB through the notch, borders included: the phase is kept there too)."""
+    notch = LatticeNotch(4, 16.0)
+    x = _photo((128, 96))
+    pattern = 0.1 * _lattice_pattern(96, 128)
+    with torch.no_grad():
+        clean, dirty = notch(x), notch(x + pattern)
+    to8 = lambda y: y.clamp(-1, 1).add(1).mul(127.5).round()  # noqa: E731
+    assert psnr(to8(clean), to8(x)) >= 40
+    left = dirty - clean  # the notch is linear: what is left of the pattern
+    assert left.pow(2).mean() < 1e-4 * pattern.pow(2).mean(), left.pow(2).mean()
+    assert psnr(to8(dirty), to8(x)) >= 40  # and 8-bit output of photo + pattern is the photo again
+    ramp = torch.linspace(-0.8, 0.8, 256).view(1, 1, 1, 256).expand(1, 3, 160, 256)
+    with torch.no_grad():  # a smooth gradient is not a grid: it passes, not turned into 4-px steps
+        err = (notch(ramp) - ramp).abs()
+    assert err[..., 56:-56, 56:-56].max() < 1e-4  # three sigmas from the borders: exactly
+    assert err.max() < 1 / 127.5  # and near them (the weights cut off there): under one level of 8 bits
+    odd = _photo((70, 50), 1)  # not a multiple of the period: padded inside, cropped back
+    with torch.no_grad():
+        assert notch(odd).shape == odd.shape and psnr(to8(notch(odd)), to8(odd)) >= 40
+
+
+def test_lattice_notch_is_read_off_the_keys_and_loads_in_16_bits(tmp_path):
+    """The notch has no learned weights: its (period, sigma) buffer comes after the tanh, so a state
+    dict (and the fp16 file a bundle stores) rebuilds it; a net without it keeps the original keys."""
+    net = init_weights(ResnetGenerator(ngf=8, n_blocks=2, upsample="resize", notch=(4, 8.0))).eval()
+    sd = net.state_dict()
+    plain = set(ResnetGenerator(ngf=8, n_blocks=2, upsample="resize").state_dict())
+    assert set(sd) - plain == {"model.21.notch"}
+    arch = infer_arch(sd)
+    assert (arch.notch, arch.name) == ((4, 8.0), "resnet_2blocks_resize_notch")
+    torch.save({k: v.half() for k, v in sd.items()}, tmp_path / "g16.pth")
+    loaded = load_generator(tmp_path / "g16.pth")
+    x = _photo((60, 44))
+    with torch.no_grad():
+        assert loaded.notch == (4, 8.0)
+        assert psnr(loaded(x).add(1).mul(127.5).round(), net(x).add(1).mul(127.5).round()) >= 40
+        half = HalfPrecisionGenerator(copy.deepcopy(net), torch.bfloat16)(x)
+    assert half.dtype == torch.float32 and psnr(half.add(1).mul(127.5).round(), net(x).add(1).mul(127.5).round()) >= 35

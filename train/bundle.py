@@ -11,7 +11,6 @@ losses around the chosen step and the quality table of benchmarks/model_quality.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from dataclasses import replace
@@ -26,18 +25,47 @@ from cyclegan_convert.backends.select import cpu_name
 from cyclegan_convert.store import BUNDLED_ROOT, ModelEntry, ModelStore
 from cyclegan_convert.weights import clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file
 
+from .losslog import read_log
 from .model import LOSS_NAMES
+
+
+def wall_time(rows: list[dict[str, Any]]) -> float:
+    """Training seconds up to the last row: the log's ``time`` counts from the start of each
+    invocation, so a resumed run's time is the sum of its segments."""
+    total, prev = 0.0, 0.0
+    for r in rows:
+        if r["time"] < prev:  # a --resume started counting again
+            total += prev
+        prev = r["time"]
+    return round(total + prev, 1)
 
 
 def losses_near(log: Path, step: int, window: int = 100) -> dict[str, Any]:
     """Mean losses over the ``window`` steps up to ``step`` and the wall time at it, from loss_log.jsonl."""
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if step - window < r["step"] <= step]
+    upto = [r for r in read_log(log) if r["step"] <= step]
+    rows = [r for r in upto if step - window < r["step"]]
     if not rows:
         raise SystemExit(f"{log}: no losses logged up to step {step}")
     means = {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in LOSS_NAMES}
     return {"losses_mean": means, "window_steps": len(rows), "lr": rows[-1]["lr"],
-            "wall_time_s": rows[-1]["time"], "epoch": rows[-1]["epoch"]}
+            "wall_time_s": wall_time(upto), "epoch": rows[-1]["epoch"]}
+
+
+def lineage(config: dict[str, Any], step: int, wall_time_s: float) -> dict[str, Any]:
+    """For a run that started from another one's weights (``ccv train --init-from``): that run's
+    steps, wall time and recipe, and the totals, so the card counts all the training behind it."""
+    init = config.get("init_from")
+    if not init:
+        return {"steps_total": step, "wall_time_total_s": wall_time_s}
+    rows = read_log(Path(init) / "loss_log.jsonl")
+    last = rows[-1]  # --init-from takes the run's latest save, made at its last step
+    prior: dict[str, Any] = {"run": Path(init).name, "steps": last["step"], "wall_time_s": wall_time(rows)}
+    state = Path(init) / "state.pth"
+    if state.is_file():
+        cfg = torch.load(state, map_location="cpu", weights_only=True)["config"]
+        prior["config"] = {k: v for k, v in cfg.items() if k not in ("dir_a", "dir_b")}
+    return {"fine_tuned_from": prior, "steps_total": last["step"] + step,
+            "wall_time_total_s": round(prior["wall_time_s"] + wall_time_s, 1)}
 
 
 def half_precision_psnr(sd32: dict[str, torch.Tensor], sd16: dict[str, torch.Tensor]) -> float:
@@ -61,25 +89,34 @@ def main() -> None:
     p.add_argument("--target", required=True)
     p.add_argument("--quality", type=Path, help="markdown table from benchmarks/model_quality.py")
     p.add_argument("--note", default="", help="the maintainers' honest verdict, by eye")
+    p.add_argument("--notch", type=float, metavar="SIGMA",
+                   help="append networks.LatticeNotch (period 4, this sigma in pixels) after the generator's tanh")
     p.add_argument("--root", type=Path, default=BUNDLED_ROOT.parent, help="where models/ is (default: the package)")
     args = p.parse_args()
 
     sd32 = clean_state_dict(read_state_dict(args.weights))
     arch = infer_arch(sd32, str(args.weights))
+    if args.notch:
+        arch = replace(arch, notch=(4, args.notch))
+        net = arch.build()
+        net.load_state_dict(sd32, strict=False)  # the notch's buffer comes from the new layer
+        sd32 = net.state_dict()
     sd16 = {k: v.half() for k, v in sd32.items()}
     log = losses_near(args.run / "loss_log.jsonl", args.step)
     state = torch.load(args.run / "state.pth", map_location="cpu", weights_only=True)
     config = state["config"]
     card = {
         "made_by": "ccv train (this project), bundled with cyclegan_convert.train.bundle",
-        "network": f"G_B ({args.source} -> {args.target})",
+        "network": f"G_B ({args.source} -> {args.target})" + (
+            f", then networks.LatticeNotch (period {arch.notch[0]}, sigma {arch.notch[1]:g} px): a fixed filter "
+            "that removes what is locked to the 4-pixel grid" if arch.notch else ""),
         "data": {"set": "monet2photo of the original CycleGAN project (paintings from Wikiart, public domain; "
                         "photos from Flickr, research use)",
                  "held_out": "every 10th file in name order of trainA (108 paintings) and trainB (300 photos) "
                              "was kept out of training for benchmarks/model_quality.py",
                  "trained_on": {"paintings": 964, "photos": 2700}},
         "config": {k: v for k, v in config.items() if k not in ("dir_a", "dir_b")},
-        "step": args.step, **log,
+        "step": args.step, **log, **lineage(config, args.step, log["wall_time_s"]),
         "precision": "bf16 autocast on the CPU (ccv train --amp)",
         "cpu": f"{cpu_name()}, {os.cpu_count()} cores",
         "weights": f"stored as fp16; output vs the fp32 weights: {half_precision_psnr(sd32, sd16)} dB (8-bit PSNR)",
