@@ -102,7 +102,7 @@ def command_run(files: list[Path], weights: Path, out: Path, cache: Path, args: 
     return took, compiled
 
 
-NETS = {"full": dict(ngf=64, n_blocks=9), "compact": dict(ngf=32, n_blocks=6, upsample="resize")}
+NETS = {"full": dict(ngf=64, n_blocks=9), "compact": dict(ngf=32, n_blocks=6, upsample="resize", notch=(4, 32.0))}
 
 
 def job(args: argparse.Namespace) -> int:
