@@ -1,9 +1,15 @@
 """The CPU paths for one image size, each in a fresh process so first calls are honest: eager and
-``torch.compile`` (static shape, as ``ccv convert``'s compile plan uses it), cold (empty Inductor
-cache) and warm (the cache the cold run left), bf16 and fp32, and ONNX Runtime fp32 (the AVX2
-candidate). The figures behind ``backends/compile_plan.COSTS`` and ``select``'s choices.
+``torch.compile``, cold (empty Inductor cache) and warm (the cache the cold run left), bf16 and fp32,
+and ONNX Runtime fp32 (the AVX2 candidate). The figures behind ``backends/compile_plan.COSTS`` and
+``select``'s choices.
+
+Two ways to compile: ``dynamic`` (what ``--compile`` does: symbolic shapes, one compile for every
+size) and ``static`` (what ``auto``'s compile plan does: one compile per size it picks, through a
+``CompilePlan``, after its two eager images). ``--second`` also runs a second, non-square size
+after the first, to show what a folder of landscape and portrait photos costs each way.
 
     python benchmarks/cpu_compile.py                      # full and compact nets, 256 px
+    python benchmarks/cpu_compile.py --nets full --paths "bf16 compiled static" "bf16 compiled dynamic" --second
     python benchmarks/cpu_compile.py --isa avx2           # oneDNN and ATen limited to AVX2
 
 ``--isa avx2`` sets ONEDNN_MAX_CPU_ISA=AVX2 and ATEN_CPU_CAPABILITY=avx2: PyTorch then runs as on
@@ -27,8 +33,9 @@ from pathlib import Path
 NETS = {"full": dict(ngf=64, n_blocks=9), "compact": dict(ngf=32, n_blocks=6, upsample="resize")}
 
 
-def child(net: str, path: str, size: int, runs: int, work: Path) -> dict:
-    """One path in this process: first call, median of ``runs`` later calls, PSNR vs fp32 eager."""
+def child(net: str, path: str, size: int, runs: int, work: Path, second: bool) -> dict:
+    """One path in this process: first call, median of ``runs`` later calls, PSNR vs fp32 eager;
+    with ``second``, the same again for a second size (size x 1.5*size) afterwards."""
     import numpy as np
     import torch
     from PIL import Image
@@ -40,8 +47,8 @@ def child(net: str, path: str, size: int, runs: int, work: Path) -> dict:
     torch.manual_seed(0)
     g = init_weights(ResnetGenerator(**NETS[net])).eval()
     samples = sorted((Path(cyclegan_convert.__file__).parent / "samples").glob("*.jpg"))
-    photos = [np.asarray(Image.open(p).convert("RGB").resize((size, size))) for p in samples]
-    x = [torch.from_numpy(photos[i % len(photos)].copy())[None] for i in range(runs + 1)]
+    sizes = [(size, size)] + ([(size, size * 3 // 2)] if second else [])
+    plan = None
     if path.startswith("onnxruntime"):
         from cyclegan_convert.backends.onnxruntime_backend import OnnxRuntimeBackend
         from cyclegan_convert.export.onnx_export import export_onnx
@@ -51,20 +58,38 @@ def child(net: str, path: str, size: int, runs: int, work: Path) -> dict:
             export_onnx(g, onnx, fp16=False, metadata={})
         be = OnnxRuntimeBackend(onnx, device="cpu")
     else:
-        precision, mode = path.split()[:2]
-        be = TorchBackend(g, "cpu", precision, channels_last=False, compile=mode == "compiled")
+        words = path.split()
+        precision, mode = words[:2]
+        compile_: object = mode == "compiled"
+        if compile_ and words[2:3] == ["static"]:  # as ccv convert's plan: sizes it is told are plentiful
+            from cyclegan_convert.backends.compile_plan import CompilePlan
+            from cyclegan_convert.census import ShapeCensus
+
+            census = ShapeCensus()
+            for h, w in sizes:
+                census.plan((h, w), 10_000)
+            compile_ = plan = CompilePlan(census, precision)
+        be = TorchBackend(g, "cpu", precision, channels_last=False, compile=compile_)
     ref = TorchBackend(g, "cpu", "fp32", channels_last=False).open()
+    result: dict = {}
     with be:
-        t0 = time.perf_counter()
-        y0 = be.infer(x[0])
-        first = time.perf_counter() - t0
-        times, ys = [], [y0]
-        for xi in x[1:]:
+        for k, (h, w) in enumerate(sizes):
+            photos = [np.asarray(Image.open(p).convert("RGB").resize((w, h))) for p in samples]
+            x = [torch.from_numpy(photos[i % len(photos)].copy())[None] for i in range(runs + 3)]
+            if plan is not None:  # the plan's two eager images (warm-up, estimate), not timed
+                be.infer(x[-1]), be.infer(x[-2])
             t0 = time.perf_counter()
-            ys.append(be.infer(xi))
-            times.append(time.perf_counter() - t0)
-    worst = min(_psnr(ref.infer(xi), yi) for xi, yi in zip(x, ys))
-    return {"first_s": first, "per_image_s": statistics.median(times), "psnr": worst}
+            ys = [be.infer(x[0])]
+            first = time.perf_counter() - t0
+            times = []
+            for xi in x[1:runs + 1]:
+                t0 = time.perf_counter()
+                ys.append(be.infer(xi))
+                times.append(time.perf_counter() - t0)
+            worst = min(_psnr(ref.infer(xi), yi) for xi, yi in zip(x, ys))
+            tag = "" if k == 0 else "second_"
+            result.update({f"{tag}first_s": first, f"{tag}per_image_s": statistics.median(times), f"{tag}psnr": worst})
+    return result
 
 
 def _psnr(a, b) -> float:
@@ -77,7 +102,7 @@ def _psnr(a, b) -> float:
 def run_child(net: str, path: str, args, cache: Path, work: Path, env_extra: dict) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache), **env_extra}
     cmd = [sys.executable, __file__, "--child", net, path, "--size", str(args.size), "--runs", str(args.runs),
-           "--work", str(work)]
+           "--work", str(work)] + (["--second"] if args.second else [])
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
         return {"error": (r.stderr.strip().splitlines() or ["?"])[-1][:160]}
@@ -90,17 +115,18 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--runs", type=int, default=4, help="timed images after the first")
     ap.add_argument("--isa", choices=["native", "avx2"], default="native")
+    ap.add_argument("--second", action="store_true", help="then a second size, size x 1.5*size, in the same process")
     ap.add_argument("--paths", nargs="+", help="default: every path that runs on this --isa")
     ap.add_argument("--child", nargs=2, metavar=("NET", "PATH"), help=argparse.SUPPRESS)
     ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], args.size, args.runs, args.work)))
+        print(json.dumps(child(args.child[0], args.child[1], args.size, args.runs, args.work, args.second)))
         return 0
 
     env_extra = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"} if args.isa == "avx2" else {}
-    paths = args.paths or (["fp32 eager", "fp32 compiled", "onnxruntime fp32"] + (
-        ["bf16 eager", "bf16 compiled"] if args.isa == "native" else []))
+    paths = args.paths or (["fp32 eager", "fp32 compiled dynamic", "onnxruntime fp32"] + (
+        ["bf16 eager", "bf16 compiled static", "bf16 compiled dynamic"] if args.isa == "native" else []))
     work = Path(tempfile.mkdtemp(prefix="ccv-compile-bench-"))
     import torch
 
@@ -124,14 +150,16 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
-    print("\n| network | path | first call (s) | per image (s) | fp32 eager / this | min PSNR vs fp32 (dB) |")
-    print("|---|---|---|---|---|---|")
+    second = f" | 2nd size {args.size}x{args.size * 3 // 2}: first call (s) | per image (s)" if args.second else ""
+    print(f"\n| network | path | first call (s) | per image (s) | fp32 eager / this | min PSNR vs fp32 (dB){second} |")
+    print("|---|---|---|---|---|---|" + ("---|---|" if args.second else ""))
     for net, path, r, base in rows:
         if "error" in r:
-            print(f"| {net} | {path} | failed: {r['error']} | | | |")
+            print(f"| {net} | {path} | failed: {r['error']} | | | |" + (" | |" if args.second else ""))
             continue
         ratio = f"{base / r['per_image_s']:.2f}x" if base else ""
-        print(f"| {net} | {path} | {r['first_s']:.1f} | {r['per_image_s']:.3f} | {ratio} | {r['psnr']:.1f} |")
+        more = f" | {r['second_first_s']:.1f} | {r['second_per_image_s']:.3f}" if args.second else ""
+        print(f"| {net} | {path} | {r['first_s']:.1f} | {r['per_image_s']:.3f} | {ratio} | {r['psnr']:.1f}{more} |")
     return 0
 
 

@@ -35,11 +35,13 @@ class CompileCosts:
     warm_s: float   # compiling one size that Inductor's cache holds
 
 
-# Measured with benchmarks/cpu_compile.py at 256x256 on 2 cores (Xeon with AMX, idle; RESULTS.md):
-# bf16 full-size (ngf 64) 0.184 -> 0.108-0.116 s per image, compact (ngf 32) 0.062 -> 0.054-0.056 s;
-# compiling 42-46 s cold, 9-12 s from the cache. fp32 is not planned: with AVX2 kernels compiled
-# fp32 gained 1.04-1.07x, not worth its compile.
-COSTS = {"bf16": CompileCosts(speedup=0.62, cold_s=46.0, warm_s=12.0)}
+# Measured with benchmarks/cpu_compile.py at 256x256 on 2 cores (Xeon with AMX, idle; RESULTS.md),
+# compiled as the plan compiles (static shapes): bf16 full-size (ngf 64) 0.161 -> 0.094-0.100 s per
+# image, compact (ngf 32) 0.062 -> 0.054-0.056 s; compiling 25 s cold (a second size 12 s), 3 s from
+# the cache. (Dynamic shapes, as --compile: 43 s cold, 9 s warm, no faster, and a second size
+# still recompiled, 25 s.) fp32 is not planned: with AVX2 kernels compiled fp32 gained 1.04-1.07x,
+# not worth its compile.
+COSTS = {"bf16": CompileCosts(speedup=0.6, cold_s=25.0, warm_s=4.0)}
 NARROW_SPEEDUP = 0.88  # ngf below 64: convolutions are a smaller share, fusion gains less
 
 
