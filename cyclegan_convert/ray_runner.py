@@ -17,11 +17,13 @@ Needs ``pip install 'cyclegan-convert[ray]'``; Ray is imported only here.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import os
 import pickle
+import re
 import tempfile
 import threading
 import time
@@ -37,6 +39,8 @@ from .resolve import ModelRef
 RAY_INSTALL = "pip install 'cyclegan-convert[ray]'"
 WINDOW = 20_000  # jobs per Ray Data run: bounds the driver's memory; each run starts its actor pool anew
 FAULT_ENV = "CCV_RAY_FAULT_ONCE"  # tests: a marker file path; the first inference actor to see it missing exits
+_LINE_END = re.compile(rb"\r\n?|\n")
+RAY_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [DIWEF] \d+ \d+\] ")  # Ray's C++ log format
 
 
 def import_ray():
@@ -77,12 +81,14 @@ class RayConverter:
         jobs = stages.source(inputs)
         split: dict[str, float] = {}
         interrupted = owned = False
+        lines = contextlib.ExitStack()
         try:
             window = list(itertools.islice(jobs, WINDOW))
             if not window:  # all done already: no cluster needed
                 stages.summary.backend = "none (nothing left to convert)"
             else:
                 t0 = time.perf_counter()
+                lines.enter_context(ray_lines_to(ray_log_path()))
                 owned = _start_ray(ray, self.address)
                 split["ray start"] = time.perf_counter() - t0
                 run = _Run(ray, stages, _ActorPlan.of(ray, opt), _ModelShipment.of(ray, self.ref), self.on_message,
@@ -98,12 +104,76 @@ class RayConverter:
                 m.close()
             if owned:
                 ray.shutdown()  # stops every task and actor of this run
+            lines.close()
         if not interrupted:
             for folder in stages._seen_dirs:  # temporary files of tasks retried after a worker died
                 _remove_partials(folder)
         stages.summary.time_split = split
         stages.tick(final=True)
         return stages.finish(interrupted)
+
+
+def ray_log_path() -> Path:
+    from .store import data_home
+
+    return data_home() / "logs" / "ray-driver.log"
+
+
+@contextlib.contextmanager
+def ray_lines_to(log: Path):
+    """Ray's C++ core writes its ERROR lines straight to the driver's stderr (file descriptor 2),
+    whatever Python's logging says: a warning about actor restarts on every run with an actor pool
+    (ray-project/ray#57733), for one. While Ray runs, descriptor 2 goes through a pipe: lines in Ray's
+    log format are appended to ``log``, everything else goes on to the terminal as it comes. Ray's
+    real failures reach the driver as exceptions, which the CLI shows as usual."""
+    try:
+        terminal = os.dup(2)
+    except OSError:  # no stderr to protect
+        yield
+        return
+    r, w = os.pipe()
+    os.dup2(w, 2)
+    os.close(w)
+    pump = threading.Thread(target=_pump, args=(r, terminal, log), name="ccv-ray-stderr", daemon=True)
+    pump.start()
+    try:
+        yield
+    finally:
+        os.dup2(terminal, 2)  # closes the pipe's last write end: the pump reads to the end and stops
+        pump.join(timeout=5)
+        os.close(terminal)
+
+
+def _pump(r: int, terminal: int, log: Path) -> None:
+    kept = None
+    pending, at_start = b"", True
+    try:
+        while True:
+            chunk = os.read(r, 65536)
+            pending += chunk
+            while pending:
+                end = _LINE_END.search(pending)  # a progress line redrawn after a carriage return ends one too
+                if at_start and pending[:1] == b"[" and end is None and chunk and len(pending) < 8192:
+                    break  # a line that may be Ray's: wait for its end
+                cut = end.end() if end else len(pending)
+                line, pending = pending[:cut], pending[cut:]
+                if at_start and RAY_LINE.match(line):
+                    if kept is None:
+                        log.parent.mkdir(parents=True, exist_ok=True)
+                        kept = open(log, "ab")
+                    kept.write(line)
+                else:
+                    while line:
+                        line = line[os.write(terminal, line):]
+                at_start = end is not None
+            if not chunk:
+                break
+    except OSError:
+        pass
+    finally:
+        os.close(r)
+        if kept is not None:
+            kept.close()
 
 
 def _start_ray(ray, address: Optional[str]) -> bool:

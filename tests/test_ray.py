@@ -212,3 +212,41 @@ def test_ctrl_c_on_the_driver_keeps_what_is_done_and_a_rerun_finishes_the_rest(t
     after = _mtimes(out)
     assert sorted(after) == sorted(names) and all(after[k] == v for k, v in before.items())
     assert not [p for p in out.rglob(".*.part*")]  # temporaries of the interrupted run are cleaned up
+
+
+def test_ray_log_lines_on_stderr_go_to_the_log_and_the_rest_to_the_terminal(tmp_path, capfd):
+    """Ray's C++ core writes its lines to descriptor 2 directly; no Ray needed to check the pipe:
+    Ray-format lines go to the log, anything else (a progress line redrawn after a carriage return, our own
+    messages) reaches the terminal unchanged and in order. Runs without Ray installed."""
+    from cyclegan_convert.ray_runner import ray_lines_to
+
+    log = tmp_path / "logs" / "ray-driver.log"
+    ray_line = (b"[2026-11-30 08:24:41,411 E 2740 2740] core_worker.cc:2465: Actor with class name: "
+                b"'MapWorker(MapBatches(_InferActor))' has constructor arguments in the object store\n")
+    with ray_lines_to(log):
+        os.write(2, b"working 10%\r")
+        os.write(2, ray_line[:30])  # a Ray line in two writes
+        os.write(2, ray_line[30:])
+        os.write(2, b"[not ray] a line of ours\n")
+        os.write(2, b"error: p1.jpg: cannot decode\n")
+        os.write(2, ray_line)
+    os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert err == "working 10%\r[not ray] a line of ours\nerror: p1.jpg: cannot decode\nafter\n"
+    assert log.read_bytes() == ray_line * 2
+
+
+@needs_ray
+def test_a_ray_run_as_a_command_prints_no_ray_log_lines(tmp_path, tiny_generator):
+    """A user's run, in its own process with its own local Ray: stderr holds nothing (Ray's warning
+    about actor restarts goes to the ccv data folder's logs/ray-driver.log), stdout has the summary."""
+    import subprocess
+
+    src, model = tmp_path / "in", _model(tmp_path, tiny_generator)
+    _photos(src, 3)
+    env = {**os.environ, "CCV_HOME": str(tmp_path / "home")}
+    r = subprocess.run([sys.executable, "-m", "cyclegan_convert", "convert", str(src), "-o", str(tmp_path / "out"),
+                        "--model", str(model), "--ray"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr == "" and "converted" in r.stdout
+    assert len(_outputs(tmp_path / "out")) == 3
