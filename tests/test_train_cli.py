@@ -626,3 +626,25 @@ def test_resuming_a_fine_tuned_run_continues_its_checkpoint_without_the_init_fol
     for net, sd in straight["model"]["nets"].items():
         for k, v in sd.items():
             assert torch.equal(split["model"]["nets"][net][k], v), (net, k)
+
+
+def test_notch_trains_inside_the_generators_and_init_from_moves_between_runs_with_and_without_it(dataroot, tmp_path):
+    """--notch puts networks.LatticeNotch after the generators' tanh: the saved generators carry it
+    (loaders rebuild it from the file), the discriminators do not; a run without it may start from
+    one with it and the other way round (the filter has no weights)."""
+    base = [str(dataroot), *TINY, "--workers", "0", "--no-register", "--max-steps", "1"]
+    r = _invoke([*base, "--name", "notched", "--upsample", "resize", "--notch", "8"], tmp_path)
+    assert r.exit_code == 0, r.output
+    notched = tmp_path / "checkpoints" / "notched"
+    g = load_generator(notched / "latest_net_G_B.pth")
+    assert g.notch == (4, 8.0) and _states(notched)["config"]["notch"] == 8.0
+    assert not any(k.endswith(".notch") for k in _nets(notched)["D_A"])
+    r = _invoke([*base, "--name", "plain", "--upsample", "resize", "--init-from", str(notched), "--lr", "0"], tmp_path)
+    assert r.exit_code == 0, r.output
+    plain = _nets(tmp_path / "checkpoints" / "plain")["G_B"]
+    assert not any(k.endswith(".notch") for k in plain)
+    assert all(torch.equal(v, _nets(notched)["G_B"][k]) for k, v in plain.items())  # lr 0: the same weights
+    r = _invoke([*base, "--name", "again", "--upsample", "resize", "--notch", "16", "--init-from",
+                 str(tmp_path / "checkpoints" / "plain")], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert load_generator(tmp_path / "checkpoints" / "again" / "latest_net_G_B.pth").notch == (4, 16.0)

@@ -25,6 +25,7 @@ class TrainConfig:
     ndf: int = 64                 # discriminator width
     n_blocks: int = 9             # residual blocks: 9 (resnet_9blocks) or 6
     upsample: str = "transpose"   # generator upsampling: transpose (the original), resize or bilinear (ccv's)
+    notch: float = 0.0            # sigma (px) of a LatticeNotch after the generators' tanh (ccv's; 0: none)
     init_gain: float = 0.02       # weights N(0, gain), biases 0
     # optimisation
     batch_size: int = 1           # per process
@@ -49,7 +50,8 @@ class TrainConfig:
 
     @property
     def arch(self) -> str:
-        return f"resnet_{self.n_blocks}blocks" + ("" if self.upsample == "transpose" else f"_{self.upsample}")
+        return (f"resnet_{self.n_blocks}blocks" + ("" if self.upsample == "transpose" else f"_{self.upsample}")
+                + ("_notch" if self.notch else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,8 +59,11 @@ class CycleGAN:
         self.memory_format = torch.channels_last if nhwc else torch.contiguous_format
 
         torch.manual_seed(c.seed)  # same seed, same initial weights on every rank
-        self.G_A = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample), c.init_gain)
-        self.G_B = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample), c.init_gain)
+        notch = (4, c.notch) if c.notch else None
+        self.G_A = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample, notch=notch),
+                                c.init_gain)
+        self.G_B = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample, notch=notch),
+                                c.init_gain)
         self.D_A = init_weights(NLayerDiscriminator(ndf=c.ndf), c.init_gain)
         self.D_B = init_weights(NLayerDiscriminator(ndf=c.ndf), c.init_gain)
         for net in self.nets.values():

@@ -75,6 +75,10 @@ def train(
                                             "convolutions), resize (nearest x2 + conv) or bilinear (bilinear "
                                             "x2 + conv: no checkerboard, no 2-px grain; ccv's own models). "
                                             "(default: transpose)", "--upsample")] = None,
+    notch: Annotated[Optional[float], _opt("Put a lattice notch (a fixed filter that removes what is locked to the "
+                                           "4-pixel grid; no learned weights) after the generators' tanh, with "
+                                           "this sigma in pixels, e.g. 32; ccv's, 0 is the original. The saved "
+                                           "generators carry it. (default: 0)", "--notch", min=0.0)] = None,
     init_from: Annotated[Optional[Path], _opt("Start the networks from this run folder's latest_net_*.pth "
                                               "(ccv's or the original's) and fine-tune; a resize run may start "
                                               "a bilinear one.", "--init-from")] = None,
@@ -129,7 +133,7 @@ def train(
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
         "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "cycle_noise": cycle_noise,
         "grid_penalty": grid_penalty, "ngf": ngf, "ndf": ndf,
-        "n_blocks": blocks, "upsample": upsample, "seed": seed, "a_name": a_name, "b_name": b_name,
+        "n_blocks": blocks, "upsample": upsample, "notch": notch, "seed": seed, "a_name": a_name, "b_name": b_name,
         "init_from": str(init_from.resolve()) if init_from is not None else None,
     }
     given = {k: v for k, v in given.items() if v is not None}
