@@ -200,7 +200,9 @@ def test_ctrl_c_on_the_driver_keeps_what_is_done_and_a_rerun_finishes_the_rest(t
     assert summary.interrupted and 3 <= summary.converted < len(names), summary
     visible = _outputs(out)
     records = read_records(out / MANIFEST_NAME)
-    assert sorted(visible) == sorted(records)  # committed = visible: the rename and the record go together
+    # every visible output is recorded (the record is written first, then the rename); the interrupt
+    # may land between the two for the file being committed: recorded, not there, redone by the rerun
+    assert set(visible) <= set(records) and len(set(records) - set(visible)) <= 1
     for path in visible.values():
         with Image.open(path) as im:
             im.load()  # a truncated file would raise here
