@@ -103,7 +103,8 @@ class LatticeNotch(nn.Module):
 
     No learned weights: ``notch`` (period, sigma) is a buffer, so a state_dict says the filter is
     there (``weights.infer_arch``) and original-format files, which lack it, are unchanged. Runs in
-    fp32 whatever the input dtype (a difference of two smooth means loses too much in 16 bits)."""
+    fp32 (fp64 stays fp64) whatever the input dtype and under autocast too: a difference of two
+    smooth means loses too much in 16 bits."""
 
     def __init__(self, period: int = 4, sigma: float = 32.0):
         super().__init__()
@@ -114,7 +115,7 @@ class LatticeNotch(nn.Module):
         self.register_buffer("taps", torch.exp(-t**2 / (2 * sigma**2)), persistent=False)  # one per cell
 
     def _smooth(self, x: torch.Tensor) -> torch.Tensor:
-        taps = self.taps.float()  # the module may have been cast to 16 bits with the rest of the generator
+        taps = self.taps.to(x.dtype)  # the module may have been cast to 16 bits with the rest of the generator
         c, n = x.shape[1], taps.numel()
         x = F.conv2d(x, taps.view(1, 1, 1, n).expand(c, 1, 1, n), padding=(0, n // 2), groups=c)
         return F.conv2d(x, taps.view(1, 1, n, 1).expand(c, 1, n, 1), padding=(n // 2, 0), groups=c)
@@ -133,9 +134,13 @@ class LatticeNotch(nn.Module):
         return F.pixel_shuffle((sums.view(b, c, p * p, hh // p, ww // p) / weights[:, None]).view(b, -1, hh // p, ww // p), p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):  # training with --amp: still fp32
+            return self._filter(x if x.dtype == torch.float64 else x.float())
+
+    def _filter(self, x: torch.Tensor) -> torch.Tensor:
         p, (h, w) = self.period, x.shape[-2:]
         ph, pw = (-h) % p, (-w) % p  # generator outputs are multiples of 4; anything else is padded
-        y = F.pad(x.float(), (0, pw, 0, ph))
+        y = F.pad(x, (0, pw, 0, ph))
         ones = F.pad(torch.ones_like(y[:1, :1, :h, :w]), (0, pw, 0, ph))
         # the smooth part first: near the borders, where the weights are cut off at a different place
         # for each phase, a ramp would otherwise leak into the phases' means as a 4-pixel staircase

@@ -40,7 +40,7 @@ RAY_INSTALL = "pip install 'cyclegan-convert[ray]'"
 WINDOW = 20_000  # jobs per Ray Data run: bounds the driver's memory; each run starts its actor pool anew
 FAULT_ENV = "CCV_RAY_FAULT_ONCE"  # tests: a marker file path; the first inference actor to see it missing exits
 _LINE_END = re.compile(rb"\r\n?|\n")
-RAY_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [DIWEF] \d+ \d+\] ")  # Ray's C++ log format
+RAY_LINE = re.compile(rb"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ([DIWEF]) \d+ \d+\] ")  # Ray's C++ log format
 
 
 def import_ray():
@@ -100,11 +100,13 @@ class RayConverter:
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            for m in conv._manifests.values():
-                m.close()
-            if owned:
-                ray.shutdown()  # stops every task and actor of this run
-            lines.close()
+            try:
+                for m in conv._manifests.values():
+                    m.close()
+                if owned:
+                    ray.shutdown()  # stops every task and actor of this run
+            finally:
+                lines.close()
         if not interrupted:
             for folder in stages._seen_dirs:  # temporary files of tasks retried after a worker died
                 _remove_partials(folder)
@@ -121,35 +123,67 @@ def ray_log_path() -> Path:
 
 @contextlib.contextmanager
 def ray_lines_to(log: Path):
-    """Ray's C++ core writes its ERROR lines straight to the driver's stderr (file descriptor 2),
-    whatever Python's logging says: a warning about actor restarts on every run with an actor pool
-    (ray-project/ray#57733), for one. While Ray runs, descriptor 2 goes through a pipe: lines in Ray's
-    log format are appended to ``log``, everything else goes on to the terminal as it comes. Ray's
-    real failures reach the driver as exceptions, which the CLI shows as usual."""
+    """Ray's C++ core writes its lines straight to the driver's stderr (file descriptor 2), whatever
+    Python's logging says: a warning about actor restarts on every run with an actor pool
+    (ray-project/ray#57733), for one. While Ray runs, descriptor 2 goes through a pipe: Ray's
+    routine lines (``is_routine``) are appended to ``log``; everything else, Ray's other errors and
+    fatal lines included, goes on to the terminal as it comes. Descriptor 2 is restored on the way
+    out, whatever happened."""
     try:
         terminal = os.dup(2)
     except OSError:  # no stderr to protect
         yield
         return
-    r, w = os.pipe()
-    os.dup2(w, 2)
-    os.close(w)
-    pump = threading.Thread(target=_pump, args=(r, terminal, log), name="ccv-ray-stderr", daemon=True)
-    pump.start()
+    pump = None
     try:
+        r, w = os.pipe()
+        try:
+            pump = threading.Thread(target=_pump, args=(r, terminal, log), name="ccv-ray-stderr", daemon=True)
+            pump.start()
+        except BaseException:
+            os.close(r)
+            os.close(w)
+            raise
+        os.dup2(w, 2)
+        os.close(w)
         yield
     finally:
-        os.dup2(terminal, 2)  # closes the pipe's last write end: the pump reads to the end and stops
-        pump.join(timeout=5)
-        os.close(terminal)
+        os.dup2(terminal, 2)  # closes the pipe's last write end (unless a child kept it): the pump ends
+        if pump is not None:
+            pump.join(timeout=5)
+        if pump is None or not pump.is_alive():
+            os.close(terminal)  # a pump still running keeps writing to it: left open then
+
+
+def is_routine(line: bytes) -> bool:
+    """A line of Ray's C++ log format that is debug, info or warning, or the actor-restart warning
+    (an ERROR line that every Ray Data actor pool prints, harmless here: the driver holds the
+    arguments for the whole run)."""
+    m = RAY_LINE.match(line)
+    return bool(m) and (m.group(1) in b"DIW" or b"has constructor arguments in the object store" in line)
 
 
 def _pump(r: int, terminal: int, log: Path) -> None:
+    """Copies the pipe to the terminal, routine Ray lines to ``log``, until the pipe's end. A log
+    that cannot be written sends its lines to the terminal; nothing ends the loop but the pipe."""
     kept = None
     pending, at_start = b"", True
+
+    def show(data: bytes) -> None:
+        try:
+            while data:
+                data = data[os.write(terminal, data):]
+        except OSError:
+            pass  # a closed terminal: keep draining the pipe so writers never block
+
     try:
         while True:
-            chunk = os.read(r, 65536)
+            try:
+                chunk = os.read(r, 65536)
+            except InterruptedError:
+                continue
+            except OSError:
+                break
             pending += chunk
             while pending:
                 end = _LINE_END.search(pending)  # a progress line redrawn after a carriage return ends one too
@@ -157,19 +191,19 @@ def _pump(r: int, terminal: int, log: Path) -> None:
                     break  # a line that may be Ray's: wait for its end
                 cut = end.end() if end else len(pending)
                 line, pending = pending[:cut], pending[cut:]
-                if at_start and RAY_LINE.match(line):
-                    if kept is None:
-                        log.parent.mkdir(parents=True, exist_ok=True)
-                        kept = open(log, "ab")
-                    kept.write(line)
+                if at_start and is_routine(line):
+                    try:
+                        if kept is None:
+                            log.parent.mkdir(parents=True, exist_ok=True)
+                            kept = open(log, "ab", buffering=0)
+                        kept.write(line)
+                    except OSError:
+                        show(line)
                 else:
-                    while line:
-                        line = line[os.write(terminal, line):]
+                    show(line)
                 at_start = end is not None
             if not chunk:
                 break
-    except OSError:
-        pass
     finally:
         os.close(r)
         if kept is not None:

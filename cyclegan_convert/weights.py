@@ -118,7 +118,13 @@ def infer_arch(sd: Mapping[str, torch.Tensor], where: str = "weights") -> Genera
     upsample = ("resize" if f"{up}.conv.weight" in sd else "bilinear" if f"{up}.bilinear_conv.weight" in sd
                 else "transpose")
     cfg = sd.get(f"model.{10 + n_blocks + 6 + 3}.notch")
-    notch = (int(cfg[0]), float(cfg[1])) if cfg is not None and cfg.numel() == 2 else None
+    notch = None
+    if cfg is not None:
+        period, sigma = (float(v) for v in cfg.float().flatten()) if cfg.numel() == 2 else (0.0, 0.0)
+        if period not in (2.0, 4.0, 8.0) or not 0 < sigma <= 256:  # also NaN
+            raise NotAGeneratorError(f"{where}: its lattice notch ({cfg.tolist()}) is not one ccv makes "
+                                     "(period 2, 4 or 8; sigma above 0, at most 256 px)")
+        notch = (int(period), sigma)
     return GeneratorArch(input_nc, output_nc, ngf, n_blocks, dropout, upsample, notch)
 
 

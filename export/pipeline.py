@@ -72,9 +72,12 @@ def onnx_metadata(source: Source, generator: ResnetGenerator, fp16: bool) -> dic
         "ccv.source_domain": entry.source if entry else "",
         "ccv.target_domain": entry.target if entry else "",
         "ccv.input": INPUT_CONVENTION,
-        "ccv.output": "RGB, NCHW float32, values in [-1, 1], same size as the input",
+        "ccv.output": "RGB, NCHW float32, values in [-1, 1], same size as the input"
+                      + (" (the lattice notch after the tanh may step slightly outside: clamp)" if generator.notch
+                         else ""),
         "ccv.precision": "fp16 (InstanceNorm in fp32; float32 input and output)" if fp16 else "fp32",
-        "ccv.arch": f"resnet_{generator.n_blocks}blocks ngf {generator.ngf}",
+        "ccv.arch": f"resnet_{generator.n_blocks}blocks ngf {generator.ngf}"
+                    + (f", lattice notch sigma {generator.notch[1]:g}" if generator.notch else ""),
         "ccv.weights_sha256": source.sha256,
         "ccv.versions": f"ccv {ccv_version}, torch {torch.__version__}, onnx {onnx.__version__}, opset {OPSET}",
     }

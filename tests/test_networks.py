@@ -270,3 +270,21 @@ def test_lattice_notch_is_read_off_the_keys_and_loads_in_16_bits(tmp_path):
         assert psnr(loaded(x).add(1).mul(127.5).round(), net(x).add(1).mul(127.5).round()) >= 40
         half = HalfPrecisionGenerator(copy.deepcopy(net), torch.bfloat16)(x)
     assert half.dtype == torch.float32 and psnr(half.add(1).mul(127.5).round(), net(x).add(1).mul(127.5).round()) >= 35
+
+
+def test_lattice_notch_stays_fp32_under_autocast_and_odd_notch_buffers_are_refused(tmp_path):
+    """Training with --amp runs the generators under bf16 autocast: the notch still filters in fp32.
+    A file whose notch buffer ccv would never write is refused with one line, not a crash."""
+    notch = LatticeNotch(4, 16.0)
+    x = _photo((64, 48))
+    with torch.no_grad():
+        want = notch(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = notch(x)
+    assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-6)
+    sd = init_weights(ResnetGenerator(ngf=8, n_blocks=2, upsample="resize", notch=(4, 8.0))).state_dict()
+    for bad in ([0.0, 32.0], [4.0, 0.0], [4.0, float("nan")], [4.0, 1e6]):
+        sd["model.21.notch"] = torch.tensor(bad)
+        torch.save(sd, tmp_path / "g.pth")
+        with pytest.raises(NotAGeneratorError, match="lattice notch"):
+            load_generator(tmp_path / "g.pth")

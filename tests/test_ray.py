@@ -216,28 +216,6 @@ def test_ctrl_c_on_the_driver_keeps_what_is_done_and_a_rerun_finishes_the_rest(t
     assert not [p for p in out.rglob(".*.part*")]  # temporaries of the interrupted run are cleaned up
 
 
-def test_ray_log_lines_on_stderr_go_to_the_log_and_the_rest_to_the_terminal(tmp_path, capfd):
-    """Ray's C++ core writes its lines to descriptor 2 directly; no Ray needed to check the pipe:
-    Ray-format lines go to the log, anything else (a progress line redrawn after a carriage return, our own
-    messages) reaches the terminal unchanged and in order. Runs without Ray installed."""
-    from cyclegan_convert.ray_runner import ray_lines_to
-
-    log = tmp_path / "logs" / "ray-driver.log"
-    ray_line = (b"[2026-11-30 08:24:41,411 E 2740 2740] core_worker.cc:2465: Actor with class name: "
-                b"'MapWorker(MapBatches(_InferActor))' has constructor arguments in the object store\n")
-    with ray_lines_to(log):
-        os.write(2, b"working 10%\r")
-        os.write(2, ray_line[:30])  # a Ray line in two writes
-        os.write(2, ray_line[30:])
-        os.write(2, b"[not ray] a line of ours\n")
-        os.write(2, b"error: p1.jpg: cannot decode\n")
-        os.write(2, ray_line)
-    os.write(2, b"after\n")
-    err = capfd.readouterr().err
-    assert err == "working 10%\r[not ray] a line of ours\nerror: p1.jpg: cannot decode\nafter\n"
-    assert log.read_bytes() == ray_line * 2
-
-
 @needs_ray
 def test_a_ray_run_as_a_command_prints_no_ray_log_lines(tmp_path, tiny_generator):
     """A user's run, in its own process with its own local Ray: stderr holds nothing (Ray's warning
@@ -252,3 +230,6 @@ def test_a_ray_run_as_a_command_prints_no_ray_log_lines(tmp_path, tiny_generator
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stderr == "" and "converted" in r.stdout
     assert len(_outputs(tmp_path / "out")) == 3
+    # where the warning went (Ray 2.60 prints it on every actor-pool run; a Ray that stops doing so
+    # fails this line, and the filter may then be dropped)
+    assert b"has constructor arguments in the object store" in (tmp_path / "home" / "logs" / "ray-driver.log").read_bytes()

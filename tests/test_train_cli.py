@@ -648,3 +648,8 @@ def test_notch_trains_inside_the_generators_and_init_from_moves_between_runs_wit
                  str(tmp_path / "checkpoints" / "plain")], tmp_path)
     assert r.exit_code == 0, r.output
     assert load_generator(tmp_path / "checkpoints" / "again" / "latest_net_G_B.pth").notch == (4, 16.0)
+    r = _invoke([*base, "--name", "wider", "--upsample", "resize", "--notch", "16", "--init-from", str(notched)],
+                tmp_path)  # from a notch of sigma 8: this run's 16, in the filter and in the file
+    assert r.exit_code == 0, r.output
+    wider = load_generator(tmp_path / "checkpoints" / "wider" / "latest_net_G_B.pth")
+    assert wider.notch == (4, 16.0) and wider.model[-1].notch.tolist() == [4.0, 16.0]

@@ -51,20 +51,26 @@ def losses_near(log: Path, step: int, window: int = 100) -> dict[str, Any]:
             "wall_time_s": wall_time(upto), "epoch": rows[-1]["epoch"]}
 
 
+LOCAL_PATHS = ("dir_a", "dir_b", "init_from")  # where things were on the maintainer's machine: not for the card
+
+
 def lineage(config: dict[str, Any], step: int, wall_time_s: float) -> dict[str, Any]:
     """For a run that started from another one's weights (``ccv train --init-from``): that run's
-    steps, wall time and recipe, and the totals, so the card counts all the training behind it."""
+    steps, wall time and recipe at its last save (its state.pth: exact across resumes; the latest
+    weights, which --init-from takes, are that save's), and the totals, so the card counts all the
+    training behind the model. A folder without ccv's state (the original implementation's) is named
+    with its steps unknown."""
     init = config.get("init_from")
     if not init:
         return {"steps_total": step, "wall_time_total_s": wall_time_s}
-    rows = read_log(Path(init) / "loss_log.jsonl")
-    last = rows[-1]  # --init-from takes the run's latest save, made at its last step
-    prior: dict[str, Any] = {"run": Path(init).name, "steps": last["step"], "wall_time_s": wall_time(rows)}
-    state = Path(init) / "state.pth"
-    if state.is_file():
-        cfg = torch.load(state, map_location="cpu", weights_only=True)["config"]
-        prior["config"] = {k: v for k, v in cfg.items() if k not in ("dir_a", "dir_b")}
-    return {"fine_tuned_from": prior, "steps_total": last["step"] + step,
+    prior: dict[str, Any] = {"run": Path(init).name}
+    try:
+        state = torch.load(Path(init) / "state.pth", map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, KeyError):
+        return {"fine_tuned_from": {**prior, "steps": None}, "steps_total": None, "wall_time_total_s": None}
+    prior.update(steps=state["step"], wall_time_s=round(state["wall_time"], 1),
+                 config={k: v for k, v in state["config"].items() if k not in LOCAL_PATHS})
+    return {"fine_tuned_from": prior, "steps_total": state["step"] + step,
             "wall_time_total_s": round(prior["wall_time_s"] + wall_time_s, 1)}
 
 
@@ -99,7 +105,9 @@ def main() -> None:
     if args.notch:
         arch = replace(arch, notch=(4, args.notch))
         net = arch.build()
-        net.load_state_dict(sd32, strict=False)  # the notch's buffer comes from the new layer
+        # the generator's weights as they are; the notch (none, or another sigma) is the new layer's
+        net.load_state_dict({**{k: v for k, v in sd32.items() if not k.endswith(".notch")},
+                             **{k: v for k, v in net.state_dict().items() if k.endswith(".notch")}})
         sd32 = net.state_dict()
     sd16 = {k: v.half() for k, v in sd32.items()}
     log = losses_near(args.run / "loss_log.jsonl", args.step)
@@ -115,7 +123,7 @@ def main() -> None:
                  "held_out": "every 10th file in name order of trainA (108 paintings) and trainB (300 photos) "
                              "was kept out of training for benchmarks/model_quality.py",
                  "trained_on": {"paintings": 964, "photos": 2700}},
-        "config": {k: v for k, v in config.items() if k not in ("dir_a", "dir_b")},
+        "config": {k: v for k, v in config.items() if k not in LOCAL_PATHS},
         "step": args.step, **log, **lineage(config, args.step, log["wall_time_s"]),
         "precision": "bf16 autocast on the CPU (ccv train --amp)",
         "cpu": f"{cpu_name()}, {os.cpu_count()} cores",

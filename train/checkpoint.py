@@ -150,11 +150,10 @@ def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
             if src != this and {src, this} != {"resize", "bilinear"}:
                 raise UsageError(f"--init-from {path}: a {src} generator cannot start a --upsample {this} run "
                                  f"(use --upsample {src}; resize and bilinear may start each other)")
+        # the notch has no weights: this run's own (or none) whatever the other run had
         mine = net.state_dict()
-        for k in [k for k in sd if k.endswith(".notch") and k not in mine]:
-            del sd[k]  # a run without the notch starts from one with it: the filter has no weights
-        for k in [k for k in mine if k.endswith(".notch") and k not in sd]:
-            sd[k] = mine[k]  # and the other way round: this run's notch, with its own sigma
+        sd = {k: v for k, v in sd.items() if not k.endswith(".notch")}
+        sd.update({k: v for k, v in mine.items() if k.endswith(".notch")})
         for prefix, module in net.named_modules():
             if isinstance(module, ResizeConv):  # take the other resize's convolution under this one's name
                 for other in ResizeConv.CONV_NAMES.values():

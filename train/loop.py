@@ -225,7 +225,7 @@ def _checked_recipe(given: Optional[TrainConfig], state: Optional[dict[str, Any]
 RESUME_MAY_CHANGE = ("dir_a", "dir_b")
 # The `ccv train` option of each recipe field, to name in messages (fields without one keep their name).
 OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_blocks": "--blocks",
-             "upsample": "--upsample", "init_from": "--init-from",
+             "upsample": "--upsample", "init_from": "--init-from", "notch": "--notch",
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
                  "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise", "grid_penalty")}}
