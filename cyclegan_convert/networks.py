@@ -6,6 +6,7 @@ loads with strict key matching.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -96,10 +97,10 @@ class LatticeNotch(nn.Module):
     The lattice component at a pixel is the Gaussian-weighted local mean of the pixels of its phase
     (same row and column modulo ``period``) minus that of all pixels (the same Gaussian on ``period``
     x ``period`` cell means, interpolated back); both are centred on the pixel, so a ramp passes
-    untouched. It is subtracted. (The algebra: (P - M)(I - M), with P the phase means and M the local
-    mean: the same notch, with the smooth part taken out first for the sake of the borders.) Natural images have next to no power exactly
-    there; a grain that the x2 upsamplings paint in step with the grid has most of its power there.
-    Zero padding with normalised weights keeps the phases true at the borders.
+    untouched. It is subtracted. (In operators: (P - M)(I - M), P the phase means, M the local mean:
+    the same notch, the smooth part taken out first for the sake of the borders.) Natural images have
+    next to no power exactly there; a grain that the x2 upsamplings paint in step with the grid has
+    most of its power there. Zero padding with normalised weights keeps the phases true at borders.
 
     No learned weights: ``notch`` (period, sigma) is a buffer, so a state_dict says the filter is
     there (``weights.infer_arch``) and original-format files, which lack it, are unchanged. Runs in
@@ -111,11 +112,11 @@ class LatticeNotch(nn.Module):
         self.register_buffer("notch", torch.tensor([float(period), float(sigma)]))
         self.period, self.sigma = int(period), float(sigma)
         r = int(3 * sigma / period)
-        t = torch.arange(-r, r + 1, dtype=torch.float32) * period
-        self.register_buffer("taps", torch.exp(-t**2 / (2 * sigma**2)), persistent=False)  # one per cell
+        # Gaussian weights, one per cell; plain floats, so casting the generator to 16 bits leaves them
+        self.taps = [math.exp(-(k * period) ** 2 / (2 * sigma**2)) for k in range(-r, r + 1)]
 
     def _smooth(self, x: torch.Tensor) -> torch.Tensor:
-        taps = self.taps.to(x.dtype)  # the module may have been cast to 16 bits with the rest of the generator
+        taps = torch.tensor(self.taps, dtype=x.dtype, device=x.device)
         c, n = x.shape[1], taps.numel()
         x = F.conv2d(x, taps.view(1, 1, 1, n).expand(c, 1, 1, n), padding=(0, n // 2), groups=c)
         return F.conv2d(x, taps.view(1, 1, n, 1).expand(c, 1, n, 1), padding=(n // 2, 0), groups=c)
@@ -131,7 +132,8 @@ class LatticeNotch(nn.Module):
         (a dilated convolution does the same, several times slower on the CPU)."""
         p, (b, c, hh, ww) = self.period, y.shape
         sums, weights = self._smooth(F.pixel_unshuffle(y, p)), self._smooth(F.pixel_unshuffle(ones, p))
-        return F.pixel_shuffle((sums.view(b, c, p * p, hh // p, ww // p) / weights[:, None]).view(b, -1, hh // p, ww // p), p)
+        means = sums.view(b, c, p * p, hh // p, ww // p) / weights[:, None]  # channel c*p*p + phase
+        return F.pixel_shuffle(means.view(b, -1, hh // p, ww // p), p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):  # training with --amp: still fp32
