@@ -653,3 +653,5 @@ def test_notch_trains_inside_the_generators_and_init_from_moves_between_runs_wit
     assert r.exit_code == 0, r.output
     wider = load_generator(tmp_path / "checkpoints" / "wider" / "latest_net_G_B.pth")
     assert wider.notch == (4, 16.0) and wider.model[-1].notch.tolist() == [4.0, 16.0]
+    r = _invoke([*base, "--name", "huge", "--notch", "300"], tmp_path)  # more than loaders accept: refused first
+    assert r.exit_code == 2 and not (tmp_path / "checkpoints" / "huge").exists(), r.output

@@ -78,7 +78,8 @@ def train(
     notch: Annotated[Optional[float], _opt("Put a lattice notch (a fixed filter that removes what is locked to the "
                                            "4-pixel grid; no learned weights) after the generators' tanh, with "
                                            "this sigma in pixels, e.g. 32; ccv's, 0 is the original. The saved "
-                                           "generators carry it. (default: 0)", "--notch", min=0.0)] = None,
+                                           "generators carry it. (default: 0)", "--notch", min=0.0,
+                                           max=256.0)] = None,
     init_from: Annotated[Optional[Path], _opt("Start the networks from this run folder's latest_net_*.pth "
                                               "(ccv's or the original's) and fine-tune; a resize run may start "
                                               "a bilinear one.", "--init-from")] = None,
