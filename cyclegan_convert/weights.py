@@ -128,6 +128,14 @@ def infer_arch(sd: Mapping[str, torch.Tensor], where: str = "weights") -> Genera
     return GeneratorArch(input_nc, output_nc, ngf, n_blocks, dropout, upsample, notch)
 
 
+def with_notch_of(sd: Mapping[str, torch.Tensor], net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``sd`` with ``net``'s lattice notch buffer in place of its own (or with none, where ``net`` has
+    none): the notch has no weights, so weights moving into a network keep that network's filter."""
+    mine = net.state_dict()
+    return {**{k: v for k, v in sd.items() if not k.endswith(".notch")},
+            **{k: v for k, v in mine.items() if k.endswith(".notch")}}
+
+
 def load_generator(source: Union[str, Path, Mapping[str, torch.Tensor]], device: Union[str, torch.device] = "cpu"
                    ) -> ResnetGenerator:
     """A generator from a file (ours or the original's) or a state_dict, in eval mode.

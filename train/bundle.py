@@ -23,7 +23,8 @@ from PIL import Image
 
 from cyclegan_convert.backends.select import cpu_name
 from cyclegan_convert.store import BUNDLED_ROOT, ModelEntry, ModelStore
-from cyclegan_convert.weights import clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file
+from cyclegan_convert.weights import (clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file,
+                                     with_notch_of)
 
 from .losslog import read_log
 from .model import LOSS_NAMES
@@ -105,9 +106,7 @@ def main() -> None:
     if args.notch:
         arch = replace(arch, notch=(4, args.notch))
         net = arch.build()
-        # the generator's weights as they are; the notch (none, or another sigma) is the new layer's
-        net.load_state_dict({**{k: v for k, v in sd32.items() if not k.endswith(".notch")},
-                             **{k: v for k, v in net.state_dict().items() if k.endswith(".notch")}})
+        net.load_state_dict(with_notch_of(sd32, net))  # the new layer's notch, whatever the file had
         sd32 = net.state_dict()
     sd16 = {k: v.half() for k, v in sd32.items()}
     log = losses_near(args.run / "loss_log.jsonl", args.step)

@@ -136,6 +136,7 @@ def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
     pools start fresh. A generator trained with nearest resize-convolutions may start a bilinear one
     (and back): the convolutions are the same shapes, only their names say which resize they follow."""
     from cyclegan_convert.networks import ResizeConv
+    from cyclegan_convert.weights import with_notch_of
 
     for name, path in init_net_paths(folder).items():
         try:
@@ -150,10 +151,7 @@ def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
             if src != this and {src, this} != {"resize", "bilinear"}:
                 raise UsageError(f"--init-from {path}: a {src} generator cannot start a --upsample {this} run "
                                  f"(use --upsample {src}; resize and bilinear may start each other)")
-        # the notch has no weights: this run's own (or none) whatever the other run had
-        mine = net.state_dict()
-        sd = {k: v for k, v in sd.items() if not k.endswith(".notch")}
-        sd.update({k: v for k, v in mine.items() if k.endswith(".notch")})
+        sd = with_notch_of(sd, net)  # this run's notch (or none), whatever the other run had
         for prefix, module in net.named_modules():
             if isinstance(module, ResizeConv):  # take the other resize's convolution under this one's name
                 for other in ResizeConv.CONV_NAMES.values():

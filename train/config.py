@@ -49,9 +49,15 @@ class TrainConfig:
         return self.n_epochs + self.n_epochs_decay
 
     @property
+    def generator_notch(self) -> Optional[tuple[int, float]]:
+        """The generators' ``LatticeNotch`` (period, sigma), or None."""
+        return (4, self.notch) if self.notch else None
+
+    @property
     def arch(self) -> str:
-        return (f"resnet_{self.n_blocks}blocks" + ("" if self.upsample == "transpose" else f"_{self.upsample}")
-                + ("_notch" if self.notch else ""))
+        from cyclegan_convert.weights import GeneratorArch  # the one naming of architectures
+
+        return GeneratorArch(3, 3, self.ngf, self.n_blocks, False, self.upsample, self.generator_notch).name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,7 +59,7 @@ class CycleGAN:
         self.memory_format = torch.channels_last if nhwc else torch.contiguous_format
 
         torch.manual_seed(c.seed)  # same seed, same initial weights on every rank
-        notch = (4, c.notch) if c.notch else None
+        notch = c.generator_notch
         self.G_A = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample, notch=notch),
                                 c.init_gain)
         self.G_B = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample, notch=notch),

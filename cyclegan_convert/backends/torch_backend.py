@@ -69,7 +69,8 @@ class TorchBackend(Backend):
         model = model.to(self.device).eval().requires_grad_(False)
         if self.plan is not None:  # compiled code depends on the layers, not on the weights
             self.plan.arch = (f"resnet_{model.n_blocks}blocks_ngf{model.ngf}_{model.upsample}"
-                              + ("_dropout" if model.use_dropout else "") + (f"_notch{model.notch[1]:g}" if model.notch else ""))
+                              + ("_dropout" if model.use_dropout else "")
+                              + (f"_notch{model.notch[1]:g}" if model.notch else ""))
             self.plan.narrow = model.ngf < 64
         if self.precision != "fp32":
             model = HalfPrecisionGenerator(model, HALF[self.precision])
