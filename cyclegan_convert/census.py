@@ -22,6 +22,8 @@ def probe_size(path: Path) -> Optional[Shape]:
     """The upright (height, width) from the file's header, or None when Pillow cannot tell cheaply."""
     from PIL import Image
 
+    if not isinstance(path, Path):
+        return None  # an object in a store: not worth a request per file for a compile plan
     try:
         with Image.open(path) as img:
             w, h = img.size

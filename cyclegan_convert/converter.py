@@ -21,7 +21,8 @@ from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, Media
 from .files import Job, Naming, iter_jobs, plan_roots
 from .census import ShapeCensus, probe_size
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb, working_size
-from .manifest import FAILURES_NAME, Manifest, settings_key
+from .manifest import FAILURES_NAME, Manifest, ObjectManifest, open_manifest, settings_key
+from .object_store import ObjectPath, fetch, location, remove_matching, scratch_file, upload_temporary
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
 
@@ -34,7 +35,7 @@ _PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^.]+)?$")  # atomic.atomic_path's 
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    output: Optional[Path] = None  # None: a sibling folder <input>_<target>/ (files: beside themselves)
+    output: Optional[Path] = None  # None: a sibling folder <input>_<target>/ (files: beside themselves); or an ObjectPath
     ext: str = "same"  # same, jpg, png, webp, avif, heic (same: a camera RAW becomes a 16-bit TIFF)
     quality: Optional[int] = None  # JPEG/WebP/AVIF/HEIC quality; None: 95 (JPEG), 90 (WebP), 85 (AVIF, HEIC)
     suffix: Optional[str] = None  # added to output names; None: "" in a mirrored tree, "_<target>" beside the input
@@ -52,6 +53,8 @@ class ConvertOptions:
     compile: Optional[bool] = None  # torch.compile: None where it pays (CPU with native bf16), True every size, False never
 
     def __post_init__(self) -> None:
+        if self.output is not None:
+            object.__setattr__(self, "output", location(self.output))  # "s3://bucket/out" too
         Naming(self.ext, self.suffix or "")  # checks --ext and --suffix before any work
         if self.on_exists not in ON_EXISTS:
             raise UsageError(f"unknown --on-exists {self.on_exists!r}: use skip or overwrite")
@@ -166,13 +169,13 @@ class Converter:
         with self._lock:
             m = self._manifests.get(out_root)
             if m is None:
-                m = self._manifests[out_root] = Manifest(out_root)
+                m = self._manifests[out_root] = open_manifest(out_root)
             return m
 
     def _decide(self, job: Job, key: str) -> PlannedJob:
         try:
-            same = job.dst.exists() and os.path.samefile(job.src, job.dst)
-        except OSError:
+            same = isinstance(job.dst, Path) and job.dst.exists() and os.path.samefile(job.src, job.dst)
+        except (OSError, TypeError):  # TypeError: a source in a store and an output on disk
             same = False
         if same or job.dst.resolve() == job.src.resolve():
             return PlannedJob(job, "refuse", "the output would overwrite the input")
@@ -189,7 +192,7 @@ class Converter:
         if m.is_done(job.rel, key, job.src):
             return PlannedJob(job, "skip", "done with the same model and settings")
         record = m.get(job.rel)
-        if record is not None and record.src != str(job.src.resolve()) and os.path.exists(record.src):
+        if record is not None and record.src != str(job.src.resolve()) and _exists(record.src):
             # two source trees converted into one -o: the other tree's output is not ours to redo
             return PlannedJob(job, "exists", f"exists, made by ccv from {record.src}; "
                                              "--on-exists overwrite replaces it")
@@ -245,7 +248,10 @@ class Converter:
             try:
                 if items:
                     text = "".join(f"{src}\t{msg}\n" for src, msg in items)
-                    atomic_write_bytes(path, text.encode("utf-8"))
+                    if isinstance(path, ObjectPath):
+                        path.write_bytes(text.encode("utf-8"))  # one upload: never seen half-written
+                    else:
+                        atomic_write_bytes(path, text.encode("utf-8"))
                     written.append(path)
                 elif not interrupted and path.is_file():
                     path.unlink()
@@ -332,7 +338,7 @@ class _ImageStages:
         """Reads one file at its working size; needs no backend (a Ray task runs it)."""
         opt, say = self.opt, self.conv.on_message
         try:
-            img = read_image(job.src, metadata=opt.metadata == "keep", max_side=opt.max_side)
+            img = _read_image(job.src, metadata=opt.metadata == "keep", max_side=opt.max_side)
         except MediaError as e:
             raise DecodeFailed(str(e)) from None
         except CcvError:
@@ -404,29 +410,41 @@ class _ImageStages:
                 rgb = resize_rgb(np.ascontiguousarray(rgb), *work.orig_size)
             img = replace(work.image, rgb=np.ascontiguousarray(rgb))  # alpha, metadata, bit depth go along
             fmt = output_format(job.dst.suffix)
-            tmp = temporary_path(job.dst, suffix=job.dst.suffix)
+            remote = isinstance(job.dst, ObjectPath)  # encoded here, then uploaded under a temporary key
+            tmp = scratch_file(job.dst.suffix) if remote else temporary_path(job.dst, suffix=job.dst.suffix)
             try:
                 encode_image(img, tmp, fmt, opt.quality)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
+            if remote:
+                return upload_temporary(tmp, job.dst)
         except (OSError, ValueError, MediaError) as e:
             raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
         return tmp
 
     def commit(self, job: Job, tmp: Path) -> None:
         """The written temporary file becomes the output: recorded in the manifest first, so an
-        output that exists is always recorded, then renamed."""
+        output that exists is always recorded, then renamed. In an object store both happen with
+        the next batch of records (``ObjectManifest``)."""
+        beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
+        m = self.conv._manifest(job.out_root)
+        if isinstance(m, ObjectManifest):
+            m.commit_later(job.rel, self.key, job.src, beside, tmp, job.dst, done=lambda: self._converted(job),
+                           failed=lambda e: self.fail(job, f"{job.dst}: cannot write ({first_line(e, 160)})"))
+            return
         try:
             try:
-                beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
-                self.conv._manifest(job.out_root).add(job.rel, self.key, job.src, beside)
+                m.add(job.rel, self.key, job.src, beside)
                 publish(tmp, job.dst)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
         except (OSError, ValueError) as e:
             raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
+        self._converted(job)
+
+    def _converted(self, job: Job) -> None:
         with self._lock:
             self.progress.converted += 1
             self.progress.last = str(job.src)
@@ -469,8 +487,37 @@ def export_artifacts():
     return ArtifactIndex(exporter=export)
 
 
-def _remove_partials(folder: Path) -> None:
+def _read_image(src, metadata: bool, max_side: Optional[int]) -> DecodedImage:
+    """``read_image``; a source in an object store is fetched into a local file first, and its
+    errors name the object, not that file."""
+    if not isinstance(src, ObjectPath):
+        return read_image(src, metadata=metadata, max_side=max_side)
+    try:
+        local = fetch(src)
+    except FileNotFoundError:
+        raise MediaError(f"{src}: no such object") from None
+    except Exception as e:  # noqa: BLE001  (the store's own errors: permissions, network)
+        raise MediaError(f"{src}: cannot read ({first_line(e, 120)})") from None
+    try:
+        return read_image(local, metadata=metadata, max_side=max_side)
+    except MediaError as e:
+        raise MediaError(str(e).replace(str(local), str(src))) from None
+    finally:
+        local.unlink(missing_ok=True)
+
+
+def _exists(path: str) -> bool:
+    try:
+        return location(path).exists()
+    except Exception:  # noqa: BLE001  (a store out of reach: treated as gone)
+        return False
+
+
+def _remove_partials(folder) -> None:
     """Temporary files a killed run left behind (``.name.XXXX.part.jpg``, see ``atomic``)."""
+    if isinstance(folder, ObjectPath):
+        remove_matching(folder, _PARTIAL)
+        return
     try:
         with os.scandir(folder) as it:
             stale = [e.path for e in it if _PARTIAL.match(e.name) and e.is_file()]

@@ -3,7 +3,8 @@
 The output tree mirrors the input tree, so same-named files in different folders never collide.
 Folders are walked lazily (100,000 files never sit in memory as a list), in sorted order, following
 symbolic links but never entering a folder twice (a link loop does not hang). OS clutter and hidden
-files are not inputs.
+files are not inputs. Inputs and outputs may also be in object stores (``s3://bucket/photos``, see
+``object_store``): the same planning, with key prefixes for folders.
 """
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Union
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .formats import check_writable, is_raw_name
 from .imaging import IMAGE_SUFFIXES, is_image_name
 from .manifest import MANIFEST_NAME, outputs_beside_sources
+from .object_store import ObjectPath, glob_base, glob_files, is_url, location
+
+Location = Union[Path, ObjectPath]
 
 CLUTTER_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin"})
 EXTS = ("same", "jpg", "png", "webp", "avif", "heic")
@@ -56,9 +60,9 @@ class Naming:
 class Job:
     """One image to convert. ``rel`` is the output's path under ``out_root`` (the manifest's key)."""
 
-    src: Path
-    dst: Path
-    out_root: Path
+    src: Location
+    dst: Location
+    out_root: Location
     renamed: bool = False  # its name was changed to avoid a collision with another output
 
     @property
@@ -71,10 +75,10 @@ class InputRoot:
     """One command-line input: a folder, a glob or a file, and the folder its outputs go to."""
 
     kind: str  # dir, glob, file
-    base: Path  # the folder the input tree is mirrored from
-    out_root: Path
+    base: Location  # the folder the input tree is mirrored from
+    out_root: Location
     pattern: Optional[str] = None  # for globs
-    file: Optional[Path] = None  # for files
+    file: Optional[Location] = None  # for files
 
 
 def _glob_base(pattern: str) -> Path:
@@ -87,7 +91,7 @@ def _glob_base(pattern: str) -> Path:
     return Path(*base) if base else Path(".")
 
 
-def plan_roots(inputs: Sequence[str], target: str, output: Optional[Path] = None) -> list[InputRoot]:
+def plan_roots(inputs: Sequence[str], target: str, output: Optional[Union[str, Location]] = None) -> list[InputRoot]:
     """Maps each input to its output folder.
 
     Without ``-o``: a folder ``photos`` goes to a sibling ``photos_<target>``; a glob to a sibling
@@ -102,23 +106,32 @@ def plan_roots(inputs: Sequence[str], target: str, output: Optional[Path] = None
     # it raced on the same outputs, or got a second, renamed copy (``a_jpg_2.jpg``)
     unique: dict[str, str] = {}
     for raw in inputs:
+        if is_url(raw):
+            unique.setdefault(str(ObjectPath(raw)), raw)
+            continue
         unique.setdefault(raw if glob.has_magic(raw) and not Path(raw).expanduser().exists()
                           else os.path.normcase(os.path.abspath(Path(raw).expanduser())), raw)
     inputs = list(unique.values())
     several = len(inputs) > 1
     used: dict[str, int] = {}
+    output = location(output) if output is not None else None
     for raw in inputs:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            kind, base, pattern, file = "dir", p, None, None
-        elif p.is_file() or p.is_symlink():
-            kind, base, pattern, file = "file", p.parent, None, p
-        elif glob.has_magic(raw):
-            kind, base, pattern, file = "glob", _glob_base(raw), raw, None
-            if not glob.glob(raw, recursive=True):
-                raise UsageError(f"{raw}: the pattern matches nothing")
-        else:
-            raise UsageError(f"{raw}: no such file or folder")
+        p = location(raw).expanduser()
+        try:
+            if p.is_dir():
+                kind, base, pattern, file = "dir", p, None, None
+            elif p.is_file() or p.is_symlink():
+                kind, base, pattern, file = "file", p.parent, None, p
+            elif glob.has_magic(raw):
+                kind, base, pattern, file = "glob", glob_base(raw) if is_url(raw) else _glob_base(raw), raw, None
+                if not (glob_files(raw) if is_url(raw) else glob.glob(raw, recursive=True)):
+                    raise UsageError(f"{raw}: the pattern matches nothing")
+            else:
+                raise UsageError(f"{raw}: no such file or folder")
+        except (UsageError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001  (a store without credentials, a bucket out of reach)
+            raise UsageError(f"{raw}: cannot be read ({first_line(e, 160)})") from None
         if output is None:
             if kind == "file":
                 out = base
@@ -126,12 +139,12 @@ def plan_roots(inputs: Sequence[str], target: str, output: Optional[Path] = None
                 name = base.resolve().name or "root"
                 out = base.resolve().parent / f"{name}_{target}"
         elif kind == "file" or not several:
-            out = Path(output)
+            out = output
         else:
             name = base.resolve().name or "root"
             n = used.get(name, 0) + 1
             used[name] = n
-            out = Path(output) / (name if n == 1 else f"{name}_{n}")
+            out = output / (name if n == 1 else f"{name}_{n}")
         if kind != "file" and out.resolve() == base.resolve():
             raise UsageError(f"{raw}: the output folder is the input folder; choose another -o")
         _check_folder(out)
@@ -139,9 +152,17 @@ def plan_roots(inputs: Sequence[str], target: str, output: Optional[Path] = None
     return roots
 
 
-def _check_folder(out: Path) -> None:
+def _check_folder(out: Location) -> None:
     """An output folder that is a file, or lies under one, is a usage error before any work (each
     output would fail, and the failures file with them)."""
+    if isinstance(out, ObjectPath):
+        try:
+            is_object = out.is_file()
+        except Exception as e:  # noqa: BLE001
+            raise UsageError(f"{out}: cannot reach the output folder ({first_line(e, 160)})") from None
+        if is_object:
+            raise UsageError(f"{out}: the output folder is an object in the store; choose another -o")
+        return
     for p in (out, *out.parents):
         if p.exists():
             if not p.is_dir():
@@ -187,7 +208,30 @@ def _walk(base: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:
         stack.extend(reversed(dirs))
 
 
-def _named(folder_files: list[Path], out_dir: Path, naming: Naming, out_root: Path) -> list[Job]:
+def _walk_objects(base: ObjectPath, skip: set) -> Iterator[tuple[ObjectPath, list[str]]]:
+    """``_walk`` in an object store, where folders are key prefixes and there are no links."""
+    stack = [base]
+    while stack:
+        folder = stack.pop()
+        if folder in skip:
+            continue  # the output folder inside the input tree
+        try:
+            entries = folder.entries()
+        except OSError:
+            continue
+        ours = outputs_beside_sources(folder) if any(p.name == MANIFEST_NAME for p, _ in entries) else set()
+        yield folder, [p.name for p, is_dir in entries
+                       if not is_dir and not is_clutter(p.name) and p.name not in ours and is_image_name(p.name)]
+        stack.extend(reversed([p for p, is_dir in entries if is_dir and not is_clutter(p.name)]))
+
+
+def _glob_files(pattern: str) -> list[Location]:
+    if is_url(pattern):
+        return glob_files(pattern)  # type: ignore[return-value]
+    return [m for m in sorted(Path(m) for m in glob.glob(pattern, recursive=True)) if m.is_file()]
+
+
+def _named(folder_files: list[Location], out_dir: Location, naming: Naming, out_root: Location) -> list[Job]:
     """Jobs for files that land in one output folder; names that would collide (``a.jpg`` and
     ``a.png`` with ``--ext png``) all get their source extension in the name (``a_jpg.png``)."""
     counts: dict[str, int] = {}
@@ -243,17 +287,18 @@ def _iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional
         yield from _named(files, out, (file_naming or naming) if beside else naming, out)
     for r in roots:
         if r.kind == "dir":
-            for folder, names in _walk(r.base, out_roots):
+            walk = _walk_objects if isinstance(r.base, ObjectPath) else _walk
+            for folder, names in walk(r.base, out_roots):  # type: ignore[arg-type]
                 rel = folder.relative_to(r.base)
                 yield from _named([folder / n for n in names], r.out_root / rel, naming, r.out_root)
         elif r.kind == "glob":
-            matches = sorted(Path(m) for m in glob.glob(r.pattern, recursive=True))  # type: ignore[arg-type]
+            matches = _glob_files(r.pattern)  # type: ignore[arg-type]
             groups: dict[Path, list[Path]] = {}
             ours: dict[Path, set[str]] = {}
             for m in matches:
                 if m.parent not in ours:
                     ours[m.parent] = outputs_beside_sources(m.parent)
-                if (m.is_file() and is_image_name(m.name) and not any(is_clutter(p) for p in m.relative_to(r.base).parts)
+                if (is_image_name(m.name) and not any(is_clutter(p) for p in m.relative_to(r.base).parts)
                         and m.name not in ours[m.parent] and not out_roots.intersection(m.resolve().parents)):
                     groups.setdefault(m.parent, []).append(m)
             for folder, files in groups.items():

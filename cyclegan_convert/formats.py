@@ -25,7 +25,7 @@ PathLike = Union[str, Path]
 
 
 def suffix_of(path: PathLike) -> str:
-    return Path(path).suffix.lower()
+    return (path.suffix if hasattr(path, "suffix") else Path(path).suffix).lower()  # an ObjectPath too
 
 
 def is_raw_name(path: PathLike) -> bool:

@@ -3,19 +3,27 @@
 Re-runs skip an output only when the manifest says it was made from the same (unchanged) source with
 the same model and settings. One JSON line per output, appended; the line is written before the
 output's temporary file is renamed into place, so an output that exists is always recorded, and a
-torn last line after a kill is ignored.
+torn last line after a kill is ignored. In an object store, where nothing can be appended, lines go
+in batches into part objects (``ObjectManifest``).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import secrets
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Union
+
+from .object_store import ObjectPath
+from .object_store import publish as publish_object
 
 MANIFEST_NAME = ".ccv-manifest.jsonl"
+PARTS_NAME = ".ccv-manifest.parts"  # object stores: batches of records not yet folded into MANIFEST_NAME
 FAILURES_NAME = "ccv-failures.txt"
 
 
@@ -25,7 +33,9 @@ def settings_key(**settings: object) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def source_stamp(src: Path) -> str:
+def source_stamp(src: Union[Path, ObjectPath]) -> str:
+    if isinstance(src, ObjectPath):
+        return src.stamp()
     st = src.stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
 
@@ -70,10 +80,7 @@ class Manifest:
     def add(self, rel: str, key: str, src: Path, beside: bool = False) -> None:
         """``beside``: the output was written in its source's own folder (see ``outputs_beside_sources``)."""
         rec = Record(key, str(src.resolve()), source_stamp(src), beside)
-        d = {"out": rel, "key": rec.key, "src": rec.src, "stamp": rec.stamp}
-        if beside:
-            d["beside"] = True
-        line = json.dumps(d, ensure_ascii=False)
+        line = _line(rel, rec)
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,11 +99,132 @@ class Manifest:
                 self._file = None
 
 
+class ObjectManifest(Manifest):
+    """The manifest of an output folder in an object store, where an object cannot be appended to.
+    This run's records go into part objects (``.ccv-manifest.parts/<run>-<n>.jsonl``), a batch of up
+    to ``BATCH`` records or ``BATCH_S`` seconds each, so a million outputs do not make a million
+    manifest writes. Each part is written before the outputs it records are moved to their names
+    from their temporary keys: as on a disk, an output that exists is recorded. ``close`` writes the
+    last batch, then folds the parts into the one ``.ccv-manifest.jsonl`` object and deletes them;
+    the parts a killed run leaves are read, and folded, by the next."""
+
+    BATCH, BATCH_S, MOVERS = 64, 2.0, 16
+
+    def __init__(self, out_root: ObjectPath):
+        self.root = out_root
+        self.path = out_root / MANIFEST_NAME
+        self._lock = threading.Lock()
+        self._pending: list[tuple] = []  # (rel, Record, tmp, dst, done, failed)
+        self._first_pending = 0.0
+        self._run, self._seq = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}", 0
+        self._records, self._parts = read_object_records(out_root)
+
+    def add(self, rel: str, key: str, src: Path, beside: bool = False) -> None:
+        raise TypeError("an object store's manifest records outputs with commit_later")
+
+    def commit_later(self, rel: str, key: str, src: ObjectPath, beside: bool, tmp: ObjectPath, dst: ObjectPath,
+                     done: Callable[[], None], failed: Callable[[BaseException], None]) -> None:
+        """Records ``rel`` and then moves ``tmp`` to ``dst``, with the next batch; ``done()`` or
+        ``failed(error)`` follows, from whichever thread writes the batch."""
+        try:
+            rec = Record(key, str(src), source_stamp(src), beside)
+        except Exception as e:  # noqa: BLE001  (the store refused: this output alone fails)
+            tmp.unlink(missing_ok=True)
+            failed(e)
+            return
+        with self._lock:
+            if not self._pending:
+                self._first_pending = time.monotonic()
+            self._pending.append((rel, rec, tmp, dst, done, failed))
+            if len(self._pending) >= self.BATCH or time.monotonic() - self._first_pending >= self.BATCH_S:
+                self._flush()
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        self._seq += 1
+        part = self.root / PARTS_NAME / f"{self._run}-{self._seq:06d}.jsonl"
+        try:
+            part.write_bytes("".join(_line(rel, rec) + "\n" for rel, rec, *_ in batch).encode("utf-8"))
+        except Exception as e:  # noqa: BLE001  (unrecorded outputs are never moved into place)
+            for *_, tmp, _dst, _done, failed in batch:
+                _discard(tmp)
+                failed(e)
+            return
+        self._parts.append(part)
+        for rel, rec, *_ in batch:
+            self._records[rel] = rec
+
+        def move(item: tuple) -> None:
+            *_, tmp, dst, done, failed = item
+            try:
+                publish_object(tmp, dst)
+            except Exception as e:  # noqa: BLE001
+                _discard(tmp)
+                failed(e)
+            else:
+                done()
+
+        with ThreadPoolExecutor(min(self.MOVERS, len(batch)), thread_name_prefix="ccv-publish") as pool:
+            list(pool.map(move, batch))  # a copy in the store is a round trip: many at once
+
+    def close(self) -> None:
+        with self._lock:
+            self._flush()
+            if not self._parts:
+                return
+            try:
+                text = "".join(_line(rel, rec) + "\n" for rel, rec in self._records.items())
+                self.path.write_bytes(text.encode("utf-8"))  # one upload: the whole manifest or the old one
+                self.root.fs.rm([str(p) for p in self._parts])
+                self._parts = []
+            except OSError:
+                pass  # the parts stay; the next run reads them
+
+
+def _discard(tmp: ObjectPath) -> None:
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass  # a leftover temporary upload; the next run removes it
+
+
+def open_manifest(out_root: Union[Path, ObjectPath]) -> Manifest:
+    return ObjectManifest(out_root) if isinstance(out_root, ObjectPath) else Manifest(out_root)
+
+
+def _line(rel: str, rec: Record) -> str:
+    d = {"out": rel, "key": rec.key, "src": rec.src, "stamp": rec.stamp}
+    if rec.beside:
+        d["beside"] = True
+    return json.dumps(d, ensure_ascii=False)
+
+
 def read_records(path: Path) -> dict[str, Record]:
     """The records of a manifest file by output path; raises OSError when it cannot be read."""
+    return _parse(Path(path).read_text(encoding="utf-8", errors="replace"), {})
+
+
+def read_object_records(root: ObjectPath) -> tuple[dict[str, Record], list[ObjectPath]]:
+    """The records of an object store folder's manifest and its parts, and the parts' paths."""
     records: dict[str, Record] = {}
+    try:
+        _parse((root / MANIFEST_NAME).read_bytes().decode("utf-8", errors="replace"), records)
+    except FileNotFoundError:
+        pass
+    try:
+        parts = [p for p, is_dir in (root / PARTS_NAME).entries() if not is_dir and p.suffix == ".jsonl"]
+    except FileNotFoundError:
+        parts = []
+    for p in parts:  # named by run start and sequence: later records win
+        _parse(p.read_bytes().decode("utf-8", errors="replace"), records)
+    return records, parts
+
+
+def _parse(text: str, records: dict[str, Record]) -> dict[str, Record]:
     # a kill can cut a line inside a multi-byte character: that line is torn, not the file
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         try:
             d = json.loads(line)
             records[d["out"]] = Record(d["key"], d["src"], d["stamp"], d.get("beside") is True)
@@ -111,7 +239,8 @@ def outputs_beside_sources(folder: Path) -> set[str]:
     folder walk leaves them out so it does not convert its own outputs. Outputs of mirrored trees
     (sources elsewhere) are not listed: converting those on purpose must still work."""
     try:
-        records = read_records(Path(folder) / MANIFEST_NAME)
+        records = read_object_records(folder)[0] if isinstance(folder, ObjectPath) else \
+            read_records(Path(folder) / MANIFEST_NAME)
     except OSError:
         return set()
     return {out for out, r in records.items() if r.beside and "/" not in out}

@@ -33,6 +33,7 @@ from typing import Callable, Optional, Sequence
 from .converter import ConvertOptions, ConvertProgress, Converter, Summary, _ImageStages, _remove_partials
 from .errors import CcvError, ItemFailed, UsageError
 from .files import plan_roots
+from .object_store import location
 from .pipeline import PipelineStats, StageStats
 from .resolve import ModelRef
 
@@ -459,7 +460,7 @@ class _Run:
             return
         t0 = time.perf_counter()
         try:
-            st.commit(job, Path(str(row["tmp"])))
+            st.commit(job, location(str(row["tmp"])))  # a temporary key when the output is in an object store
         except ItemFailed as e:
             st.fail(job, str(e))
         self.split["commit"] += time.perf_counter() - t0

@@ -1,7 +1,6 @@
 """`ccv convert`: image files, folders and globs through a model, into a mirrored output tree."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -45,7 +44,7 @@ def convert(
     to: ToOpt = None,
     from_: FromOpt = None,
     model: ModelOpt = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output folder (default: a sibling <input>_<target>/; files: beside themselves).")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output folder, or an object store prefix such as s3://bucket/out (default: a sibling <input>_<target>/; files: beside themselves).")] = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16 (CPU with native bf16) or fp16 (CUDA).")] = "auto",
