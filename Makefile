@@ -2,6 +2,7 @@
 #   make demo   converts the bundled sample photos to Monet paintings
 #   make test   runs the test suite
 #   make test-ray  installs the ray extra and runs the ccv convert --ray tests
+#   make test-s3   installs s3fs and a local S3 server (moto) and runs the object store tests
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -27,4 +28,11 @@ test-ray: $(BIN)/ccv
 	$(BIN)/pip install -q -e '.[ray]'
 	$(BIN)/pytest -q tests/test_ray.py
 
-.PHONY: install demo test test-ray
+# The object store tests on fsspec's in-memory store run in `make test`; these add S3 through a local
+# moto server (moto[server] brings about 250 MB: cfn-lint, sympy, botocore), with --ray too where
+# Ray is installed.
+test-s3: $(BIN)/ccv
+	$(BIN)/pip install -q -e '.[s3]' 'moto[server]>=5'
+	$(BIN)/pytest -q tests/test_object_store.py
+
+.PHONY: install demo test test-ray test-s3

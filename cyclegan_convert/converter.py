@@ -233,7 +233,8 @@ class Converter:
                 runner.run(stages.source(inputs))
             finally:
                 for m in self._manifests.values():
-                    m.close()
+                    m.close()  # an object store's last batch of outputs is published here
+        stages.tick(final=True)
         return stages.finish(runner.interrupted)
 
     def _write_failures(self, out_roots: list[Path], failures: dict[Path, list[tuple[Path, str]]],

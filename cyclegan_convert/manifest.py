@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
-from .object_store import ObjectPath
-from .object_store import publish as publish_object
+from .object_store import ObjectPath, copy_object, remove_all
 
 MANIFEST_NAME = ".ccv-manifest.jsonl"
 PARTS_NAME = ".ccv-manifest.parts"  # object stores: batches of records not yet folded into MANIFEST_NAME
@@ -106,7 +105,9 @@ class ObjectManifest(Manifest):
     manifest writes. Each part is written before the outputs it records are moved to their names
     from their temporary keys: as on a disk, an output that exists is recorded. ``close`` writes the
     last batch, then folds the parts into the one ``.ccv-manifest.jsonl`` object and deletes them;
-    the parts a killed run leaves are read, and folded, by the next."""
+    the parts a killed run leaves are read, and folded, by the next. Objects cannot be renamed
+    either: an output is copied from its temporary key, and the temporary keys of a batch are
+    deleted together."""
 
     BATCH, BATCH_S, MOVERS = 64, 2.0, 16
 
@@ -129,7 +130,7 @@ class ObjectManifest(Manifest):
         try:
             rec = Record(key, str(src), source_stamp(src), beside)
         except Exception as e:  # noqa: BLE001  (the store refused: this output alone fails)
-            tmp.unlink(missing_ok=True)
+            remove_all([tmp])
             failed(e)
             return
         with self._lock:
@@ -148,8 +149,8 @@ class ObjectManifest(Manifest):
         try:
             part.write_bytes("".join(_line(rel, rec) + "\n" for rel, rec, *_ in batch).encode("utf-8"))
         except Exception as e:  # noqa: BLE001  (unrecorded outputs are never moved into place)
-            for *_, tmp, _dst, _done, failed in batch:
-                _discard(tmp)
+            remove_all([item[2] for item in batch])
+            for *_, failed in batch:
                 failed(e)
             return
         self._parts.append(part)
@@ -159,15 +160,15 @@ class ObjectManifest(Manifest):
         def move(item: tuple) -> None:
             *_, tmp, dst, done, failed = item
             try:
-                publish_object(tmp, dst)
+                copy_object(tmp, dst)
             except Exception as e:  # noqa: BLE001
-                _discard(tmp)
                 failed(e)
             else:
                 done()
 
         with ThreadPoolExecutor(min(self.MOVERS, len(batch)), thread_name_prefix="ccv-publish") as pool:
             list(pool.map(move, batch))  # a copy in the store is a round trip: many at once
+        remove_all([item[2] for item in batch])  # the temporary keys, in one request
 
     def close(self) -> None:
         with self._lock:
@@ -181,13 +182,6 @@ class ObjectManifest(Manifest):
                 self._parts = []
             except OSError:
                 pass  # the parts stay; the next run reads them
-
-
-def _discard(tmp: ObjectPath) -> None:
-    try:
-        tmp.unlink(missing_ok=True)
-    except OSError:
-        pass  # a leftover temporary upload; the next run removes it
 
 
 def open_manifest(out_root: Union[Path, ObjectPath]) -> Manifest:

@@ -191,10 +191,21 @@ class ObjectPath:
                         if info.get(k)), "")
         return f"{info.get('size', '')}:{str(version).strip(chr(34))}"
 
-    def entries(self) -> list[tuple["ObjectPath", bool]]:
-        """(path, is a folder) for what lies directly in this folder, by name."""
+    def entries(self, refresh: bool = False) -> list[tuple["ObjectPath", bool]]:
+        """(path, is a folder) for what lies directly in this folder, by name; from fsspec's listing
+        cache unless ``refresh``. A folder that does not exist raises FileNotFoundError and is
+        noted in that cache as empty, so asking whether each output in a new folder exists costs
+        no request."""
+        fs = self.fs
+        try:
+            listing = fs.ls(str(self), detail=True, refresh=refresh)
+        except FileNotFoundError:
+            cache = getattr(fs, "dircache", None)
+            if cache is not None:
+                cache[fs._strip_protocol(str(self)).rstrip("/")] = []  # fsspec: "listed, holds nothing"
+            raise
         out = []
-        for info in self.fs.ls(str(self), detail=True):
+        for info in listing:
             p = ObjectPath._of(self.protocol, info["name"])
             if p != self:
                 out.append((p, info.get("type") == "directory"))
@@ -253,15 +264,28 @@ def upload_temporary(local: Path, target: ObjectPath) -> ObjectPath:
     return tmp
 
 
-def publish(tmp: ObjectPath, target: ObjectPath) -> None:
-    """The uploaded temporary object takes the target's name (a copy in the store, then a delete)."""
-    target.fs.mv(str(tmp), str(target))
+def copy_object(tmp: ObjectPath, target: ObjectPath) -> None:
+    """The uploaded temporary object copied to the target's name, inside the store (no rename
+    there); the caller deletes the temporary ones in bulk (``remove_all``)."""
+    fs = target.fs
+    fs.invalidate_cache(str(tmp))  # another process (a Ray write task) uploaded it: a cached listing is stale
+    fs.cp_file(str(tmp), str(target))
+
+
+def remove_all(paths: list[ObjectPath]) -> None:
+    """Deletes objects, in as few requests as the store allows (S3: 1,000 a request); one that
+    cannot be deleted is left for the next run's clean-up."""
+    if paths:
+        try:
+            paths[0].fs.rm([str(p) for p in paths])
+        except OSError:
+            pass
 
 
 def remove_matching(folder: ObjectPath, pattern: "re.Pattern[str]") -> None:
     """Deletes the objects directly in ``folder`` whose names match (leftover temporary uploads)."""
     try:
-        stale = [str(p) for p, is_dir in folder.entries() if not is_dir and pattern.match(p.name)]
+        stale = [str(p) for p, is_dir in folder.entries(refresh=True) if not is_dir and pattern.match(p.name)]
         if stale:
             folder.fs.rm(stale)
     except OSError:

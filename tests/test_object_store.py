@@ -166,14 +166,14 @@ def test_each_output_is_recorded_before_it_appears(bucket, model, monkeypatch):
     src, out = bucket / "photos", bucket / "out"
     _fill(src, with_bad=False)
     seen = []
-    move = manifest_mod.publish_object
+    copy = manifest_mod.copy_object
 
     def checked(tmp, dst):
         records, _ = manifest_mod.read_object_records(out)
         seen.append(dst.relative_to(out).as_posix() in records)
-        move(tmp, dst)
+        copy(tmp, dst)
 
-    monkeypatch.setattr(manifest_mod, "publish_object", checked)
+    monkeypatch.setattr(manifest_mod, "copy_object", checked)
     monkeypatch.setattr(ObjectManifest, "BATCH", 3)  # two batches: one full, one at close
     assert Converter(model, ConvertOptions(output=out)).run([str(src)]).converted == 4
     assert seen == [True] * 4
@@ -261,11 +261,15 @@ def s3_photos(s3_env, tmp_path_factory):
     return "s3://ccv-bucket/photos"
 
 
-def _s3_objects(env, prefix: str) -> dict[str, bytes]:
-    import s3fs  # this process reads the bucket back (fsspec read its FSSPEC_* settings at import)
+def _s3fs(env):
+    import s3fs  # this process reaches the server itself (fsspec read its FSSPEC_* settings at import)
 
-    fs = s3fs.S3FileSystem(key="test", secret="test", endpoint_url=env["FSSPEC_S3_ENDPOINT_URL"],
-                           skip_instance_cache=True)
+    return s3fs.S3FileSystem(key="test", secret="test", endpoint_url=env["FSSPEC_S3_ENDPOINT_URL"],
+                             skip_instance_cache=True)
+
+
+def _s3_objects(env, prefix: str) -> dict[str, bytes]:
+    fs = _s3fs(env)
     return {k.removeprefix(f"{prefix}/"): fs.cat_file(k) for k in fs.find(prefix)}
 
 
@@ -283,6 +287,7 @@ def test_s3_runs_match_a_local_run_and_rerun_nothing(tmp_path, s3_env, s3_photos
     first = _s3_cli(s3_env, s3_photos, "-o", "s3://ccv-bucket/out", "--model", model.path)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "s3://ccv-bucket/photos/broken.jpg" in first.stdout + first.stderr
+    assert _summary(first.stdout)[:2] == (4, 0), first.stdout  # no other failure
     again = _s3_cli(s3_env, s3_photos, "-o", "s3://ccv-bucket/out", "--model", model.path)
     assert again.returncode == 1 and "skipped" in again.stdout
     out = _s3_objects(s3_env, "ccv-bucket/out")
@@ -295,9 +300,10 @@ def test_s3_runs_match_a_local_run_and_rerun_nothing(tmp_path, s3_env, s3_photos
 
 
 def _summary(text: str) -> tuple[int, ...]:
+    """(converted, skipped) from the summary table."""
     import re
 
-    return tuple(int(re.search(rf"{word}\D*(\d+)", text).group(1)) for word in ("converted", "skipped"))
+    return tuple(int(re.search(rf"{word}\s*│\s*(\d+)", text).group(1)) for word in ("converted", "skipped"))
 
 
 def _have_ray() -> bool:
@@ -320,3 +326,19 @@ def test_s3_with_ray_writes_what_a_local_run_writes(tmp_path, s3_env, s3_photos,
         assert out[name] == mine[name], name
     assert not any(".part" in k or k.startswith(PARTS_NAME) for k in out)
     assert sorted(manifest_mod._parse(out[MANIFEST_NAME].decode(), {})) == sorted(TREE)
+    assert out[FAILURES_NAME].decode().count("\n") == 1  # the broken file alone
+    # a new photo in a folder the driver has listed: its worker's upload is not in that listing
+    _s3_put(s3_env, "ccv-bucket/photos/sub/new.jpg", _photo_bytes(1))
+    again = _s3_cli(s3_env, s3_photos, "-o", "s3://ccv-bucket/ray", "--model", model.path, "--ray")
+    assert again.returncode == 1 and _summary(again.stdout)[:2] == (1, 4), again.stdout + again.stderr
+    after = _s3_objects(s3_env, "ccv-bucket/ray")
+    assert "sub/new.jpg" in after and all(after[k] == out[k] for k in TREE)
+    _s3_rm(s3_env, "ccv-bucket/photos/sub/new.jpg")
+
+
+def _s3_put(env, key: str, data: bytes) -> None:
+    _s3fs(env).pipe_file(key, data)
+
+
+def _s3_rm(env, key: str) -> None:
+    _s3fs(env).rm_file(key)
