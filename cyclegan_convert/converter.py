@@ -22,7 +22,7 @@ from .files import Job, Naming, iter_jobs, plan_roots
 from .census import ShapeCensus, probe_size
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb, working_size
 from .manifest import FAILURES_NAME, Manifest, ObjectManifest, open_manifest, settings_key
-from .object_store import ObjectPath, fetch, location, remove_matching, scratch_file, upload_temporary
+from .object_store import ObjectPath, fetch, fresh_listings, location, remove_matching, scratch_file, upload_temporary
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
 
@@ -207,6 +207,7 @@ class Converter:
     def plan(self, inputs: Sequence[str]) -> list[PlannedJob]:
         """What ``run`` would do with each file (``--dry-run``); writes nothing."""
         key = self._settings_key()
+        fresh_listings([*inputs, self.opt.output])
         return [self._decide(j, key) for j in self._jobs(inputs)]
 
     # -- the run -----------------------------------------------------------------------------------
@@ -216,6 +217,7 @@ class Converter:
         from .backends.router import BackendRouter
 
         opt = self.opt
+        fresh_listings([*inputs, opt.output])  # objects as they are now, not as this process last listed them
         list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
         census = ShapeCensus()  # filled by the counting walk; tells the CPU which sizes to compile
         router = BackendRouter(self.ref, opt.backend_choice, main=self._backend, artifacts=export_artifacts(),
@@ -232,8 +234,7 @@ class Converter:
             try:
                 runner.run(stages.source(inputs))
             finally:
-                for m in self._manifests.values():
-                    m.close()  # an object store's last batch of outputs is published here
+                close_manifests(self)  # an object store's last batch of outputs is published here
         stages.tick(final=True)
         return stages.finish(runner.interrupted)
 
@@ -290,7 +291,11 @@ class _ImageStages:
             if job.dst.parent not in self._seen_dirs:
                 self._seen_dirs.add(job.dst.parent)
                 _remove_partials(job.dst.parent)
-            p = conv._decide(job, self.key)
+            try:
+                p = conv._decide(job, self.key)
+            except OSError as e:  # a store that cannot say whether the output exists: this file fails
+                self.fail(job, f"{job.dst}: cannot check the output ({first_line(e, 160)})")
+                continue
             if p.action in ("convert", "replace"):
                 yield job
             elif p.action == "refuse":
@@ -459,6 +464,9 @@ class _ImageStages:
         self.conv.on_message("failed", message)
 
     def tick(self, final: bool = False) -> None:
+        for m in list(self.conv._manifests.values()):
+            if isinstance(m, ObjectManifest):
+                m.flush_if_due()
         p = self.progress
         p.elapsed_s = time.perf_counter() - self.t_start
         if self.stats is not None:
@@ -503,8 +511,23 @@ def _read_image(src, metadata: bool, max_side: Optional[int]) -> DecodedImage:
         return read_image(local, metadata=metadata, max_side=max_side)
     except MediaError as e:
         raise MediaError(str(e).replace(str(local), str(src))) from None
+    except CcvError:
+        raise
+    except Exception as e:  # noqa: BLE001  (as read() says it, but naming the object, not the scratch file)
+        raise MediaError(f"{src}: cannot decode ({type(e).__name__}: {str(e).replace(str(local), str(src))})") from None
     finally:
         local.unlink(missing_ok=True)
+
+
+def close_manifests(conv: Converter) -> None:
+    """Closes every manifest of a run; one that fails (a store out of reach) is reported and the
+    others still close."""
+    for m in list(conv._manifests.values()):
+        try:
+            m.close()
+        except Exception as e:  # noqa: BLE001
+            conv.on_message("note", f"{m.path}: cannot finish the manifest ({first_line(e, 160)}); "
+                            "the next run reads what was recorded")
 
 
 def _exists(path: str) -> bool:

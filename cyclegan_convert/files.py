@@ -17,8 +17,8 @@ from typing import Iterator, Optional, Sequence, Union
 from .errors import UsageError, first_line
 from .formats import check_writable, is_raw_name
 from .imaging import IMAGE_SUFFIXES, is_image_name
-from .manifest import MANIFEST_NAME, outputs_beside_sources
-from .object_store import ObjectPath, glob_base, glob_files, is_url, location
+from .manifest import MANIFEST_NAME, PARTS_NAME, outputs_beside_sources
+from .object_store import ObjectPath, bucket_of, glob_base, glob_files, is_url, location
 
 Location = Union[Path, ObjectPath]
 
@@ -105,6 +105,7 @@ def plan_roots(inputs: Sequence[str], target: str, output: Optional[Union[str, L
     # the same input twice (``photos photos/``, a file named twice) is one input: converted twice
     # it raced on the same outputs, or got a second, renamed copy (``a_jpg_2.jpg``)
     unique: dict[str, str] = {}
+    inputs = [raw[len("file://"):] if raw.lower().startswith("file://") else raw for raw in inputs]
     for raw in inputs:
         if is_url(raw):
             unique.setdefault(str(ObjectPath(raw)), raw)
@@ -133,6 +134,8 @@ def plan_roots(inputs: Sequence[str], target: str, output: Optional[Union[str, L
         except Exception as e:  # noqa: BLE001  (a store without credentials, a bucket out of reach)
             raise UsageError(f"{raw}: cannot be read ({first_line(e, 160)})") from None
         if output is None:
+            if isinstance(base, ObjectPath) and "/" not in base.key:
+                raise UsageError(f"{raw}: a whole bucket needs an output folder: add -o {base}/OUT or another place")
             if kind == "file":
                 out = base
             else:
@@ -162,6 +165,13 @@ def _check_folder(out: Location) -> None:
             raise UsageError(f"{out}: cannot reach the output folder ({first_line(e, 160)})") from None
         if is_object:
             raise UsageError(f"{out}: the output folder is an object in the store; choose another -o")
+        bucket = bucket_of(out)
+        try:
+            missing = bucket is not None and not bucket.exists()
+        except Exception:  # noqa: BLE001  (the writes will say what is wrong)
+            missing = False
+        if missing:
+            raise UsageError(f"{out}: there is no bucket {bucket}; create it or choose another -o")
         return
     for p in (out, *out.parents):
         if p.exists():
@@ -217,9 +227,13 @@ def _walk_objects(base: ObjectPath, skip: set) -> Iterator[tuple[ObjectPath, lis
             continue  # the output folder inside the input tree
         try:
             entries = folder.entries()
-        except OSError:
+        except FileNotFoundError:
             continue
-        ours = outputs_beside_sources(folder) if any(p.name == MANIFEST_NAME for p, _ in entries) else set()
+        except OSError as e:  # denied, or the store out of reach: never a silently smaller run
+            raise UsageError(f"{folder}: cannot list ({first_line(e, 160)})") from None
+        # a killed run's records may be only in parts
+        ours = outputs_beside_sources(folder) if any(p.name in (MANIFEST_NAME, PARTS_NAME) for p, _ in entries) \
+            else set()
         yield folder, [p.name for p, is_dir in entries
                        if not is_dir and not is_clutter(p.name) and p.name not in ours and is_image_name(p.name)]
         stack.extend(reversed([p for p, is_dir in entries if is_dir and not is_clutter(p.name)]))

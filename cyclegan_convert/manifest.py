@@ -117,7 +117,8 @@ class ObjectManifest(Manifest):
         self._lock = threading.Lock()
         self._pending: list[tuple] = []  # (rel, Record, tmp, dst, done, failed)
         self._first_pending = 0.0
-        self._run, self._seq = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}", 0
+        # parts sort by run start, in UTC to the nanosecond (later records win), then by sequence
+        self._run, self._seq = f"{time.time_ns():020d}-{secrets.token_hex(3)}", 0
         self._records, self._parts = read_object_records(out_root)
 
     def add(self, rel: str, key: str, src: Path, beside: bool = False) -> None:
@@ -128,7 +129,7 @@ class ObjectManifest(Manifest):
         """Records ``rel`` and then moves ``tmp`` to ``dst``, with the next batch; ``done()`` or
         ``failed(error)`` follows, from whichever thread writes the batch."""
         try:
-            rec = Record(key, str(src), source_stamp(src), beside)
+            rec = Record(key, str(src.resolve()), source_stamp(src), beside)
         except Exception as e:  # noqa: BLE001  (the store refused: this output alone fails)
             remove_all([tmp])
             failed(e)
@@ -140,35 +141,63 @@ class ObjectManifest(Manifest):
             if len(self._pending) >= self.BATCH or time.monotonic() - self._first_pending >= self.BATCH_S:
                 self._flush()
 
+    def flush_if_due(self) -> None:
+        """Publishes a batch that has waited ``BATCH_S`` (called with each progress tick, so a
+        slow stretch never holds finished outputs back)."""
+        with self._lock:
+            if self._pending and time.monotonic() - self._first_pending >= self.BATCH_S:
+                self._flush()
+
+    def _write_part(self, lines: list[str]) -> None:
+        self._seq += 1
+        part = self.root / PARTS_NAME / f"{self._run}-{self._seq:06d}.jsonl"
+        part.write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
+        self._parts.append(part)
+
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        self._seq += 1
-        part = self.root / PARTS_NAME / f"{self._run}-{self._seq:06d}.jsonl"
         try:
-            part.write_bytes("".join(_line(rel, rec) + "\n" for rel, rec, *_ in batch).encode("utf-8"))
+            self._write_part([_line(rel, rec) for rel, rec, *_ in batch])
         except Exception as e:  # noqa: BLE001  (unrecorded outputs are never moved into place)
             remove_all([item[2] for item in batch])
             for *_, failed in batch:
                 failed(e)
             return
-        self._parts.append(part)
+        except BaseException:  # Ctrl-C while writing: close() tries this batch again
+            self._pending[:0] = batch
+            raise
+        before = {rel: self._records.get(rel) for rel, *_ in batch}
         for rel, rec, *_ in batch:
             self._records[rel] = rec
 
-        def move(item: tuple) -> None:
-            *_, tmp, dst, done, failed = item
+        def move(item: tuple) -> Optional[str]:
+            rel, _rec, tmp, dst, done, failed = item
             try:
                 copy_object(tmp, dst)
             except Exception as e:  # noqa: BLE001
                 failed(e)
-            else:
-                done()
+                return rel
+            done()
+            return None
 
         with ThreadPoolExecutor(min(self.MOVERS, len(batch)), thread_name_prefix="ccv-publish") as pool:
-            list(pool.map(move, batch))  # a copy in the store is a round trip: many at once
+            missed = [rel for rel in pool.map(move, batch) if rel]  # a copy is a round trip: many at once
         remove_all([item[2] for item in batch])  # the temporary keys, in one request
+        if missed:  # not made after all: the record says again what is there (an older output, or nothing)
+            undo = []
+            for rel in missed:
+                old = before[rel]
+                undo.append(_line(rel, old) if old else json.dumps({"out": rel, "drop": True}))
+                if old:
+                    self._records[rel] = old
+                else:
+                    self._records.pop(rel, None)
+            try:
+                self._write_part(undo)
+            except Exception:  # noqa: BLE001  (the fold at close still leaves them out)
+                pass
 
     def close(self) -> None:
         with self._lock:
@@ -221,6 +250,9 @@ def _parse(text: str, records: dict[str, Record]) -> dict[str, Record]:
     for line in text.splitlines():
         try:
             d = json.loads(line)
+            if d.get("drop") is True:  # an object store copy that failed after its record (ObjectManifest)
+                records.pop(d["out"], None)
+                continue
             records[d["out"]] = Record(d["key"], d["src"], d["stamp"], d.get("beside") is True)
         except (ValueError, KeyError, TypeError):
             continue  # a torn line from a killed run

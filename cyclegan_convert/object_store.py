@@ -19,6 +19,7 @@ path names that store. Credentials and endpoints are the package's own (``AWS_PR
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import posixpath
@@ -26,13 +27,28 @@ import re
 import secrets
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Union
+from typing import Iterable, Iterator, Optional, Union
 
-from .errors import UsageError
+from .errors import CcvError, UsageError, first_line
 
 URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
 STORE_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+PROCESS_LOCAL = frozenset({"memory"})  # filesystems that live in one process: not for Ray workers
+_MAGIC = re.compile(r"[*?\[]")  # fsspec expands these in rm() and glob-like calls
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """The store packages raise their clients' own errors for a refused connection or missing
+    credentials (botocore's are not OSError); as OSError, every caller's handling of a failed read
+    or write (one line naming the file, that file alone failing) applies to them too."""
+    try:
+        yield
+    except (OSError, CcvError):
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise OSError(first_line(e, 160)) from e
 
 
 def is_url(text: object) -> bool:
@@ -81,8 +97,9 @@ class ObjectPath:
 
     @classmethod
     def _of(cls, protocol: str, key: str) -> "ObjectPath":
+        """From a key as the store lists it: kept as it is (``a//b`` is a legal S3 key)."""
         p = cls.__new__(cls)
-        p.protocol, p.key = protocol, _clean(key)
+        p.protocol, p.key = protocol, key.strip("/")
         return p
 
     # -- pure path operations ------------------------------------------------------------------------
@@ -105,7 +122,7 @@ class ObjectPath:
         part = PurePosixPath(other).as_posix()
         if part.startswith("/") or is_url(part):
             raise ValueError(f"{other!r} is not a relative key")
-        return self if part in ("", ".") else ObjectPath._of(self.protocol, f"{self.key}/{part}")
+        return self if part in ("", ".") else ObjectPath._of(self.protocol, _clean(f"{self.key}/{part}"))
 
     @property
     def name(self) -> str:
@@ -158,27 +175,33 @@ class ObjectPath:
         return filesystem(self.protocol)
 
     def exists(self) -> bool:
-        return self.fs.exists(str(self))
+        with store_errors():
+            return self.fs.exists(str(self))
 
     def is_file(self) -> bool:
-        return self.fs.isfile(str(self))
+        with store_errors():
+            return self.fs.isfile(str(self))
 
     def is_dir(self) -> bool:
-        return self.fs.isdir(str(self))
+        with store_errors():
+            return self.fs.isdir(str(self))
 
     def is_symlink(self) -> bool:
         return False
 
     def read_bytes(self) -> bytes:
-        return self.fs.cat_file(str(self))
+        with store_errors():
+            return self.fs.cat_file(str(self))
 
     def write_bytes(self, data: bytes) -> None:
         """One upload: an object store shows an object only once it is complete."""
-        self.fs.pipe_file(str(self), data)
+        with store_errors():
+            self.fs.pipe_file(str(self), data)
 
     def unlink(self, missing_ok: bool = False) -> None:
         try:
-            self.fs.rm_file(str(self))
+            with store_errors():
+                self.fs.rm_file(str(self))
         except FileNotFoundError:
             if not missing_ok:
                 raise
@@ -186,7 +209,8 @@ class ObjectPath:
     def stamp(self) -> str:
         """Size and version (ETag, generation or time) of the object: what the manifest compares
         to tell an unchanged source."""
-        info = self.fs.info(str(self))
+        with store_errors():
+            info = self.fs.info(str(self))
         version = next((info[k] for k in ("ETag", "etag", "generation", "md5Hash", "LastModified", "mtime", "created")
                         if info.get(k)), "")
         return f"{info.get('size', '')}:{str(version).strip(chr(34))}"
@@ -198,7 +222,8 @@ class ObjectPath:
         no request."""
         fs = self.fs
         try:
-            listing = fs.ls(str(self), detail=True, refresh=refresh)
+            with store_errors():
+                listing = fs.ls(str(self), detail=True, refresh=refresh)
         except FileNotFoundError:
             cache = getattr(fs, "dircache", None)
             if cache is not None:
@@ -220,7 +245,8 @@ def _clean(key: str) -> str:
 def glob_files(pattern: str) -> list[ObjectPath]:
     """The objects a store glob matches, sorted."""
     p = ObjectPath(pattern)
-    found = p.fs.glob(str(p), detail=True)
+    with store_errors():
+        found = p.fs.glob(str(p), detail=True)
     return sorted(ObjectPath._of(p.protocol, name) for name, info in found.items() if info.get("type") == "file")
 
 
@@ -247,7 +273,8 @@ def fetch(src: ObjectPath) -> Path:
     """The object's bytes in a local temporary file with its suffix (decoders tell formats by it)."""
     local = scratch_file(src.suffix)
     try:
-        src.fs.get_file(str(src), str(local))
+        with store_errors():
+            src.fs.get_file(str(src), str(local))
     except BaseException:
         local.unlink(missing_ok=True)
         raise
@@ -258,7 +285,8 @@ def upload_temporary(local: Path, target: ObjectPath) -> ObjectPath:
     """Uploads ``local`` to a hidden temporary key beside ``target`` and removes ``local``."""
     tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.part{target.suffix}"
     try:
-        target.fs.put_file(str(local), str(tmp))
+        with store_errors():
+            target.fs.put_file(str(local), str(tmp))
     finally:
         local.unlink(missing_ok=True)
     return tmp
@@ -268,16 +296,25 @@ def copy_object(tmp: ObjectPath, target: ObjectPath) -> None:
     """The uploaded temporary object copied to the target's name, inside the store (no rename
     there); the caller deletes the temporary ones in bulk (``remove_all``)."""
     fs = target.fs
-    fs.invalidate_cache(str(tmp))  # another process (a Ray write task) uploaded it: a cached listing is stale
-    fs.cp_file(str(tmp), str(target))
+    with store_errors():
+        fs.invalidate_cache(str(tmp))  # another process (a Ray write task) uploaded it: a cached listing is stale
+        fs.cp_file(str(tmp), str(target))
 
 
-def remove_all(paths: list[ObjectPath]) -> None:
+def remove_all(paths: Iterable[ObjectPath]) -> None:
     """Deletes objects, in as few requests as the store allows (S3: 1,000 a request); one that
-    cannot be deleted is left for the next run's clean-up."""
-    if paths:
+    cannot be deleted is left for the next run's clean-up. Names with ``*?[`` go one by one:
+    fsspec's bulk delete would read them as patterns."""
+    plain, magic = [], []
+    for p in paths:
+        (magic if _MAGIC.search(str(p)) else plain).append(p)
+    for group in ([plain] if plain else []) + [[p] for p in magic]:
         try:
-            paths[0].fs.rm([str(p) for p in paths])
+            with store_errors():
+                if len(group) == 1:
+                    group[0].fs.rm_file(str(group[0]))
+                else:
+                    group[0].fs.rm([str(p) for p in group])
         except OSError:
             pass
 
@@ -285,9 +322,21 @@ def remove_all(paths: list[ObjectPath]) -> None:
 def remove_matching(folder: ObjectPath, pattern: "re.Pattern[str]") -> None:
     """Deletes the objects directly in ``folder`` whose names match (leftover temporary uploads)."""
     try:
-        stale = [str(p) for p, is_dir in folder.entries(refresh=True) if not is_dir and pattern.match(p.name)]
-        if stale:
-            folder.fs.rm(stale)
+        remove_all([p for p, is_dir in folder.entries(refresh=True) if not is_dir and pattern.match(p.name)])
     except OSError:
         pass
 
+
+def bucket_of(path: ObjectPath) -> Optional[ObjectPath]:
+    """The bucket (container) a path is in, for stores that have them."""
+    if path.protocol not in STORE_PACKAGES:
+        return None
+    return ObjectPath._of(path.protocol, path.key.split("/")[0])
+
+
+def fresh_listings(paths: Iterable[object]) -> None:
+    """Forgets the listings fsspec keeps for the stores among ``paths``: a run sees the objects as
+    they are now, not as an earlier run in this process listed them."""
+    for protocol in {location(p).protocol for p in paths if is_url(str(p))}:
+        with contextlib.suppress(Exception):
+            filesystem(protocol).invalidate_cache()

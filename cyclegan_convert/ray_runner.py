@@ -30,10 +30,11 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .converter import ConvertOptions, ConvertProgress, Converter, Summary, _ImageStages, _remove_partials
+from .converter import (ConvertOptions, ConvertProgress, Converter, Summary, _ImageStages, _remove_partials,
+                        close_manifests)
 from .errors import CcvError, ItemFailed, UsageError
 from .files import plan_roots
-from .object_store import location
+from .object_store import PROCESS_LOCAL, ObjectPath, fresh_listings, location
 from .pipeline import PipelineStats, StageStats
 from .resolve import ModelRef
 
@@ -73,7 +74,11 @@ class RayConverter:
     def run(self, inputs: Sequence[str]) -> Summary:
         ray = import_ray()
         opt = self.opt
-        list(plan_roots(inputs, self.ref.target, opt.output))  # usage errors before any work
+        fresh_listings([*inputs, opt.output])
+        roots = plan_roots(inputs, self.ref.target, opt.output)  # usage errors before any work
+        for where in [r.base for r in roots] + [r.out_root for r in roots]:
+            if isinstance(where, ObjectPath) and where.protocol in PROCESS_LOCAL:
+                raise UsageError(f"{where}: a {where.protocol}:// store lives in one process; Ray's workers cannot see it")
         conv = Converter(self.ref, opt, on_progress=self.on_progress, on_message=self.on_message)
         key = conv._settings_key()
         stages = _ImageStages(conv, None, key)  # the driver's share: source, commit, counters
@@ -102,8 +107,7 @@ class RayConverter:
             interrupted = True
         finally:
             try:
-                for m in conv._manifests.values():
-                    m.close()
+                close_manifests(conv)
                 if owned:
                     ray.shutdown()  # stops every task and actor of this run
             finally:
