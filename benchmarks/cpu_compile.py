@@ -8,6 +8,11 @@ size) and ``static`` (what ``auto``'s compile plan does: one compile per size it
 ``CompilePlan``, after its two eager images). ``--second`` also runs a second, non-square size
 after the first, to show what a folder of landscape and portrait photos costs each way.
 
+The PyTorch paths run channels_last, as ccv does on the CPU since InstanceNorm goes through
+group_norm's channels_last kernel there (``networks.InstanceNorm``). A path ending in
+``instance_norm`` is ccv's CPU path before that change: PyTorch's own instance_norm, and the
+layout PyTorch gives the model's input (``bf16 eager instance_norm``).
+
     python benchmarks/cpu_compile.py                      # full and compact nets, 256 px
     python benchmarks/cpu_compile.py --nets full --paths "bf16 compiled static" "bf16 compiled dynamic" --second
     python benchmarks/cpu_compile.py --isa avx2           # oneDNN and ATen limited to AVX2
@@ -69,7 +74,14 @@ def child(net: str, path: str, size: int, runs: int, work: Path, second: bool) -
             for h, w in sizes:
                 census.plan((h, w), 10_000)
             compile_ = plan = CompilePlan(census, precision)
-        be = TorchBackend(g, "cpu", precision, channels_last=False, compile=compile_)
+        before = words[-1] == "instance_norm"
+        if before:  # the path as it was: instance_norm whatever the layout
+            import torch.nn.functional as F
+
+            from cyclegan_convert.networks import InstanceNorm
+
+            InstanceNorm.forward = lambda self, x: F.instance_norm(x, eps=self.eps)
+        be = TorchBackend(g, "cpu", precision, channels_last=not before, compile=compile_)
     ref = TorchBackend(g, "cpu", "fp32", channels_last=False).open()
     result: dict = {}
     with be:
@@ -125,8 +137,9 @@ def main() -> int:
         return 0
 
     env_extra = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"} if args.isa == "avx2" else {}
-    paths = args.paths or (["fp32 eager", "fp32 compiled dynamic", "onnxruntime fp32"] + (
-        ["bf16 eager", "bf16 compiled static", "bf16 compiled dynamic"] if args.isa == "native" else []))
+    paths = args.paths or (["fp32 eager instance_norm", "fp32 eager", "fp32 compiled dynamic", "onnxruntime fp32"] + (
+        ["bf16 eager instance_norm", "bf16 eager", "bf16 compiled static", "bf16 compiled dynamic"]
+        if args.isa == "native" else []))
     work = Path(tempfile.mkdtemp(prefix="ccv-compile-bench-"))
     import torch
 
@@ -144,7 +157,7 @@ def main() -> int:
                 for phase in phases:
                     r = run_child(net, path, args, cache, work, env_extra)
                     print(f"{net} {path} {phase}: {r}", flush=True)
-                    if path == "fp32 eager":
+                    if path == "fp32 eager instance_norm":  # the original's own path
                         base = r.get("per_image_s")
                     rows.append((net, f"{path} {phase}".strip(), r, base))
     finally:

@@ -22,7 +22,7 @@ def pth(tmp_path, tiny_generator):
     return ModelRef(p, "pytorch")
 
 
-@pytest.mark.parametrize("native_bf16, precision, channels_last", [(True, "bf16", False), (False, "fp32", False)])
+@pytest.mark.parametrize("native_bf16, precision, channels_last", [(True, "bf16", True), (False, "fp32", True)])
 def test_auto_on_cpu_follows_native_bf16(pth, monkeypatch, native_bf16, precision, channels_last):
     monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: native_bf16)
     be = select.make_backend(pth, "auto", "cpu")

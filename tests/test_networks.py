@@ -288,3 +288,25 @@ def test_lattice_notch_stays_fp32_under_autocast_and_odd_notch_buffers_are_refus
         torch.save(sd, tmp_path / "g.pth")
         with pytest.raises(NotAGeneratorError, match="lattice notch"):
             load_generator(tmp_path / "g.pth")
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-4), (torch.bfloat16, 0.02)])
+@pytest.mark.parametrize("contrast", [5.0, 0.01])  # a photo after a conv; a nearly flat one, mean/std ~ 300
+def test_instance_norm_on_channels_last_cpu_input_equals_the_original(dtype, tol, contrast):
+    """On the CPU a channels_last input goes through group_norm (one group per channel): the same
+    statistics, no copy to NCHW, and the layout is kept for the next convolution; a flat image's
+    large mean does not cancel its variance."""
+    from cyclegan_convert.networks import InstanceNorm
+
+    photo = torch.from_numpy(np.asarray(Image.open(PHOTOS[0]).convert("RGB").resize((96, 64)))).permute(2, 0, 1)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 16, 3, padding=1)
+    with torch.no_grad():
+        x = conv(photo[None].float() / 127.5 - 1) * contrast + 3  # a large offset, as after the first conv
+    norm = InstanceNorm(16)
+    want = torch.nn.functional.instance_norm(x.double(), eps=norm.eps)
+    got = norm(x.to(dtype).contiguous(memory_format=torch.channels_last))
+    assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == dtype
+    theirs = (torch.nn.functional.instance_norm(x.to(dtype), eps=norm.eps).double() - want).abs().max().item()
+    assert (got.double() - want).abs().max().item() < max(tol, theirs)  # bf16: no worse than PyTorch's own kernel
+    assert norm(x).is_contiguous()  # an NCHW input stays on instance_norm

@@ -36,13 +36,14 @@ class CompileCosts:
 
 
 # Measured with benchmarks/cpu_compile.py at 256x256 on 2 cores (Xeon with AMX, idle; RESULTS.md),
-# compiled as the plan compiles (static shapes): bf16 full-size (ngf 64) 0.161 -> 0.094-0.100 s per
-# image, compact (ngf 32) 0.062 -> 0.054-0.056 s; compiling 25 s cold (a second size 12 s), 3 s from
-# the cache. (Dynamic shapes, as --compile: 43 s cold, 9 s warm, no faster, and a second size
-# still recompiled, 25 s.) fp32 is not planned: with AVX2 kernels compiled fp32 gained 1.04-1.07x,
-# not worth its compile.
-COSTS = {"bf16": CompileCosts(speedup=0.6, cold_s=25.0, warm_s=4.0)}
-NARROW_SPEEDUP = 0.88  # ngf below 64: convolutions are a smaller share, fusion gains less
+# compiled as the plan compiles (static shapes). Since eager InstanceNorm runs on group_norm's
+# channels_last kernel (networks.InstanceNorm), eager is nearly as fast as compiled code: bf16
+# full-size (ngf 64) 0.081 -> 0.077 s per image, compact (ngf 32) 0.023 -> 0.024-0.028 s (no gain);
+# compiling 21-25 s cold, 3 s from the cache. So the plan compiles only for a very long run of one
+# size on a warm cache. (Before that change: 0.161 -> 0.094 s, and compiling paid from about 400
+# images.) fp32 is not planned: with AVX2 kernels compiled fp32 gained 1.04-1.07x.
+COSTS = {"bf16": CompileCosts(speedup=0.95, cold_s=25.0, warm_s=4.0)}
+NARROW_SPEEDUP = 1.0  # ngf below 64: compiled code measured no faster than eager
 
 
 def inductor_cache_dir() -> Path:

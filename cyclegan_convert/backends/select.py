@@ -88,9 +88,11 @@ def auto_precision(device: torch.device) -> str:
 
 
 def auto_channels_last(device: torch.device, precision: str) -> bool:
-    # channels_last helps CUDA; on the CPU fp32 measured 0.89x at 256x256 with it (export_onnx.py;
-    # oneDNN reorders around InstanceNorm and the padding)
-    return device.type == "cuda"
+    # CUDA: faster convolutions. CPU: with InstanceNorm through group_norm's channels_last kernel
+    # (networks.InstanceNorm), bf16 at 256 px 0.16 -> 0.08 s an image, at 512 px 0.94 -> 0.40 s; fp32
+    # 0.48 -> 0.43 s and 2.54 -> 1.90 s (benchmarks/cpu_compile.py, RESULTS.md). Before that the copies
+    # instance_norm makes of channels_last inputs made it slower (0.89x)
+    return True
 
 
 def _torch(ref: ModelRef, dev: torch.device, precision: str, compile: Optional[bool] = False,
