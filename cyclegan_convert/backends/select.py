@@ -3,9 +3,9 @@
 What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmarks/RESULTS.md):
 - a CUDA GPU: TensorRT (FP16 engine, built and validated on first use) when it is installed, else
   PyTorch FP16 with channels_last;
-- the CPU: PyTorch. bf16 (NCHW, fp32 stem, InstanceNorm statistics accumulated in fp32; 44.6 dB
-  or better against fp32 on real photos) where the CPU has native bf16 (AVX512-BF16 or AMX):
-  1.73-1.93x the original's fp32 loop end to end there (benchmarks/convert_speed.py); on CPUs
+- the CPU: PyTorch, channels_last. bf16 (fp32 stem, InstanceNorm statistics accumulated in fp32;
+  44.2 dB or better against fp32 on real photos) where the CPU has native bf16 (AVX512-BF16 or AMX):
+  2.57-2.79x the original's fp32 loop end to end on 200 photos (benchmarks/convert_speed.py); on CPUs
   without it bf16 is emulated and was 5-7x slower than fp32 (convert_backends.py), so fp32 it is,
   or ONNX Runtime (1.07-1.45x PyTorch fp32 there: convert_speed.py, export_onnx.py) when a verified
   ONNX of the model is already cached. With native bf16 and a ``ShapeCensus`` of the job (``ccv
