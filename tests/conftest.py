@@ -1,6 +1,7 @@
 """Shared fixtures. Every test gets its own empty model store (CCV_HOME), never the user's."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,16 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
     mse = ((a.double() - b.double()) ** 2).mean().item()
     return float(10 * np.log10(255**2 / mse)) if mse else float("inf")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """PyTorch's CPU InstanceNorm runs on group_norm's channels_last kernel, whose reductions split
+    by thread: outputs are byte-equal between runs with the same number of threads only. Tests that
+    compare with another process's outputs (a Ray actor) run their own side with its count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

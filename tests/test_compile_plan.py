@@ -205,3 +205,12 @@ def test_ccv_video_compiles_its_frame_size_from_the_frame_count(tmp_path, tiny_g
     assert len(read_video(result.output)["frames"]) == 6
     assert recorder.shapes == [(1, 3, 48, 64)] * 4  # frames 3 to 6
     assert any(n.startswith("compiling the generator for 64x48: 4 more image(s)") for n in notes), notes
+
+
+def test_the_speed_up_follows_the_image_size_between_the_measured_ones():
+    costs = compile_plan.COSTS["bf16"]
+    small, (big_pixels, big) = costs.speedup, costs.large
+    assert costs.speedup_at(128 * 128) == small and costs.speedup_at(2048 * 2048) == big  # held outside
+    middle = costs.speedup_at(362 * 362)  # halfway in log pixels
+    assert min(small, big) < middle < max(small, big) and abs(middle - (small + big) / 2) < 0.01
+    assert CompileCosts(speedup=0.5, cold_s=0, warm_s=0).speedup_at(4096 * 4096) == 0.5

@@ -291,22 +291,36 @@ def test_lattice_notch_stays_fp32_under_autocast_and_odd_notch_buffers_are_refus
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-4), (torch.bfloat16, 0.02)])
-@pytest.mark.parametrize("contrast", [5.0, 0.01])  # a photo after a conv; a nearly flat one, mean/std ~ 300
+@pytest.mark.parametrize("contrast", [5.0, 0.01])  # a photo after a conv; a nearly flat one (mean/std up to ~5,000)
 def test_instance_norm_on_channels_last_cpu_input_equals_the_original(dtype, tol, contrast):
     """On the CPU a channels_last input goes through group_norm (one group per channel): the same
     statistics, no copy to NCHW, and the layout is kept for the next convolution; a flat image's
     large mean does not cancel its variance."""
     from cyclegan_convert.networks import InstanceNorm
 
-    photo = torch.from_numpy(np.asarray(Image.open(PHOTOS[0]).convert("RGB").resize((96, 64)))).permute(2, 0, 1)
+    photo = torch.from_numpy(np.array(Image.open(PHOTOS[0]).convert("RGB").resize((96, 64)))).permute(2, 0, 1)
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 16, 3, padding=1)
     with torch.no_grad():
         x = conv(photo[None].float() / 127.5 - 1) * contrast + 3  # a large offset, as after the first conv
     norm = InstanceNorm(16)
-    want = torch.nn.functional.instance_norm(x.double(), eps=norm.eps)
+    want = torch.nn.functional.instance_norm(x.to(dtype).double(), eps=norm.eps)  # of the input as given
     got = norm(x.to(dtype).contiguous(memory_format=torch.channels_last))
     assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == dtype
     theirs = (torch.nn.functional.instance_norm(x.to(dtype), eps=norm.eps).double() - want).abs().max().item()
     assert (got.double() - want).abs().max().item() < max(tol, theirs)  # bf16: no worse than PyTorch's own kernel
     assert norm(x).is_contiguous()  # an NCHW input stays on instance_norm
+
+
+def test_the_cpu_norm_compiles_once_for_every_size_with_dynamic_shapes():
+    """``--compile`` compiles with dynamic shapes: one graph must serve every image size."""
+    from torch._dynamo.testing import CompileCounter
+
+    from cyclegan_convert.networks import InstanceNorm
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    norm = torch.compile(InstanceNorm(8), backend=counter, dynamic=True)
+    for h, w in ((16, 24), (20, 36), (28, 12), (9, 13)):
+        norm(torch.randn(1, 8, h, w).contiguous(memory_format=torch.channels_last))
+    assert counter.frame_count == 1

@@ -24,7 +24,7 @@ from cyclegan_convert.manifest import FAILURES_NAME, MANIFEST_NAME, PARTS_NAME, 
 from cyclegan_convert.object_store import ObjectPath, filesystem, location
 from cyclegan_convert.resolve import resolve_model
 
-from conftest import PHOTOS
+from conftest import PHOTOS, torch_threads
 
 
 def _photo_bytes(i: int, size=(96, 72)) -> bytes:
@@ -321,9 +321,12 @@ def _s3_objects(env, prefix: str) -> dict[str, bytes]:
 
 
 def _local_run(tmp_path, model) -> dict[str, bytes]:
+    """As a command run here would make them: PyTorch with this machine's default threads (the
+    subprocesses compared with it use those too; the outputs are byte-equal only then)."""
     _fill(tmp_path / "photos")
-    local = CliRunner().invoke(app, ["convert", str(tmp_path / "photos"), "-o", str(tmp_path / "out"),
-                                     "--model", str(model.path)])
+    with torch_threads(os.cpu_count() or 1):
+        local = CliRunner().invoke(app, ["convert", str(tmp_path / "photos"), "-o", str(tmp_path / "out"),
+                                         "--model", str(model.path)])
     assert local.exit_code == 1, local.output
     return _local(tmp_path / "out")
 

@@ -17,7 +17,7 @@ from cyclegan_convert.converter import ConvertOptions, Converter
 from cyclegan_convert.manifest import FAILURES_NAME, MANIFEST_NAME, read_records
 from cyclegan_convert.resolve import resolve_model
 
-from conftest import PHOTOS
+from conftest import PHOTOS, torch_threads
 
 NO_RAY = "Ray Data is not installed: pip install 'cyclegan-convert[ray]' to run the --ray tests"
 
@@ -97,11 +97,13 @@ def _mtimes(out):
 @needs_ray
 def test_same_files_and_failures_as_a_local_run(tmp_path, tiny_generator, ray_local):
     """Byte-equal, not just pixel-equal: the same stage code runs the same PyTorch backend on the same
-    CPU and Pillow encodes the same pixels with the same metadata; a difference would be a bug."""
+    CPU with as many threads and Pillow encodes the same pixels with the same metadata; a difference
+    would be a bug."""
     src, model = tmp_path / "in", _model(tmp_path, tiny_generator)
     names = _photos(src, 4)
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
-    local = _ccv(src, "-o", tmp_path / "local", "--model", model)
+    with torch_threads(2):  # as many as the inference actor runs (a local Ray of 2 CPUs)
+        local = _ccv(src, "-o", tmp_path / "local", "--model", model)
     ray = _ccv(src, "-o", tmp_path / "ray", "--model", model, "--ray")
     assert local.exit_code == 1 and ray.exit_code == 1, ray.output  # the bad file fails alone, exit 1
     a, b = _outputs(tmp_path / "local"), _outputs(tmp_path / "ray")

@@ -44,7 +44,9 @@ class CycleGAN:
     ``amp`` is fp16 autocast with a GradScaler on CUDA and bf16 autocast on the CPU (bf16 has fp32's
     range: no scaler); with it off the autocast context and the scaler are no-ops, so there is one
     code path. ``channels_last`` defaults to on for CUDA
-    (tensor cores want NHWC) and off on the CPU (slower there); tests set it to compare both.
+    (tensor cores want NHWC) and off on the CPU (measured slower there before InstanceNorm took
+    group_norm's channels_last kernel for inference; not re-measured for training); tests set it to
+    compare both.
     ``distributed`` wraps the networks in DistributedDataParallel (the process group must exist).
     """
 

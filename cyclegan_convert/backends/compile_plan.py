@@ -14,6 +14,7 @@ record of what was compiled there and how long it took, so a later run knows its
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass
@@ -30,19 +31,32 @@ MARGIN = 1.5  # the estimated saving must beat the compile time by this much: es
 
 @dataclass(frozen=True)
 class CompileCosts:
-    speedup: float  # compiled time per image / eager time per image
+    speedup: float  # compiled time per image / eager time per image, at 256x256
     cold_s: float   # compiling one size with an empty cache
     warm_s: float   # compiling one size that Inductor's cache holds
+    large: Optional[tuple[int, float]] = None  # (pixels, speedup) measured at a larger size
+
+    def speedup_at(self, pixels: int) -> float:
+        """The speed-up for an image of ``pixels``: interpolated in log pixels between 256x256 and
+        ``large``, and held at the nearer one outside them (not measured beyond)."""
+        if self.large is None:
+            return self.speedup
+        big, at_big = self.large
+        t = (math.log(max(pixels, 1)) - math.log(BASE_PIXELS)) / (math.log(big) - math.log(BASE_PIXELS))
+        t = min(max(t, 0.0), 1.0)
+        return self.speedup + t * (at_big - self.speedup)
 
 
 # Measured with benchmarks/cpu_compile.py at 256x256 on 2 cores (Xeon with AMX, idle; RESULTS.md),
 # compiled as the plan compiles (static shapes). Since eager InstanceNorm runs on group_norm's
-# channels_last kernel (networks.InstanceNorm), eager is nearly as fast as compiled code: bf16
-# full-size (ngf 64) 0.081 -> 0.077 s per image, compact (ngf 32) 0.023 -> 0.024-0.028 s (no gain);
-# compiling 21-25 s cold, 3 s from the cache. So the plan compiles only for a very long run of one
-# size on a warm cache. (Before that change: 0.161 -> 0.094 s, and compiling paid from about 400
-# images.) fp32 is not planned: with AVX2 kernels compiled fp32 gained 1.04-1.07x.
-COSTS = {"bf16": CompileCosts(speedup=0.95, cold_s=25.0, warm_s=4.0)}
+# channels_last kernel (networks.InstanceNorm), eager is nearly as fast as compiled code at 256 px:
+# bf16 full-size (ngf 64) 0.081 -> 0.077 s per image, compact (ngf 32) 0.023 -> 0.024-0.028 s (no
+# gain); at 512 px full-size 0.571 -> 0.447 s. Compiling 21-27 s cold, 3-4 s from the cache. So at
+# 256 px the plan compiles only for a very long run of one size, at 512 px from about 300 photos
+# (about 50 with a warm cache). (Before that change: 0.161 -> 0.094 s at 256 px.) fp32 is not
+# planned: with AVX2 kernels compiled fp32 gained 1.04-1.07x.
+BASE_PIXELS = 256 * 256
+COSTS = {"bf16": CompileCosts(speedup=0.95, cold_s=25.0, warm_s=4.0, large=(512 * 512, 0.78))}
 NARROW_SPEEDUP = 1.0  # ngf below 64: compiled code measured no faster than eager
 
 
@@ -119,7 +133,7 @@ class CompilePlan:
             if shape in self.compiled or len(self.compiled) >= self.max_shapes:
                 return False
             left = self.census.remaining((shape[2], shape[3])) // max(shape[0], 1)
-            speedup = NARROW_SPEEDUP if self.narrow else self.costs.speedup
+            speedup = NARROW_SPEEDUP if self.narrow else self.costs.speedup_at(shape[2] * shape[3])
             saving = left * eager_s * (1 - speedup)
             cost, warm = self.expected_compile_s(shape)
             if saving < cost * MARGIN:

@@ -55,8 +55,6 @@ class BackendRouter:
                                                      artifacts=self.artifacts, census=self.census)
         self.main = select.open_with_fallback(backend, self.ref, name, str(c.device), precision=c.precision,
                                               on_note=self.on_note)
-        if name == "auto" and (note := select.auto_note(self.ref, self.main)):
-            self.on_note(note)
         return self
 
     def close(self) -> None:

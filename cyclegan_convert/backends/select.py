@@ -6,9 +6,10 @@ What ``auto`` picks, from measurements (benchmarks/convert_backends.py, benchmar
 - the CPU: PyTorch, channels_last. bf16 (fp32 stem, InstanceNorm statistics accumulated in fp32;
   44.2 dB or better against fp32 on real photos) where the CPU has native bf16 (AVX512-BF16 or AMX):
   2.57-2.79x the original's fp32 loop end to end on 200 photos (benchmarks/convert_speed.py); on CPUs
-  without it bf16 is emulated and was 5-7x slower than fp32 (convert_backends.py), so fp32 it is,
-  or ONNX Runtime (1.07-1.45x PyTorch fp32 there: convert_speed.py, export_onnx.py) when a verified
-  ONNX of the model is already cached. With native bf16 and a ``ShapeCensus`` of the job (``ccv
+  without it bf16 is emulated and was 5-7x slower than fp32 (convert_backends.py), so fp32 it is.
+  (ONNX Runtime fp32 used to be picked there when an ONNX was cached, at 1.07-1.45x PyTorch's NCHW
+  fp32; PyTorch channels_last measured 1.54x against its 1.51x with AVX-512 and 1.12x with PyTorch
+  limited to AVX2, in benchmarks/cpu_compile.py: no reason left to prefer it.) With native bf16 and a ``ShapeCensus`` of the job (``ccv
   convert``), ``torch.compile`` for the image sizes common enough to pay for their compile
   (``compile_plan``); ``compile=True`` compiles every size, ``False`` none.
 - TensorRT refusing a size (outside its profile) or failing to build: PyTorch on the same GPU, with a note.
@@ -26,7 +27,6 @@ import torch
 from ..errors import BackendUnavailableError, UsageError, first_line
 from ..census import ShapeCensus
 from ..resolve import ModelRef
-from . import artifacts as artifact_index
 from .artifacts import ArtifactIndex
 from .base import Backend
 from .compile_plan import CompilePlan
@@ -89,8 +89,8 @@ def auto_precision(device: torch.device) -> str:
 
 def auto_channels_last(device: torch.device, precision: str) -> bool:
     # CUDA: faster convolutions. CPU: with InstanceNorm through group_norm's channels_last kernel
-    # (networks.InstanceNorm), bf16 at 256 px 0.16 -> 0.08 s an image, at 512 px 0.94 -> 0.40 s; fp32
-    # 0.48 -> 0.43 s and 2.54 -> 1.90 s (benchmarks/cpu_compile.py, RESULTS.md). Before that the copies
+    # (networks.InstanceNorm), 256 px bf16 1.5x, fp32 1.1-1.5x (AVX-512), 1.12x (PyTorch limited to
+    # AVX2) the NCHW path (benchmarks/cpu_compile.py, RESULTS.md). Before that the copies
     # instance_norm makes of channels_last inputs made it slower (0.89x)
     return True
 
@@ -161,10 +161,6 @@ def make_backend(ref: ModelRef, backend: str = "auto", device: Union[str, Device
     # a PyTorch generator
     if compile or backend == "torch":
         return _torch(ref, dev, precision, compile=compile, on_message=on_message, census=census)
-    if backend == "auto" and dev.type == "cpu" and precision in ("auto", "fp32") and not cpu_has_native_bf16():
-        onnx = cached_onnx(ref)
-        if onnx is not None:
-            return _onnxruntime(onnx, "cpu")
     if backend == "onnxruntime":
         fp16 = dev.type == "cuda" and precision in ("auto", "fp16")
         return _onnxruntime(artifacts.onnx(ref, fp16, on_message), device)
@@ -192,20 +188,3 @@ def open_with_fallback(backend: Backend, ref: ModelRef, requested: str, device: 
         return fallback.open()
 
 
-def _onnxruntime_installed() -> bool:
-    return artifact_index._onnxruntime_installed()
-
-
-def cached_onnx(ref: ModelRef):
-    """The verified FP32 ONNX of ``ref`` if one is cached and current (and ONNX Runtime is installed)."""
-    return artifact_index.cached_onnx(ref)
-
-
-def auto_note(ref: ModelRef, chosen: Backend) -> str:
-    """A tip when ``auto`` ran PyTorch fp32 on a CPU where ONNX Runtime would be faster."""
-    if (isinstance(chosen, TorchBackend) and chosen.device.type == "cpu" and chosen.precision == "fp32"
-            and not chosen.compile and ref.kind == "pytorch" and _onnxruntime_installed()):
-        how = f"--to {ref.entry.target}" if ref.entry else f"--model {ref.path}"
-        return (f"ONNX Runtime measured 1.07-1.45x faster than PyTorch fp32 on CPUs without native bf16: "
-                f"`ccv export {how}` once, then --backend auto uses it")
-    return ""
