@@ -54,7 +54,8 @@ def test_exported_files_run_on_their_engine(tmp_path):
     assert be.name == "tensorrt"
 
 
-def test_bf16_path_stays_within_40db_of_fp32_on_low_contrast_photos():
+@pytest.mark.parametrize("channels_last", [False, True])  # True: ccv's CPU path (group_norm with a shift)
+def test_bf16_path_stays_within_40db_of_fp32_on_low_contrast_photos(channels_last):
     """A photo and the same photo in fog (low contrast around a bright mean: the case where bf16
     loses most, as InstanceNorm subtracts the first conv's large offset). Full-size generator."""
     from PIL import Image
@@ -68,7 +69,7 @@ def test_bf16_path_stays_within_40db_of_fp32_on_low_contrast_photos():
     fog = (200 + (photo - photo.mean()) * 0.15).round().clip(0, 255)
     images = torch.from_numpy(np.stack([photo, fog]).astype(np.uint8))
     with TorchBackend(net, "cpu", "fp32", channels_last=False) as ref, \
-            TorchBackend(net, "cpu", "bf16", channels_last=False) as fast:
+            TorchBackend(net, "cpu", "bf16", channels_last=channels_last) as fast:
         a, b = ref.infer(images), fast.infer(images)
         assert isinstance(fast.model, HalfPrecisionGenerator)
         assert next(fast.model.stem.parameters()).dtype == torch.float32

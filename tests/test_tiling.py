@@ -30,8 +30,9 @@ def test_tiles_cover_the_image_evenly_on_multiples_of_4():
     assert _layout(1028, 1024, 64) == (548, [0, 480])
 
 
-def test_tiled_matches_whole_image_with_shared_stats(tiny_generator, photo):
-    with TorchBackend(tiny_generator, device="cpu", channels_last=False) as be:
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_tiled_matches_whole_image_with_shared_stats(tiny_generator, photo, channels_last):
+    with TorchBackend(tiny_generator, device="cpu", channels_last=channels_last) as be:
         whole = be.infer(photo)
         tiled = be.infer_tiled(photo, tile=64, overlap=16, stats_side=1024, margin=32)  # stats of the full image
         small_stats = be.infer_tiled(photo, tile=64, overlap=16, stats_side=96, margin=32)  # a downscaled pass
