@@ -505,6 +505,8 @@ def _read_image(src, metadata: bool, max_side: Optional[int]) -> DecodedImage:
         local = fetch(src)
     except FileNotFoundError:
         raise MediaError(f"{src}: no such object") from None
+    except CcvError:
+        raise
     except Exception as e:  # noqa: BLE001  (the store's own errors: permissions, network)
         raise MediaError(f"{src}: cannot read ({first_line(e, 120)})") from None
     try:

@@ -207,10 +207,10 @@ class ObjectManifest(Manifest):
             try:
                 text = "".join(_line(rel, rec) + "\n" for rel, rec in self._records.items())
                 self.path.write_bytes(text.encode("utf-8"))  # one upload: the whole manifest or the old one
-                self.root.fs.rm([str(p) for p in self._parts])
-                self._parts = []
             except OSError:
-                pass  # the parts stay; the next run reads them
+                return  # the parts stay; the next run reads them
+            remove_all(self._parts)  # a folder named with [ ] * ? too (remove_all does not expand them)
+            self._parts = []
 
 
 def open_manifest(out_root: Union[Path, ObjectPath]) -> Manifest:

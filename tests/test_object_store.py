@@ -206,6 +206,17 @@ def test_a_killed_run_leaves_parts_and_temporary_keys_the_next_run_folds_and_rem
     assert set(records) == set(TREE)  # p9.jpg's copy failed: its record was taken back
 
 
+def test_an_output_folder_named_with_brackets_is_left_clean(bucket, model):
+    """fsspec reads [ ] * ? in a bulk delete as patterns; the manifest's parts and the temporary
+    keys in such a folder must still go."""
+    src, out = bucket / "photos", bucket / "out [final]"
+    _fill(src, with_bad=False)
+    assert Converter(model, ConvertOptions(output=out)).run([str(src)]).converted == 4
+    left = _objects(out)
+    assert sorted(k for k in left if not k.startswith(".")) == sorted(TREE)
+    assert not any(".part" in k or k.startswith(PARTS_NAME) for k in left) and MANIFEST_NAME in left
+
+
 def test_a_failed_copy_fails_that_file_alone_and_the_next_run_makes_it(bucket, model, monkeypatch):
     """The record went into the store before the copy; a copy that fails takes it back."""
     src, out = bucket / "photos", bucket / "out"
