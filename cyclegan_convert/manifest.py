@@ -107,9 +107,10 @@ class ObjectManifest(Manifest):
     last batch, then folds the parts into the one ``.ccv-manifest.jsonl`` object and deletes them;
     the parts a killed run leaves are read, and folded, by the next. Objects cannot be renamed
     either: an output is copied from its temporary key, and the temporary keys of a batch are
-    deleted together."""
+    deleted together. Batches are published by one thread of their own, in order, so the encoders
+    go on while a batch's round trips last; at most ``IN_FLIGHT`` batches wait for it."""
 
-    BATCH, BATCH_S, MOVERS = 64, 2.0, 16
+    BATCH, BATCH_S, MOVERS, IN_FLIGHT = 64, 2.0, 16, 4
 
     def __init__(self, out_root: ObjectPath):
         self.root = out_root
@@ -117,6 +118,8 @@ class ObjectManifest(Manifest):
         self._lock = threading.Lock()
         self._pending: list[tuple] = []  # (rel, Record, tmp, dst, done, failed)
         self._first_pending = 0.0
+        self._publisher: Optional[ThreadPoolExecutor] = None  # one thread: batches stay in order
+        self._slots = threading.BoundedSemaphore(self.IN_FLIGHT)
         # parts sort by run start, in UTC to the nanosecond (later records win), then by sequence
         self._run, self._seq = f"{time.time_ns():020d}-{secrets.token_hex(3)}", 0
         self._records, self._parts = read_object_records(out_root)
@@ -127,7 +130,7 @@ class ObjectManifest(Manifest):
     def commit_later(self, rel: str, key: str, src: ObjectPath, beside: bool, tmp: ObjectPath, dst: ObjectPath,
                      done: Callable[[], None], failed: Callable[[BaseException], None]) -> None:
         """Records ``rel`` and then moves ``tmp`` to ``dst``, with the next batch; ``done()`` or
-        ``failed(error)`` follows, from whichever thread writes the batch."""
+        ``failed(error)`` follows, from the publishing thread."""
         try:
             rec = Record(key, str(src.resolve()), source_stamp(src), beside)
         except Exception as e:  # noqa: BLE001  (the store refused: this output alone fails)
@@ -138,15 +141,39 @@ class ObjectManifest(Manifest):
             if not self._pending:
                 self._first_pending = time.monotonic()
             self._pending.append((rel, rec, tmp, dst, done, failed))
-            if len(self._pending) >= self.BATCH or time.monotonic() - self._first_pending >= self.BATCH_S:
-                self._flush()
+            full = len(self._pending) >= self.BATCH or time.monotonic() - self._first_pending >= self.BATCH_S
+            batch = self._take() if full else []
+        self._submit(batch)
 
     def flush_if_due(self) -> None:
         """Publishes a batch that has waited ``BATCH_S`` (called with each progress tick, so a
         slow stretch never holds finished outputs back)."""
         with self._lock:
-            if self._pending and time.monotonic() - self._first_pending >= self.BATCH_S:
-                self._flush()
+            due = self._pending and time.monotonic() - self._first_pending >= self.BATCH_S
+            batch = self._take() if due else []
+        self._submit(batch)
+
+    def _take(self) -> list[tuple]:
+        batch, self._pending = self._pending, []
+        return batch
+
+    def _submit(self, batch: list[tuple]) -> None:
+        if not batch:
+            return
+        self._slots.acquire()  # the encoders wait when the store falls IN_FLIGHT batches behind
+        with self._lock:
+            if self._publisher is None:
+                self._publisher = ThreadPoolExecutor(1, thread_name_prefix="ccv-manifest")
+            self._publisher.submit(self._publish_batch, batch)
+
+    def _publish_batch(self, batch: list[tuple]) -> None:
+        try:
+            self._publish(batch)
+        except Exception as e:  # noqa: BLE001  (a bug here must not lose outputs silently)
+            for *_, failed in batch:
+                failed(e)
+        finally:
+            self._slots.release()
 
     def _write_part(self, lines: list[str]) -> None:
         self._seq += 1
@@ -154,10 +181,7 @@ class ObjectManifest(Manifest):
         part.write_bytes("".join(line + "\n" for line in lines).encode("utf-8"))
         self._parts.append(part)
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
+    def _publish(self, batch: list[tuple]) -> None:
         try:
             self._write_part([_line(rel, rec) for rel, rec, *_ in batch])
         except Exception as e:  # noqa: BLE001  (unrecorded outputs are never moved into place)
@@ -165,9 +189,6 @@ class ObjectManifest(Manifest):
             for *_, failed in batch:
                 failed(e)
             return
-        except BaseException:  # Ctrl-C while writing: close() tries this batch again
-            self._pending[:0] = batch
-            raise
         before = {rel: self._records.get(rel) for rel, *_ in batch}
         for rel, rec, *_ in batch:
             self._records[rel] = rec
@@ -200,17 +221,23 @@ class ObjectManifest(Manifest):
                 pass
 
     def close(self) -> None:
+        """Publishes the last batch, waits for every batch, then folds the parts into the manifest."""
         with self._lock:
-            self._flush()
-            if not self._parts:
-                return
-            try:
-                text = "".join(_line(rel, rec) + "\n" for rel, rec in self._records.items())
-                self.path.write_bytes(text.encode("utf-8"))  # one upload: the whole manifest or the old one
-            except OSError:
-                return  # the parts stay; the next run reads them
-            remove_all(self._parts)  # a folder named with [ ] * ? too (remove_all does not expand them)
-            self._parts = []
+            batch = self._take()
+        self._submit(batch)
+        with self._lock:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.shutdown(wait=True)
+        if not self._parts:
+            return
+        try:
+            text = "".join(_line(rel, rec) + "\n" for rel, rec in self._records.items())
+            self.path.write_bytes(text.encode("utf-8"))  # one upload: the whole manifest or the old one
+        except OSError:
+            return  # the parts stay; the next run reads them
+        remove_all(self._parts)  # a folder named with [ ] * ? too (remove_all does not expand them)
+        self._parts = []
 
 
 def open_manifest(out_root: Union[Path, ObjectPath]) -> Manifest:

@@ -186,6 +186,34 @@ def test_each_output_is_recorded_before_it_appears(bucket, model, monkeypatch):
     assert seen == [True] * 4
 
 
+def test_encoders_go_on_while_a_batch_is_published(bucket, model, monkeypatch):
+    """commit_later hands a full batch to the publishing thread and returns: a slow store holds
+    back no encoder (up to IN_FLIGHT batches)."""
+    import threading
+
+    src, out = bucket / "photos", bucket / "out"
+    _fill(src, with_bad=False)
+    (out / ".p0.jpg.x.part.jpg").write_bytes(b"an encoded photo")
+    release, copied = threading.Event(), []
+    copy = manifest_mod.copy_object
+
+    def slow_store(tmp, dst):
+        release.wait(30)
+        copy(tmp, dst)
+        copied.append(dst)
+
+    monkeypatch.setattr(manifest_mod, "copy_object", slow_store)
+    monkeypatch.setattr(ObjectManifest, "BATCH", 1)
+    m, done = ObjectManifest(out), []
+    m.commit_later("p0.jpg", "key", src / "p0.jpg", False, out / ".p0.jpg.x.part.jpg", out / "p0.jpg",
+                   done=lambda: done.append(1), failed=lambda e: done.append(e))
+    assert not copied and not done  # returned while the copy waits
+    release.set()
+    m.close()  # waits for the publisher
+    assert copied == [out / "p0.jpg"] and done == [1] and (out / "p0.jpg").read_bytes() == b"an encoded photo"
+    assert "p0.jpg" in manifest_mod.read_object_records(out)[0]
+
+
 def test_a_killed_run_leaves_parts_and_temporary_keys_the_next_run_folds_and_removes(bucket, model):
     src, out = bucket / "photos", bucket / "out"
     _fill(src, with_bad=False)
@@ -196,7 +224,7 @@ def test_a_killed_run_leaves_parts_and_temporary_keys_the_next_run_folds_and_rem
     tmp.write_bytes(b"half an upload")
     killed.commit_later("p9.jpg", "key", src / "p0.jpg", False, out / ".p9b.jpg.cafe.part.jpg", out / "p9.jpg",
                         done=lambda: None, failed=lambda e: None)
-    killed._flush()  # the record's part is written (its move fails: that temporary key never existed)
+    killed._publish(killed._take())  # the part is written (the copy fails: that temporary key never existed)
     assert any(k.startswith(PARTS_NAME) for k in _objects(out))
     rerun = Converter(model, opts).run([str(src)])
     assert (rerun.converted, rerun.skipped) == (2, 2)
