@@ -68,24 +68,6 @@ def is_current(path: Path, source: Source) -> bool:
         return False
 
 
-def _onnxruntime_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def cached_onnx(ref: ModelRef) -> Optional[Path]:
-    """The verified FP32 ONNX of ``ref`` if one is cached and current (and ONNX Runtime is installed)."""
-    if ref.kind != "pytorch" or not _onnxruntime_installed():
-        return None
-    try:
-        source = source_of(ref)
-        target = exports_dir_for(source) / ONNX_NAMES[False]
-        return target if target.is_file() and is_current(target, source) else None
-    except Exception:  # noqa: BLE001  (no usable cache is not an error: PyTorch runs instead)
-        return None
-
-
 class Exporter(Protocol):
     """What ``export`` offers the router: files made and verified on first use, then cached."""
 
