@@ -46,6 +46,12 @@ class Record:
     stamp: str
     beside: bool = False  # written in its source's own folder (see outputs_beside_sources)
 
+    @classmethod
+    def of(cls, key: str, src: Union[Path, ObjectPath], beside: bool = False) -> "Record":
+        """What an output made now from ``src`` with settings ``key`` is recorded as: the source by
+        its full path (what ``is_done`` compares) and as it is now."""
+        return cls(key, str(src.resolve()), source_stamp(src), beside)
+
 
 class Manifest:
     """The manifest of one output folder; thread-safe appends."""
@@ -78,7 +84,7 @@ class Manifest:
 
     def add(self, rel: str, key: str, src: Path, beside: bool = False) -> None:
         """``beside``: the output was written in its source's own folder (see ``outputs_beside_sources``)."""
-        rec = Record(key, str(src.resolve()), source_stamp(src), beside)
+        rec = Record.of(key, src, beside)
         line = _line(rel, rec)
         with self._lock:
             if self._file is None:
@@ -132,7 +138,7 @@ class ObjectManifest(Manifest):
         """Records ``rel`` and then moves ``tmp`` to ``dst``, with the next batch; ``done()`` or
         ``failed(error)`` follows, from the publishing thread."""
         try:
-            rec = Record(key, str(src.resolve()), source_stamp(src), beside)
+            rec = Record.of(key, src, beside)
         except Exception as e:  # noqa: BLE001  (the store refused: this output alone fails)
             remove_all([tmp])
             failed(e)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import os
 import posixpath
 import re
@@ -35,7 +36,6 @@ URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
 STORE_PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
 PROCESS_LOCAL = frozenset({"memory"})  # filesystems that live in one process: not for Ray workers
-_MAGIC = re.compile(r"[*?\[]")  # fsspec expands these in rm() and glob-like calls
 
 
 @contextlib.contextmanager
@@ -255,7 +255,7 @@ def glob_base(pattern: str) -> ObjectPath:
     p = ObjectPath(pattern)
     fixed = []
     for part in p.parts:
-        if any(c in part for c in "*?["):
+        if glob.has_magic(part):
             break
         fixed.append(part)
     return ObjectPath._of(p.protocol, "/".join(fixed))
@@ -307,7 +307,7 @@ def remove_all(paths: Iterable[ObjectPath]) -> None:
     fsspec's bulk delete would read them as patterns."""
     plain, magic = [], []
     for p in paths:
-        (magic if _MAGIC.search(str(p)) else plain).append(p)
+        (magic if glob.has_magic(str(p)) else plain).append(p)  # fsspec expands the same characters
     for group in ([plain] if plain else []) + [[p] for p in magic]:
         try:
             with store_errors():

@@ -53,6 +53,18 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(10 * np.log10(255**2 / mse)) if mse else float("inf")
 
 
+def _have_ray() -> bool:
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+NO_RAY = "Ray Data is not installed: pip install 'cyclegan-convert[ray]' to run the --ray tests"
+needs_ray = pytest.mark.skipif(not _have_ray(), reason=NO_RAY)
+
+
 @contextlib.contextmanager
 def torch_threads(n: int):
     """PyTorch's CPU InstanceNorm runs on group_norm's channels_last kernel, whose reductions split

@@ -24,7 +24,7 @@ from cyclegan_convert.manifest import FAILURES_NAME, MANIFEST_NAME, PARTS_NAME, 
 from cyclegan_convert.object_store import ObjectPath, filesystem, location
 from cyclegan_convert.resolve import resolve_model
 
-from conftest import PHOTOS, torch_threads
+from conftest import PHOTOS, needs_ray, torch_threads
 
 
 def _photo_bytes(i: int, size=(96, 72)) -> bytes:
@@ -395,15 +395,7 @@ def _summary(text: str) -> tuple[int, ...]:
     return tuple(int(re.search(rf"{word}\s*│\s*(\d+)", text).group(1)) for word in ("converted", "skipped"))
 
 
-def _have_ray() -> bool:
-    try:
-        import ray.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _have_ray(), reason="Ray Data is not installed: pip install 'cyclegan-convert[ray]'")
+@needs_ray
 def test_s3_with_ray_writes_what_a_local_run_writes(tmp_path, s3_env, s3_photos, model):
     """Read tasks fetch from the store, write tasks upload temporary keys, the driver records and moves."""
     mine = _local_run(tmp_path, model)

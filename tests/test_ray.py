@@ -17,20 +17,7 @@ from cyclegan_convert.converter import ConvertOptions, Converter
 from cyclegan_convert.manifest import FAILURES_NAME, MANIFEST_NAME, read_records
 from cyclegan_convert.resolve import resolve_model
 
-from conftest import PHOTOS, torch_threads
-
-NO_RAY = "Ray Data is not installed: pip install 'cyclegan-convert[ray]' to run the --ray tests"
-
-
-def _have_ray() -> bool:
-    try:
-        import ray.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_ray = pytest.mark.skipif(not _have_ray(), reason=NO_RAY)
+from conftest import PHOTOS, needs_ray, torch_threads
 
 
 @pytest.fixture(scope="module")

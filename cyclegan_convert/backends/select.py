@@ -87,14 +87,6 @@ def auto_precision(device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
-def auto_channels_last(device: torch.device, precision: str) -> bool:
-    # CUDA: faster convolutions. CPU: with InstanceNorm through group_norm's channels_last kernel
-    # (networks.InstanceNorm), 256 px bf16 1.5x, fp32 1.1-1.5x (AVX-512), 1.12x (PyTorch limited to
-    # AVX2) the NCHW path (benchmarks/cpu_compile.py, RESULTS.md). Before that the copies
-    # instance_norm makes of channels_last inputs made it slower (0.89x)
-    return True
-
-
 def _torch(ref: ModelRef, dev: torch.device, precision: str, compile: Optional[bool] = False,
            on_message: Callable[[str], None] = lambda s: None, census: Optional[ShapeCensus] = None
            ) -> TorchBackend:
@@ -103,8 +95,11 @@ def _torch(ref: ModelRef, dev: torch.device, precision: str, compile: Optional[b
     prec = auto_precision(dev) if precision == "auto" else precision
     if prec == "fp16" and dev.type != "cuda":
         raise UsageError("--precision fp16 needs a CUDA GPU; on the CPU use fp32 or bf16")
+    # channels_last on every device (TorchBackend's default). CUDA: faster convolutions. CPU: with
+    # InstanceNorm through group_norm's channels_last kernel (networks.InstanceNorm), 256 px bf16 1.5x,
+    # fp32 1.1-1.5x (AVX-512), 1.12x (PyTorch limited to AVX2) the NCHW path (benchmarks/cpu_compile.py,
+    # RESULTS.md); before that the copies instance_norm made of channels_last inputs cost 0.89x
     return TorchBackend(lambda: load_generator(ref.path), device=str(dev), precision=prec,
-                        channels_last=auto_channels_last(dev, prec),
                         compile=_compile_choice(compile, dev, prec, census, on_message), on_note=on_message)
 
 
