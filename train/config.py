@@ -41,6 +41,8 @@ class TrainConfig:
     pool_size: int = 50           # ImagePool of generated images for the discriminators (0 disables it)
     cycle_noise: float = 0.0      # std of Gaussian noise on fakes before the reconstruction (ccv's; 0: the original)
     grid_penalty: float = 0.0     # weight of the fakes' 2/4-pixel lattice energy in the generator loss (ccv's)
+    color_loss: float = 0.0       # weight of an L1 loss between input and fake chroma blurred to color_scale (ccv's)
+    color_scale: int = 16         # the cell (px) the colour loss averages over: colour layout, not texture
     seed: int = 0                 # weights init, data order, augmentation and pool choices
     init_from: str = ""           # a run folder whose latest_net_*.pth start the networks (fine-tuning)
 

@@ -228,7 +228,8 @@ OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_bloc
              "upsample": "--upsample", "init_from": "--init-from", "notch": "--notch",
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
-                 "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise", "grid_penalty")}}
+                 "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise", "grid_penalty", "color_loss",
+                 "color_scale")}}
 
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
@@ -457,7 +458,7 @@ class _Outputs:
         return self.wall_before + time.monotonic() - self.started
 
     def mean_losses(self) -> dict[str, float]:
-        return {k: sum(r[k] for r in self.recent) / len(self.recent) for k in LOSS_NAMES} if self.recent else {}
+        return {k: sum(r[k] for r in self.recent) / len(self.recent) for k in self.recent[-1]} if self.recent else {}
 
     def report_skipped(self, bad: list[str]) -> None:
         """Files the data workers could not decode, each reported once (the next file took its place)."""

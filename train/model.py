@@ -18,6 +18,8 @@ from .config import TrainConfig
 from .pool import ImagePool
 
 LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B")
+# Logged only by runs that use them (the original's log has the eight above).
+OPTIONAL_LOSS_NAMES = ("color_A", "color_B")
 
 
 def gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
@@ -36,6 +38,27 @@ def lattice_energy(x: torch.Tensor, periods: tuple[int, ...] = (2, 4)) -> torch.
         tile = x[..., :hh, :ww].float().reshape(n, c, hh // p, p, ww // p, p).mean(dim=(2, 4))
         total = total + (tile - tile.mean(dim=(2, 3), keepdim=True)).pow(2).mean()
     return total
+
+
+# ITU-R BT.601 luma weights: chroma is what is left of each of B and R after luma.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def low_chroma(x: torch.Tensor, cell: int) -> torch.Tensor:
+    """N x 3 x H x W in [-1, 1] -> N x 2 x H/cell x W/cell: the blue and red difference chroma
+    (YCbCr's Cb and Cr, unscaled) averaged over cell x cell squares. Texture, strokes and luminance
+    leave it alone; a hue swap (orange sand turned blue-grey) or a colour blob changes it."""
+    x = x.float()
+    y = _LUMA[0] * x[:, 0:1] + _LUMA[1] * x[:, 1:2] + _LUMA[2] * x[:, 2:3]
+    chroma = torch.cat([x[:, 2:3] - y, x[:, 0:1] - y], dim=1)
+    return F.avg_pool2d(chroma, cell, ceil_mode=True)
+
+
+def color_loss(fake: torch.Tensor, real: torch.Tensor, cell: int) -> torch.Tensor:
+    """L1 between the input's and the translation's low-frequency chroma (after Ignatov et al. 2017,
+    DPED, who compare blurred images; here chroma only, so the luminance, where the painting's light
+    and strokes live, stays free)."""
+    return F.l1_loss(low_chroma(fake, cell), low_chroma(real, cell))
 
 
 class CycleGAN:
@@ -143,6 +166,10 @@ class CycleGAN:
             loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
             if c.grid_penalty > 0:
                 loss_G = loss_G + c.grid_penalty * (lattice_energy(fake_B) + lattice_energy(fake_A))
+            if c.color_loss > 0:
+                loss_color_A = color_loss(fake_B, real_A, c.color_scale) * c.color_loss
+                loss_color_B = color_loss(fake_A, real_B, c.color_scale) * c.color_loss
+                loss_G = loss_G + loss_color_A + loss_color_B
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(loss_G).backward()
         self.scaler.step(self.opt_G)
@@ -163,9 +190,12 @@ class CycleGAN:
         self.scaler.step(self.opt_D)
         self.scaler.update()  # once per iteration, after both optimizers stepped
 
-        losses = torch.stack([loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B,
-                              loss_D_A, loss_D_B]).detach().float()
-        return dict(zip(LOSS_NAMES, losses.tolist()))  # the step's one CPU-GPU sync
+        logged = [loss_G_A, loss_G_B, loss_cycle_A, loss_cycle_B, loss_idt_A, loss_idt_B, loss_D_A, loss_D_B]
+        names = LOSS_NAMES
+        if c.color_loss > 0:
+            logged, names = logged + [loss_color_A, loss_color_B], names + OPTIONAL_LOSS_NAMES
+        losses = torch.stack([v.float() for v in logged]).detach()
+        return dict(zip(names, losses.tolist()))  # the step's one CPU-GPU sync
 
     def _noisy(self, fake: torch.Tensor) -> torch.Tensor:
         """The fake as the reconstruction sees it: with ``cycle_noise`` > 0, plus Gaussian noise, so

@@ -65,6 +65,12 @@ def train(
     grid_penalty: Annotated[Optional[float], _opt("Weight of a penalty on the fakes' pattern that repeats every 2 and "
                                                   "4 pixels (a grain locked to the generator's pixel grid); ccv's, "
                                                   "0 is the original. (default: 0)", "--grid-penalty", min=0.0)] = None,
+    color_loss: Annotated[Optional[float], _opt("Weight of an L1 loss between each input's and its translation's "
+                                                "chroma averaged over COLOR_SCALE px cells: keeps the colour layout "
+                                                "(orange stays orange) and leaves texture and light free; ccv's, 0 "
+                                                "is the original. (default: 0)", "--color-loss", min=0.0)] = None,
+    color_scale: Annotated[Optional[int], _opt("Cell size in pixels of --color-loss. (default: 16)", "--color-scale",
+                                               min=1)] = None,
     pool_size: Annotated[Optional[int], _opt("Generated images kept for the discriminators; 0 disables the "
                                              "pool. (default: 50)", "--pool-size", min=0)] = None,
     ngf: Annotated[Optional[int], _opt("Generator width. (default: 64)", "--ngf", min=1)] = None,
@@ -133,7 +139,7 @@ def train(
         "n_epochs": epochs, "n_epochs_decay": epochs_decay, "batch_size": batch_size, "load_size": load_size,
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
         "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "cycle_noise": cycle_noise,
-        "grid_penalty": grid_penalty, "ngf": ngf, "ndf": ndf,
+        "grid_penalty": grid_penalty, "color_loss": color_loss, "color_scale": color_scale, "ngf": ngf, "ndf": ndf,
         "n_blocks": blocks, "upsample": upsample, "notch": notch, "seed": seed, "a_name": a_name, "b_name": b_name,
         "init_from": str(init_from.resolve()) if init_from is not None else None,
     }
