@@ -43,21 +43,28 @@ from cyclegan_convert.converter import ConvertOptions, Converter
 from cyclegan_convert.networks import ResnetGenerator, init_weights
 from cyclegan_convert.resolve import ModelRef
 
-DATA = Path("/work/shared/data")
+from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
+
+DATA = shared_data()  # ../shared/data beside the repository; --data overrides
+LAYOUT = "a folder with monet2photo/trainB/ and photos-large/ or large/"
 
 
 def make_folder(dst: Path, n_small: int, n_large: int, data: Path = DATA) -> list[Path]:
     """A copy of real photos: ``n_small`` 256x256 landscapes and the ``n_large`` smallest large photos.
 
     ``data`` holds ``monet2photo/trainB/`` and ``photos-large/`` (or ``large/``, as in gpu_data/)."""
+    small = sorted(require(data / "monet2photo" / "trainB", LAYOUT).glob("*.jpg"))[:n_small] if n_small else []
+    large = sorted(require(large_folder(data), LAYOUT).rglob("*.jpg"),
+                   key=lambda p: Image.open(p).size[0] * Image.open(p).size[1]) if n_large else []
     dst.mkdir(parents=True)
-    small = sorted((data / "monet2photo" / "trainB").glob("*.jpg"))[:n_small]
-    large_dir = data / "photos-large" if (data / "photos-large").is_dir() else data / "large"
-    large = sorted(large_dir.rglob("*.jpg"), key=lambda p: Image.open(p).size[0] * Image.open(p).size[1])
     files = []
     for p in small + large[:n_large]:
         files.append(Path(shutil.copy(p, dst / p.name)))
     return files
+
+
+def large_folder(data: Path) -> Path:
+    return data / "photos-large" if (data / "photos-large").is_dir() else data / "large"
 
 
 def baseline(files: list[Path], net: torch.nn.Module, out: Path, device: torch.device) -> float:
@@ -146,8 +153,8 @@ def networks_large(args: argparse.Namespace) -> int:
     No original-loop row: it runs a 12 MP image whole in fp32, about 2 minutes a photo here."""
     work = Path(tempfile.mkdtemp(prefix="ccv-bench-"))
     try:
-        large_dir = args.data / "photos-large" if (args.data / "photos-large").is_dir() else args.data / "large"
-        by_size = sorted(large_dir.rglob("*.jpg"), key=lambda p: abs(np.prod(Image.open(p).size) - 12e6))
+        by_size = sorted(require(large_folder(args.data), LAYOUT).rglob("*.jpg"),
+                         key=lambda p: abs(np.prod(Image.open(p).size) - 12e6))
         (work / "photos").mkdir()
         files = [Path(shutil.copy(p, work / "photos" / p.name)) for p in by_size[:args.nets_large]]
         mp = sum(np.prod(Image.open(f).size) for f in files) / 1e6
@@ -182,7 +189,7 @@ def main() -> int:
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="ours with (or without) torch.compile; default: ccv's own choice")
     ap.add_argument("--data", type=Path, default=DATA,
-                    help=f"folder with monet2photo/trainB/ and photos-large/ or large/ (default {DATA})")
+                    metavar="DIR", help=f"{LAYOUT} (default {shown(DATA)})")
     ap.add_argument("--job", type=int, default=0, help="N photos of 256x256, each --nets network, ccv convert run twice")
     ap.add_argument("--nets", nargs="+", default=["full", "compact"], choices=sorted(NETS))
     ap.add_argument("--nets-large", type=int, default=0, metavar="K",

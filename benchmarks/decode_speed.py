@@ -24,7 +24,9 @@ from PIL import Image
 
 from cyclegan_convert.imaging import read_image, resize_rgb, working_size
 
-DATA = Path("/work/shared/data/photos-large")
+from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
+
+DATA = shared_data("photos-large")  # --data overrides
 
 
 def largest_photos(folder: Path, n: int) -> list[Path]:
@@ -55,12 +57,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", "-n", type=int, default=8, help="photos, the largest first (default 8)")
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=DATA, metavar="DIR",
+                    help=f"folder of JPEG photos, searched recursively (default {shown(DATA)})")
     ap.add_argument("--max-side", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3, help="timed passes; the median counts (default 3)")
     args = ap.parse_args()
 
-    files = largest_photos(args.data, args.limit)
+    files = largest_photos(require(args.data, "JPEG photos"), args.limit)
     if not files:
         print(f"no JPEG photos in {args.data}", file=sys.stderr)
         return 2
@@ -86,7 +89,7 @@ def main() -> int:
 
     full, draft = (len(files) / statistics.median(times[d]) for d in (False, True))
     pixels = sum(megapixels(p) for p in files) / len(files)
-    print(f"\n{len(files)} photos of {args.data} (mean {pixels:.1f} MP), --max-side {args.max_side}, "
+    print(f"\n{len(files)} photos of {shown(args.data)} (mean {pixels:.1f} MP), --max-side {args.max_side}, "
           f"median of {args.repeat} passes\n")
     print("| full decode + Lanczos (images/s) | draft decode + Lanczos (images/s) | speed-up | min PSNR draft vs full (dB) |")
     print("|---:|---:|---:|---:|")

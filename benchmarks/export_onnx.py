@@ -3,7 +3,8 @@ sizes, verification numbers, and ONNX Runtime CPU speed against PyTorch CPU (the
 
     python benchmarks/export_onnx.py [--size 256] [--runs 3] [--threads 2]
 
-Real images: the sample photos bundled with ccv (verification) and /work/shared/data photos if present.
+Real images: the sample photos bundled with ccv (``verify.sample_images``), for the verification and
+the timing; no other data is read.
 """
 from __future__ import annotations
 

@@ -46,6 +46,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_metrics as qm  # noqa: E402
+from data_paths import shared_data, shown  # noqa: E402
 
 from cyclegan_convert.atomic import atomic_path  # noqa: E402
 from cyclegan_convert.backends import TorchBackend  # noqa: E402
@@ -56,8 +57,8 @@ from cyclegan_convert.networks import ResnetGenerator  # noqa: E402
 from cyclegan_convert.store import ModelStore  # noqa: E402
 from cyclegan_convert.weights import load_generator  # noqa: E402
 
-DATA = Path("/work/shared/data/monet2photo")
-SHEET_PHOTOS = Path("/work/shared/data/photos-large")
+DATA = shared_data("monet2photo")  # ../shared/data beside the repository; --data overrides
+SHEET_PHOTOS = shared_data("photos-large")  # --sheet-photos overrides
 SHEET_COUNT = 6
 SHEET_SIDE = 512  # photos are resized to at most this long side before conversion
 
@@ -105,8 +106,8 @@ class Reference:
 
 def held_out_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder (the held-out split reads monet2photo/trainA and trainB; "
-                        "give --data)")
+        raise DataError(f"{shown(folder)}: no such folder (the held-out split reads monet2photo/trainA and "
+                        "trainB; give --data DIR)")
     return [folder / n for n in qm.held_out(n for n in os.listdir(folder) if is_image_name(n))]
 
 
@@ -136,7 +137,7 @@ def sheet_photo_files(given: Sequence[Path]) -> list[Path]:
         return list(given)
     files = sorted(p for p in SHEET_PHOTOS.rglob("*") if p.is_file() and is_image_name(p))
     if not files:
-        raise DataError(f"{SHEET_PHOTOS}: no photos for the contact sheet (give --sheet-photos)")
+        raise DataError(f"{shown(SHEET_PHOTOS)}: no photos for the contact sheet (give --sheet-photos PHOTO ...)")
     return [files[i * len(files) // SHEET_COUNT] for i in range(min(SHEET_COUNT, len(files)))]
 
 
@@ -288,13 +289,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("generators", nargs="*", type=Path, help="generator files (.pth, photo -> Monet)")
     ap.add_argument("--to", action="append", default=[], metavar="NAME",
                     help="a model from the store, by id or target domain (repeatable)")
-    ap.add_argument("--data", type=Path, default=DATA, help="folder with trainA (paintings) and trainB (photos)")
+    ap.add_argument("--data", type=Path, default=DATA, metavar="DIR",
+                    help=f"folder with trainA (paintings) and trainB (photos) (default {shown(DATA)})")
     ap.add_argument("--limit", type=int, default=None, metavar="N",
                     help="only the first N held-out photos (quick runs; all 108 paintings stay)")
     ap.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as markdown")
     ap.add_argument("--sheet", type=Path, metavar="OUT.png", help="write a before/after contact sheet")
     ap.add_argument("--sheet-photos", type=Path, nargs="+", default=[], metavar="PHOTO",
-                    help=f"photos for the sheet (default: {SHEET_COUNT} from {SHEET_PHOTOS})")
+                    help=f"photos for the sheet (default: {SHEET_COUNT} from {shown(SHEET_PHOTOS)})")
     ap.add_argument("--sheet-only", action="store_true", help="write the sheet, skip the table")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -328,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
     painting_files = held_out_files(args.data / "trainA")
     for files, what in ((photo_files, "photos"), (painting_files, "paintings")):
         if len(files) < 2:  # one half trains the classifier, the other is judged
-            raise DataError(f"{args.data}: {len(files)} held-out {what}, at least 2 are needed")
+            raise DataError(f"{shown(args.data)}: {len(files)} held-out {what}, at least 2 are needed")
     progress(t0, f"reading {len(photo_files)} photos and {len(painting_files)} paintings, training the classifier")
     ref = reference(photo_files, painting_files)
     rows = reference_rows(ref)
@@ -339,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
     n_eval = len(ref.photos[ref.eval_photos])
     notes = [
         f"Held out (never trained on): {len(ref.photos)} photos (trainB) and {len(painting_files)} paintings "
-        f"(trainA) of {args.data}, 256 px; {datetime.date.today().isoformat()}, {time.perf_counter() - t0:.0f} s.",
+        f"(trainA) of {shown(args.data)}, 256 px; {datetime.date.today().isoformat()}, {time.perf_counter() - t0:.0f} s.",
         f"Classifier ({ref.photo_features.shape[1]} colour and texture features, logistic regression, "
         f"l2 {ref.classifier.l2:g} by 5-fold CV): trained on {len(ref.painting_features[0::2])} paintings and "
         f"{len(ref.photo_features[0::2])} photos; Monet share is on the other {n_eval} photos' outputs.",

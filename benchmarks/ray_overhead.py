@@ -24,27 +24,30 @@ from cyclegan_convert.converter import ConvertOptions, Converter
 from cyclegan_convert.networks import ResnetGenerator, init_weights
 from cyclegan_convert.resolve import ModelRef
 
-DATA = Path("/work/shared/data/monet2photo/trainB")
+from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
+
+DATA = shared_data("monet2photo", "trainB")  # --data overrides
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", "-n", type=int, default=200, help="photos (default 200)")
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=DATA, metavar="DIR",
+                    help=f"folder of JPEG photos (default {shown(DATA)})")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--ngf", type=int, default=64)
     ap.add_argument("--blocks", type=int, default=9)
     ap.add_argument("--jobs", type=int, default=2, help="plain run: decode and encode workers")
     ap.add_argument("--num-cpus", type=int, default=None, help="local Ray's CPUs (default: all)")
     args = ap.parse_args()
+    files = sorted(require(args.data, "JPEG photos").glob("*.jpg"))[: args.limit]
+    if not files:
+        sys.exit(f"error: no photos in {shown(args.data)}; give --data DIR")
 
     import ray
 
     from cyclegan_convert.ray_runner import RayConverter, _start_ray
 
-    files = sorted(args.data.glob("*.jpg"))[: args.limit]
-    if not files:
-        sys.exit(f"no photos in {args.data}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         src = tmp / "in"
@@ -74,7 +77,7 @@ def main() -> None:
 
     n = len(files)
     assert plain.converted == on_ray.converted == n, (plain.converted, on_ray.converted, plain.failed, on_ray.failed)
-    print(f"{n} photos from {args.data}, generator ngf {args.ngf} / {args.blocks} blocks, device {args.device}")
+    print(f"{n} photos from {shown(args.data)}, generator ngf {args.ngf} / {args.blocks} blocks, device {args.device}")
     print(f"plain backend: {plain.backend}")
     print(f"ray backend:   {on_ray.backend}")
     rows = [("plain ccv convert", plain_s, plain.stats), ("ccv convert --ray", ray_s, on_ray.stats)]

@@ -3,6 +3,9 @@ to the input's, with and without, on a clip of real photos panned and zoomed (tw
 
     python benchmarks/video_flicker.py --size 256x144 --frames 40 [--ngf 64 --blocks 9]
     python benchmarks/video_flicker.py --to monet     # a real model: the bundled photo-to-Monet one
+    python benchmarks/video_flicker.py --data DIR     # two other photos: the first two JPEGs of DIR
+
+The two shots are two photos of ../shared/data/photos-large/lomiri_16.04 (beside the repository).
 
 A ratio of 1.0 means the output changes as much as the input does (motion only); above that is
 flicker the model adds. No trained model is assumed: the generator is random-init (N(0, 0.02), as
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from data_paths import require, shared_data, shown  # noqa: E402  (benchmarks/ is on sys.path as a script)
 from videoclips import ClipSpec, make_clip, read_video  # noqa: E402
 
 from cyclegan_convert.networks import ResnetGenerator, init_weights  # noqa: E402
@@ -27,7 +31,8 @@ from cyclegan_convert.resolve import resolve_model  # noqa: E402
 from cyclegan_convert.stabilize import frame_change  # noqa: E402
 from cyclegan_convert.video import VideoConverter, VideoOptions  # noqa: E402
 
-DATA = Path("/work/shared/data/photos-large/lomiri_16.04")
+DATA = shared_data("photos-large", "lomiri_16.04")  # --data overrides
+SHOTS = ("sunset_by_Aitzol_Berasategi.jpg", "Bridge_by_Sander_Klootwijk.jpg")  # in DATA
 
 
 def main() -> None:
@@ -39,10 +44,14 @@ def main() -> None:
     ap.add_argument("--momentum", type=float, nargs="+", default=[0.9])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--to", help="a model from the store (e.g. monet) instead of a random-init generator")
+    ap.add_argument("--data", type=Path, default=DATA, metavar="DIR",
+                    help=f"folder of the two photos (default {shown(DATA)}; another folder: its first two JPEGs)")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    photos = [DATA / "sunset_by_Aitzol_Berasategi.jpg", DATA / "Bridge_by_Sander_Klootwijk.jpg"]
-    photos = [p for p in photos if p.is_file()]
+    folder = require(args.data, "photos for the clip")
+    photos = [folder / n for n in SHOTS if (folder / n).is_file()] or sorted(folder.glob("*.jpg"))[:2]
+    if not photos:
+        sys.exit(f"error: no JPEG photos in {args.data}; give --data DIR")
 
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)

@@ -7,8 +7,9 @@ rate each stage sustains on its own.
 
     python benchmarks/video_speed.py --size 426x240 --frames 48 [--ngf 64 --blocks 9] [--device cuda]
 
-The clip is made from real photos (/work/shared/data/photos-large, or the test fixtures), panned and
-zoomed, with a sine-wave audio track. Generators are random-init (no trained model is assumed).
+The clip is made from two real photos (the first two JPEGs of ../shared/data/photos-large/mate_nature
+beside the repository, or of ``--data DIR``), panned and zoomed, with a sine-wave audio track.
+Generators are random-init (no trained model is assumed).
 Numbers go to benchmarks/RESULTS.md (## video) by hand, with the machine they came from.
 """
 from __future__ import annotations
@@ -23,13 +24,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from data_paths import require, shared_data, shown  # noqa: E402  (benchmarks/ is on sys.path as a script)
 from videoclips import ClipSpec, make_clip  # noqa: E402  (the tests' clip maker: real photos, panned)
 
 from cyclegan_convert.networks import ResnetGenerator, init_weights  # noqa: E402
 from cyclegan_convert.resolve import resolve_model  # noqa: E402
 from cyclegan_convert.video import VideoConverter, VideoOptions  # noqa: E402
 
-DATA = Path("/work/shared/data/photos-large/mate_nature")
+DATA = shared_data("photos-large", "mate_nature")  # --data overrides
 
 
 def workaround(src: Path, work: Path, backend) -> dict[str, float]:
@@ -73,9 +75,13 @@ def main() -> None:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch-size", type=int, default=0)
+    ap.add_argument("--data", type=Path, default=DATA, metavar="DIR",
+                    help=f"folder whose first two JPEGs make the clip (default {shown(DATA)})")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    photos = sorted(DATA.glob("*.jpg"))[:2] if DATA.is_dir() else []
+    photos = sorted(require(args.data, "photos for the clip").glob("*.jpg"))[:2]
+    if not photos:
+        sys.exit(f"error: no JPEG photos in {args.data}; give --data DIR")
 
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)

@@ -1,6 +1,6 @@
 """Maintainers' step: a generator saved by a ``ccv train`` run becomes a model bundled with ccv.
 
-    python -m cyclegan_convert.train.bundle G_B_step_11000.pth --run /work/runs/monet_compact \\
+    python -m cyclegan_convert.train.bundle G_B_step_11000.pth --run runs/monet_compact \\
         --step 11000 --source photo --target monet --quality quality.md --note "..."
 
 The weights are stored as fp16 (half the size; the networks load them into fp32, and the output
