@@ -84,11 +84,24 @@ def test_bf16_path_stays_within_40db_of_fp32_on_low_contrast_photos(channels_las
     assert _psnr(a[1:], all_bf16) < 40
 
 
-def test_auto_on_a_cpu_without_native_bf16_runs_pytorch_fp32_channels_last(pth, monkeypatch):
-    """Whatever is cached: PyTorch channels_last measured as fast as ONNX Runtime there."""
+def test_auto_on_a_cpu_without_native_bf16_runs_pytorch_even_with_a_current_onnx_cached(ccv_home, monkeypatch):
+    """A store model with its exports in place (as `ccv export --to` leaves them: the fp32 ONNX,
+    current for these weights) and the real exporter at hand: auto still runs PyTorch fp32
+    channels_last, measured as fast as ONNX Runtime on such CPUs (select.py's docstring)."""
+    from cyclegan_convert.backends import artifacts
+    from cyclegan_convert.converter import export_artifacts
+    from cyclegan_convert.resolve import resolve_model
+    from export_fixtures import install_tiny
+
+    pytest.importorskip("onnxruntime")  # without it, nothing could have preferred the ONNX anyway
     monkeypatch.setattr(select, "cpu_has_native_bf16", lambda: False)
-    be = select.make_backend(pth, "auto", "cpu")
-    assert isinstance(be, TorchBackend) and (be.precision, be.channels_last) == ("fp32", True)
+    install_tiny(ccv_home)
+    ref = resolve_model(to="tiny")
+    source = artifacts.source_of(ref)
+    cached = artifacts.exports_dir_for(source) / artifacts.ONNX_NAMES[False]
+    assert artifacts.is_current(cached, source)  # what a cache lookup finds: there is something cached
+    be = select.make_backend(ref, "auto", "cpu", artifacts=export_artifacts())
+    assert isinstance(be, TorchBackend) and (be.precision, be.channels_last) == ("fp32", True), be.describe()
 
 
 class _NoTiles(Backend):
