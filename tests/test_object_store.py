@@ -186,32 +186,87 @@ def test_each_output_is_recorded_before_it_appears(bucket, model, monkeypatch):
     assert seen == [True] * 4
 
 
-def test_encoders_go_on_while_a_batch_is_published(bucket, model, monkeypatch):
-    """commit_later hands a full batch to the publishing thread and returns: a slow store holds
-    back no encoder (up to IN_FLIGHT batches)."""
+def test_encoders_go_on_while_batches_are_published_up_to_in_flight(bucket, monkeypatch):
+    """commit_later hands a full batch to the publishing thread and returns: a slow store holds back
+    no encoder until IN_FLIGHT batches wait for it (the one being published included); then each
+    commit waits for a batch to finish. The store here copies one object each time the test lets it;
+    after each, the encoder is let run until it blocks."""
     import threading
+    import time
 
+    limit = ObjectManifest.IN_FLIGHT
+    n = limit + 2  # two more than fit: the encoder blocks, and blocks again
     src, out = bucket / "photos", bucket / "out"
     _fill(src, with_bad=False)
-    (out / ".p0.jpg.x.part.jpg").write_bytes(b"an encoded photo")
-    release, copied = threading.Event(), []
+    for i in range(n):
+        (out / f".p{i}.jpg.x.part.jpg").write_bytes(b"encoded photo %d" % i)
+    gate, copied = threading.Semaphore(0), []
     copy = manifest_mod.copy_object
 
-    def slow_store(tmp, dst):
-        release.wait(30)
+    def held_back(tmp, dst):
+        assert gate.acquire(timeout=30)
         copy(tmp, dst)
         copied.append(dst)
 
-    monkeypatch.setattr(manifest_mod, "copy_object", slow_store)
-    monkeypatch.setattr(ObjectManifest, "BATCH", 1)
-    m, done = ObjectManifest(out), []
-    m.commit_later("p0.jpg", "key", src / "p0.jpg", False, out / ".p0.jpg.x.part.jpg", out / "p0.jpg",
-                   done=lambda: done.append(1), failed=lambda e: done.append(e))
-    assert not copied and not done  # returned while the copy waits
-    release.set()
+    monkeypatch.setattr(manifest_mod, "copy_object", held_back)
+    monkeypatch.setattr(ObjectManifest, "BATCH", 1)  # each output a batch of its own
+    m, done, returned = ObjectManifest(out), [], []
+
+    def encoder():
+        for i in range(n):
+            m.commit_later(f"p{i}.jpg", "key", src / "p0.jpg", False, out / f".p{i}.jpg.x.part.jpg", out / f"p{i}.jpg",
+                           done=lambda: done.append(1), failed=done.append)
+            returned.append(i)
+
+    def settle(at_least: int) -> int:
+        """How many commits returned, once ``at_least`` have and a moment has passed for more."""
+        deadline = time.monotonic() + 30
+        while len(returned) < at_least and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # room to go past the limit, if nothing held it
+        return len(returned)
+
+    threading.Thread(target=encoder, daemon=True).start()
+    waiting = []  # batches handed to the publisher and not yet copied, whenever the encoder stood still
+    for k in range(n):
+        waiting.append(settle(min(n, k + limit)) - len(copied))
+        gate.release()  # the store copies one more
     m.close()  # waits for the publisher
-    assert copied == [out / "p0.jpg"] and done == [1] and (out / "p0.jpg").read_bytes() == b"an encoded photo"
-    assert "p0.jpg" in manifest_mod.read_object_records(out)[0]
+    assert waiting == [min(limit, n - k) for k in range(n)]  # the limit reached, and never passed
+    assert done == [1] * n and len(copied) == n and (out / "p0.jpg").read_bytes() == b"encoded photo 0"
+    assert set(manifest_mod.read_object_records(out)[0]) == {f"p{i}.jpg" for i in range(n)}
+
+
+class ClientError(Exception):
+    """As botocore's ClientError: a store client's error that is not an OSError."""
+
+
+@pytest.mark.parametrize("op", ["get_file", "put_file"])  # reading a source; uploading its output
+def test_a_store_client_error_that_is_not_an_oserror_fails_that_file_alone_in_one_line(bucket, model, monkeypatch, op):
+    """The write relies on ``object_store.store_errors`` turning it into an OSError (without it the
+    run stops: tried); the read is caught again by the converter's reader, which names the object."""
+    src, out = bucket / "photos", bucket / "out"
+    _fill(src, with_bad=False)
+    fs = bucket.fs
+    real = getattr(fs, op)
+
+    def refusing(path1, path2, *args, **kwargs):
+        remote = str(path1 if op == "get_file" else path2)  # get_file(rpath, lpath), put_file(lpath, rpath)
+        if "p1.jpg" in remote:
+            raise ClientError(f"An error occurred (AccessDenied) when calling the {op} operation: Access Denied")
+        return real(path1, path2, *args, **kwargs)
+
+    monkeypatch.setattr(fs, op, refusing)  # the process's one memory filesystem, for this test only
+    result = CliRunner().invoke(app, ["convert", str(src), "-o", str(out), "--model", str(model.path)])
+    assert result.exit_code == 1, result.output
+    objects = _objects(out)
+    assert sorted(k for k in objects if not k.startswith(".") and k != FAILURES_NAME) == sorted(set(TREE) - {"p1.jpg"})
+    what = f"{src / 'p1.jpg'}: cannot read" if op == "get_file" else f"{out / 'p1.jpg'}: cannot write"
+    line = f"{what} (An error occurred (AccessDenied) when calling the {op} operation: Access Denied)"
+    assert objects[FAILURES_NAME].decode() == f"{src / 'p1.jpg'}\t{line}\n"
+    said = [s for s in result.output.splitlines() if "p1.jpg" in s]  # as it happens, and in the summary
+    assert said and all(s.endswith(line) for s in said), result.output
+    assert "Traceback" not in result.output and "ClientError" not in result.output
 
 
 def test_a_killed_run_leaves_parts_and_temporary_keys_the_next_run_folds_and_removes(bucket, model):
