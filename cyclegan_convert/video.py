@@ -6,7 +6,8 @@ bounded queues so memory stays flat on a two-hour video:
     source (feeder thread)  ``_VideoSource``: demux; decode (FFmpeg threads); YUV -> RGB; audio and
                             subtitle packets pass through, never inferred
     infer (this thread)     ``VideoConverter._infer``: batches of frames through the backend router
-                            (the GIL is free while it computes)
+                            (the GIL is free while it computes); with --stable, each result then
+                            blended with the previous one along the input's flow (``temporal.py``)
     encode + sink (1 thread) ``_VideoSink``: RGB -> YUV; encode; mux video and the copied packets
                             into a temporary file
 
@@ -47,8 +48,9 @@ class VideoOptions:
     duration: Optional[float] = None  # seconds to convert; None: to the end
     no_audio: bool = False
     side_by_side: bool = False  # input and output next to each other, for previews
-    stable: bool = False  # smooth InstanceNorm statistics across frames (needs the torch backend)
-    stable_momentum: float = 0.9
+    stable: bool = False  # temporal consistency: flow-guided blending (any backend) + smoothed InstanceNorm statistics (torch)
+    stable_momentum: float = 0.9  # the statistics' moving average (0: off)
+    stable_strength: float = 0.9  # weight of the warped previous output where the flow is reliable (0: statistics only)
     allow_hdr: bool = False  # convert PQ/HLG video as if it were SDR instead of refusing
     overwrite: bool = False  # replace an existing output file (never the input)
     batch_size: int = 0  # 0: 4 on a GPU, 1 on the CPU
@@ -67,6 +69,8 @@ class VideoOptions:
             raise UsageError("--crf must be between 0 and 63")
         if self.batch_size < 0:
             raise UsageError("--batch-size must be at least 1")
+        if not 0.0 <= self.stable_strength < 1.0 or not 0.0 <= self.stable_momentum < 1.0:
+            raise UsageError("stable_strength and stable_momentum must be in [0, 1)")
         self.backend_choice  # --backend and --device checked before any work
 
     @property
@@ -116,6 +120,7 @@ class _Frame:
     duration: Optional[int]
     rgb: np.ndarray  # (H, W, 3) uint8 at the working size
     cut: bool = False  # starts a new shot (for --stable)
+    motion: Optional[object] = None  # temporal.Motion from the previous frame (for --stable); None: starts afresh
     result: Optional[np.ndarray] = None
 
 
@@ -203,7 +208,8 @@ class VideoConverter:
         return census
 
     def _open_backend(self, census):
-        """The router with its main backend open, and the statistics smoother for --stable."""
+        """The router with its main backend open, and the statistics smoother for --stable (None
+        when the backend has no PyTorch model: then --stable is the flow-guided blending alone)."""
         from .backends.router import BackendRouter
         from .converter import export_artifacts
 
@@ -218,12 +224,16 @@ class VideoConverter:
             from .stabilize import StableOptions, StatsSmoother
 
             model = getattr(router.main, "model", None)
-            if model is None:
+            if model is None and not opt.stable_strength:
                 name = router.main.name
                 router.close()
-                raise UsageError(f"--stable needs the torch backend (got {name}); "
+                raise UsageError(f"smoothing the statistics alone needs the torch backend (got {name}); "
                                  "use --backend torch with a .pth model")
-            smoother = StatsSmoother(model, StableOptions(momentum=opt.stable_momentum)).install()
+            if model is None:
+                self.on_message("note", f"--stable with {router.main.name}: flow-guided blending only "
+                                        "(smoothing the InstanceNorm statistics needs --backend torch)")
+            elif opt.stable_momentum:
+                smoother = StatsSmoother(model, StableOptions(momentum=opt.stable_momentum)).install()
         return router, smoother
 
     # -- running -----------------------------------------------------------------------------------
@@ -252,11 +262,16 @@ class VideoConverter:
                                 f"{info.colour.describe(info.height, info.pix_fmt)}"
                                 + (f", rotated {info.rotation}°" if info.rotation else ""))
         router, smoother = self._open_backend(self._census(info, plan.converter.work_size))
+        blender = None
+        if opt.stable and opt.stable_strength:
+            from .temporal import OutputBlender
+
+            blender = OutputBlender(self._temporal_options())
         try:
             self.on_message("backend", router.describe())
             batch = opt.batch_size or router.default_batch
             with atomic_path(dst, suffix=dst.suffix) as tmp:
-                result = self._convert(src, tmp, info, plan, router, smoother, batch)
+                result = self._convert(src, tmp, info, plan, router, smoother, blender, batch)
             result.output = dst
             return result
         finally:
@@ -264,7 +279,12 @@ class VideoConverter:
                 smoother.remove()
             router.close()
 
-    def _convert(self, src: Path, tmp: Path, info: VideoInfo, plan: OutputPlan, router, smoother,
+    def _temporal_options(self):
+        from .temporal import TemporalOptions
+
+        return TemporalOptions(strength=self.options.stable_strength)
+
+    def _convert(self, src: Path, tmp: Path, info: VideoInfo, plan: OutputPlan, router, smoother, blender,
                  batch: int) -> VideoResult:
         import av
 
@@ -279,7 +299,8 @@ class VideoConverter:
             out_c, out_video, mapping, dropped = open_output(tmp, plan, info, in_c, (lo, hi))
             for line in dropped:
                 self.on_message("note", line)
-            source = _VideoSource(opt, in_c, info, plan.converter, mapping)
+            source = _VideoSource(opt, in_c, info, plan.converter, mapping,
+                                  self._temporal_options() if blender is not None else None)
             sink = _VideoSink(opt, out_c, out_video, info, plan.converter, mapping)
             total = info.frame_estimate(opt.start, opt.duration)
 
@@ -290,7 +311,7 @@ class VideoConverter:
 
             config = PipelineConfig(decode_workers=0, encode_workers=1, batch_size=batch, max_pending=batch,
                                     queue_items=opt.queue_frames, on_interrupt="raise", progress_every_s=0.1)
-            runner = Pipeline(config, None, lambda frames: self._infer(router, smoother, frames), sink.write,
+            runner = Pipeline(config, None, lambda frames: self._infer(router, smoother, blender, frames), sink.write,
                               group=lambda frame: 0, on_failed=_no_item_failures, job_of=lambda item: item,
                               on_tick=tick, passthrough=_is_copy)
             self.stats = runner.stats
@@ -315,8 +336,9 @@ class VideoConverter:
                     pass
             in_c.close()
 
-    def _infer(self, router, smoother, frames: list[_Frame]) -> list[_Frame]:
-        """The infer stage: upright frames, padded to the model's multiple, through the router."""
+    def _infer(self, router, smoother, blender, frames: list[_Frame]) -> list[_Frame]:
+        """The infer stage: upright frames, padded to the model's multiple, through the router; with
+        --stable each result is then blended with the previous one (frames arrive in order)."""
         import torch
 
         from .backends.base import padded_size, pad_rgb
@@ -330,6 +352,9 @@ class VideoConverter:
         out = router.for_size(h, w, "frames").infer(torch.from_numpy(batch)).numpy()[:, :h, :w]
         for f, o in zip(frames, out):
             f.result = np.ascontiguousarray(np.rot90(o, -k) if k else o)
+            if blender is not None:  # in stored orientation, as the source's flow is
+                f.result = blender(f.motion, f.result)
+                f.motion = None  # its memory is not needed past here
         return frames
 
     def rates(self) -> dict[str, float]:
@@ -343,8 +368,9 @@ class _VideoSource:
     subtitle packets to copy (iterated by the runner's feeder thread)."""
 
     def __init__(self, options: VideoOptions, container, info: VideoInfo, frame_converter: FrameConverter,
-                 mapping: dict):
+                 mapping: dict, temporal=None):
         self.options, self.container, self.info = options, container, info
+        self.temporal = temporal  # temporal.TemporalOptions: the flow of the input frames, for --stable
         self.frame_converter, self.mapping = frame_converter, mapping
         self.problem: Optional[str] = None
         self.notes: list[str] = []
@@ -366,11 +392,15 @@ class _VideoSource:
         if opt.start:
             _seek_at_or_before(self.container, video_stream, int(start / time_base))
         step = round(1 / (info.rate * time_base)) if info.rate else 1
-        detector = None
+        detector = analyzer = None
         if opt.stable:
             from .stabilize import SceneCutDetector
 
             detector = SceneCutDetector()
+            if self.temporal is not None:
+                from .temporal import FlowAnalyzer
+
+                analyzer = FlowAnalyzer(self.temporal)
         last_pts: Optional[int] = None
         last_dur = step
         fixed = 0
@@ -410,8 +440,12 @@ class _VideoSource:
                         self.first_pts = pts
                     rgb = self.frame_converter.to_rgb(frame)
                     cut = detector(rgb) if detector is not None else False
+                    motion = None
+                    if analyzer is not None:
+                        motion = analyzer(rgb, cut)
+                        cut = cut or motion is None  # a cut the histograms missed restarts the statistics too
                     self.decoded += 1
-                    yield _Frame(pts - shift, frame.duration or None, rgb, cut)
+                    yield _Frame(pts - shift, frame.duration or None, rgb, cut, motion)
                 if done:
                     break
         except av.error.FFmpegError as e:

@@ -31,7 +31,7 @@ def video(
     duration: Annotated[Optional[float], typer.Option("--duration", help="Convert only this many seconds.")] = None,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Leave the audio streams out.")] = False,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Input and output next to each other (previews).")] = False,
-    stable: Annotated[bool, typer.Option("--stable", help="Less flicker: InstanceNorm statistics smoothed across frames within a shot (torch backend).")] = False,
+    stable: Annotated[bool, typer.Option("--stable", help="Temporal consistency: the previous output follows the input's optical flow and is blended in where the flow is reliable; InstanceNorm statistics smoothed within a shot (torch backend).")] = False,
     allow_hdr: Annotated[bool, typer.Option("--allow-hdr", help="Convert HDR (PQ/HLG) code values as if SDR instead of refusing.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file (never the input).")] = False,
     backend: BackendOpt = "auto",
