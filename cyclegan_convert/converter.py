@@ -21,6 +21,7 @@ from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, Media
 from .files import Job, Naming, iter_jobs, plan_roots
 from .census import ShapeCensus, probe_size
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb, working_size
+from .look import Look, apply_look
 from .manifest import FAILURES_NAME, Manifest, ObjectManifest, open_manifest, settings_key
 from .object_store import ObjectPath, fetch, fresh_listings, location, remove_matching, scratch_file, upload_temporary
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
@@ -51,6 +52,8 @@ class ConvertOptions:
     device: str = "auto"  # auto, cpu, cuda
     precision: str = "auto"  # PyTorch backend: auto, fp32, bf16 (CPU), fp16 (CUDA)
     compile: Optional[bool] = None  # torch.compile: None where it pays (CPU with native bf16), True every size, False never
+    colors: Optional[str] = None  # look.parse_colors: model, keep or a fraction; None: the model's recommendation
+    strength: Optional[float] = None  # look.Look.strength; None: the model's recommendation
 
     def __post_init__(self) -> None:
         if self.output is not None:
@@ -69,6 +72,7 @@ class ConvertOptions:
         if self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
         self.backend_choice  # checked here, so --dry-run catches typos too
+        Look.of(self.colors, self.strength)  # and bad looks
 
     @property
     def backend_choice(self):
@@ -126,6 +130,7 @@ class _Work:
     tiled: bool
     elsewhere: bool = False  # the main engine refuses this size (a TensorRT shape profile): the router's PyTorch runs it
     result: Optional[np.ndarray] = None
+    source: Optional[np.ndarray] = None  # the input as decoded (before the working size), when the look needs it
 
 
 class Converter:
@@ -144,6 +149,15 @@ class Converter:
         self._lock = threading.Lock()
         self._manifests: dict[Path, Manifest] = {}
         self._input_dirs: list[Path] = []  # resolved folders the inputs are walked from (set by _jobs)
+        self.look = Look.of(options.colors, options.strength, ref.entry.look if ref.entry else None)
+
+    def look_note(self) -> str:
+        """A line saying which look the outputs get when it is not the model's raw output and the
+        user did not choose it (the model's recommendation), so no one wonders where it came from."""
+        if self.look.raw or (self.opt.colors is not None and self.opt.strength is not None):
+            return ""
+        return (f"look: {self.look.describe()} (the model's recommendation; --colors model --strength 1 for "
+                "its raw output)")
 
     def stop(self) -> None:
         """Finishes the files in flight, then ``run`` returns with ``interrupted`` set."""
@@ -163,7 +177,7 @@ class Converter:
         model = (self.ref.entry.sha256 if self.ref.entry and self.ref.entry.sha256 else "") or sha256_file(self.ref.path)
         o = self.opt
         return settings_key(model=model, ext=o.ext, quality=o.quality, max_side=o.max_side, work_size=o.work_size,
-                            tile=o.tile, metadata=o.metadata)
+                            tile=o.tile, metadata=o.metadata, **self.look.settings())
 
     def _manifest(self, out_root: Path) -> Manifest:
         with self._lock:
@@ -226,6 +240,8 @@ class Converter:
         with router.open():
             stages.summary.backend = router.describe()
             self.on_message("backend", stages.summary.backend)
+            if self.look_note():
+                self.on_message("note", self.look_note())
             config = PipelineConfig(opt.jobs, opt.jobs, opt.batch_size or router.default_batch)
             runner = Pipeline(config, stages.decode, stages.infer, stages.encode, stages.shape_key,
                               on_failed=stages.fail, job_of=lambda work: work.job, on_tick=stages.tick, stop=self._stop)
@@ -359,8 +375,9 @@ class _ImageStages:
                 f"RAW files as 16-bit TIFF ({job.dst.name})")
         h, w = img.full_size or img.size  # a JPEG may come decoded smaller (draft): the output keeps this size
         wh, ww = working_size(h, w, opt.max_side)
+        source = None if self.conv.look.raw else img.rgb
         img.rgb = resize_rgb(img.rgb, wh, ww)  # the last step to the working size, drafted or not
-        return _Work(job, img, (h, w), self._tiled(wh, ww))
+        return _Work(job, img, (h, w), self._tiled(wh, ww), source=source)
 
     def route(self, work: _Work) -> _Work:
         """Which engine will run it, asked of the router (where the backend is open)."""
@@ -414,6 +431,8 @@ class _ImageStages:
             assert rgb is not None
             if not opt.work_size and rgb.shape[:2] != work.orig_size:
                 rgb = resize_rgb(np.ascontiguousarray(rgb), *work.orig_size)
+            if work.source is not None:
+                rgb = apply_look(np.ascontiguousarray(rgb), work.source, self.conv.look)
             img = replace(work.image, rgb=np.ascontiguousarray(rgb))  # alpha, metadata, bit depth go along
             fmt = output_format(job.dst.suffix)
             remote = isinstance(job.dst, ObjectPath)  # encoded here, then uploaded under a temporary key

@@ -290,9 +290,13 @@ def test_lattice_notch_stays_fp32_under_autocast_and_odd_notch_buffers_are_refus
             load_generator(tmp_path / "g.pth")
 
 
-@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-4), (torch.bfloat16, 0.02)])
+# Bounds relative to the largest output: fp32 1e-4 (measured 9e-6 and 2e-6 here); bf16 four of its
+# rounding steps (2^-8) of that value: measured 1.7 and 0.7 of them (0.052 at 8.0, 0.014 at 4.9; PyTorch's
+# own instance_norm 0.053 and 0.77: it loses the flat image). Without the shift the flat image is off
+# by 2.7 (fp32) and 5.1 (bf16).
+@pytest.mark.parametrize("dtype, rel_tol", [(torch.float32, 1e-4 / 8), (torch.bfloat16, 4 * 2**-8)])
 @pytest.mark.parametrize("contrast", [5.0, 0.01])  # a photo after a conv; a nearly flat one (mean/std up to ~5,000)
-def test_instance_norm_on_channels_last_cpu_input_equals_the_original(dtype, tol, contrast):
+def test_instance_norm_on_channels_last_cpu_input_equals_the_original(dtype, rel_tol, contrast):
     """On the CPU a channels_last input goes through group_norm (one group per channel): the same
     statistics, no copy to NCHW, and the layout is kept for the next convolution; a flat image's
     large mean does not cancel its variance."""
@@ -307,8 +311,7 @@ def test_instance_norm_on_channels_last_cpu_input_equals_the_original(dtype, tol
     want = torch.nn.functional.instance_norm(x.to(dtype).double(), eps=norm.eps)  # of the input as given
     got = norm(x.to(dtype).contiguous(memory_format=torch.channels_last))
     assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == dtype
-    theirs = (torch.nn.functional.instance_norm(x.to(dtype), eps=norm.eps).double() - want).abs().max().item()
-    assert (got.double() - want).abs().max().item() < max(tol, theirs)  # bf16: no worse than PyTorch's own kernel
+    assert (got.double() - want).abs().max().item() < rel_tol * want.abs().max().item()
     assert norm(x).is_contiguous()  # an NCHW input stays on instance_norm
 
 

@@ -70,6 +70,13 @@ def command(*args, **kwargs) -> Callable[[F], F]:
 ToOpt = Annotated[Optional[str], typer.Option("--to", help="Target domain of the model in the store, e.g. monet.")]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Source domain, where several models share a target.")]
 ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="A generator file (.pth), ONNX or engine instead of --to.")]
+ColorsOpt = Annotated[Optional[str], typer.Option("--colors", show_default=False, help=(
+    "model: the model's own colours; keep: the photo's colour layout under the model's light, strokes "
+    "and fine colour; a fraction (e.g. 0.5): that much of the way to the photo's. Default: the model's "
+    "recommendation (ccv models --card), else model."))]
+StrengthOpt = Annotated[Optional[float], typer.Option("--strength", min=0.0, max=1.0, show_default=False, help=(
+    "How far from the input: 1 the full style, 0 the input unchanged, 0.6 a lighter painting. "
+    "Default: the model's recommendation, else 1."))]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto, tensorrt, onnxruntime or torch.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (cuda without a GPU is an error).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per inference batch.")]
