@@ -1,0 +1,183 @@
+"""--colors and --strength: what each does to real photos, and how runs record them."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan_convert.converter import ConvertOptions, Converter
+from cyclegan_convert.errors import UsageError
+from cyclegan_convert.look import Look, _chroma, apply_look, parse_colors
+from cyclegan_convert.resolve import ModelRef, resolve_model
+from cyclegan_convert.store import ModelEntry
+
+from conftest import PHOTOS
+
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def _photo(i=0, size=(160, 120)) -> np.ndarray:
+    return np.asarray(Image.open(PHOTOS[i]).convert("RGB").resize(size, Image.Resampling.LANCZOS))
+
+
+def _chroma_layout(rgb: np.ndarray, cells: int = 16) -> np.ndarray:
+    """(cells, cells, 2) mean Cb, Cr per cell: the colour layout a viewer reads."""
+    f = rgb.astype(np.float64)
+    y = f @ LUMA
+    cb, cr = (f[..., 2] - y) / 1.772, (f[..., 0] - y) / 1.402
+    h, w = y.shape
+    hs, ws = h - h % cells, w - w % cells
+    out = [c[:hs, :ws].reshape(cells, hs // cells, cells, ws // cells).mean(axis=(1, 3)) for c in (cb, cr)]
+    return np.stack(out, axis=-1)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def _hue_scrambled(rgb: np.ndarray) -> np.ndarray:
+    """What a colour-swapping model does: the same light, other hues (channels rotated, re-lit to
+    the input's luma), plus a stroke-like texture."""
+    rot = rgb[..., [2, 0, 1]].astype(np.float64)
+    rot += (rgb.astype(np.float64) @ LUMA - rot @ LUMA)[..., None]
+    rng = np.random.default_rng(0)
+    rot += rng.normal(0, 6, rot.shape[:2])[..., None] * np.array([1.0, -0.5, 0.8])  # colour strokes
+    return np.clip(rot + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_raw_look_is_the_output_itself():
+    out = _hue_scrambled(_photo())
+    assert apply_look(out, _photo(), Look()) is out
+    assert Look().raw and Look().settings() == {}
+
+
+def test_keep_restores_the_inputs_colour_layout_and_leaves_the_models_light():
+    src = _photo(1)
+    out = _hue_scrambled(src)
+    kept = apply_look(out, src, Look(colors=1.0))
+    before, after = _corr(_chroma_layout(out), _chroma_layout(src)), _corr(_chroma_layout(kept), _chroma_layout(src))
+    assert before < 0.5 and after > 0.97, (before, after)
+    # luma is the model's (up to clipping of saturated colours and rounding)
+    diff = np.abs(kept.astype(float) @ LUMA - out.astype(float) @ LUMA)
+    assert np.median(diff) <= 1.0 and np.mean(diff) < 2.0
+
+
+def test_keep_leaves_the_models_colour_strokes_finer_than_the_layout(monkeypatch):
+    """On a photo 8x COLOR_SIDE (a 12 MP photo: 4000 px against 512) the layout is kept and the
+    model's colour texture finer than it stays (keep is a painting in the photo's colours, not a
+    tinted photo)."""
+    import cyclegan_convert.look as look
+
+    monkeypatch.setattr(look, "COLOR_SIDE", 128)
+    src = _photo(1, (1024, 768))
+    out = _hue_scrambled(src)
+    kept = apply_look(out, src, Look(colors=1.0))
+    assert _corr(_chroma_layout(kept), _chroma_layout(src)) > 0.97
+    def fine(rgb):  # chroma texture finer than the 8 px the layout is taken at
+        return _chroma(rgb) - cv2.blur(_chroma(rgb), (8, 8))
+
+    assert _corr(fine(kept), fine(out)) > 0.9 and abs(_corr(fine(kept), fine(src))) < 0.3  # measured 0.97, -0.11
+
+
+def test_colors_fraction_goes_part_of_the_way():
+    src = _photo(2)
+    out = _hue_scrambled(src)
+    dist = [np.abs(_chroma_layout(apply_look(out, src, Look(colors=f))) - _chroma_layout(src)).mean()
+            for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert all(a > b for a, b in zip(dist, dist[1:])), dist  # monotone toward the input's colours
+    assert abs(dist[2] - dist[0] / 2) < 0.1 * dist[0]  # halfway is halfway
+
+
+def test_strength_moves_smoothly_from_the_input_to_the_output():
+    src = _photo(3)
+    out = _hue_scrambled(src)
+    assert np.abs(apply_look(out, src, Look(strength=0.0)).astype(int) - src).max() <= 1
+    d = [float(np.abs(apply_look(out, src, Look(strength=s)).astype(int) - src).mean()) for s in np.linspace(0, 1, 6)]
+    steps = np.diff(d)
+    assert (steps > 0).all() and steps.max() < 1.5 * steps.min(), d  # even steps, no jump
+
+
+def test_the_input_may_be_smaller_than_the_output():
+    """--max-side decodes a JPEG smaller: its colours are scaled to the output."""
+    src = _photo(0, (320, 240))
+    out = _hue_scrambled(src)
+    small = src[::2, ::2].copy()
+    kept = apply_look(out, small, Look(colors=1.0, strength=0.5))
+    assert kept.shape == out.shape
+    assert _corr(_chroma_layout(kept), _chroma_layout(src)) > 0.95
+
+
+@pytest.mark.parametrize("text, value", [("model", 0.0), ("keep", 1.0), ("0.3", 0.3), (" KEEP ", 1.0)])
+def test_colors_words_and_fractions(text, value):
+    assert parse_colors(text) == value
+
+
+@pytest.mark.parametrize("colors, strength", [("blue", None), ("1.5", None), (None, -0.1), (None, 2.0)])
+def test_bad_looks_are_usage_errors(colors, strength):
+    with pytest.raises(UsageError, match="--colors|--strength"):
+        Look.of(colors, strength)
+
+
+def test_a_models_recommendation_is_the_default_and_the_user_overrides_each_part():
+    card = {"colors": 0.5, "strength": 0.8}
+    assert Look.of(None, None, card) == Look(0.5, 0.8)
+    assert Look.of("model", None, card) == Look(0.0, 0.8)
+    assert Look.of(None, 1.0, card) == Look(0.5, 1.0)
+    assert Look.of(None, None, {}) == Look()  # pulled originals: raw output
+
+
+@pytest.fixture
+def model(tmp_path, tiny_generator):
+    path = tmp_path / "m.pth"
+    torch.save(tiny_generator.state_dict(), path)
+    return path
+
+
+def test_convert_applies_the_look_and_a_rerun_redoes_only_what_changed(tmp_path, model):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(_photo(i, (64, 48))).save(src / f"{i}.png")
+    ref = resolve_model(model=model)
+
+    def run(out, **look):
+        return Converter(ref, ConvertOptions(output=tmp_path / out, ext="png", **look)).run([str(src)])
+
+    s = run("a")
+    assert (s.converted, s.skipped) == (3, 0)
+    raw = {i: np.asarray(Image.open(tmp_path / "a" / f"{i}.png")) for i in range(3)}
+    assert (run("a", colors="model", strength=1.0).skipped) == 3  # the raw look, said explicitly: the same outputs
+    s = run("a", colors="keep")
+    assert (s.converted, s.skipped) == (3, 0)  # other settings: redone
+    for i in range(3):
+        kept, photo = np.asarray(Image.open(tmp_path / "a" / f"{i}.png")), _photo(i, (64, 48))
+        assert _corr(_chroma_layout(kept, 8), _chroma_layout(photo, 8)) > \
+            _corr(_chroma_layout(raw[i], 8), _chroma_layout(photo, 8)) + 0.2
+    assert run("a", colors="keep").skipped == 3
+    s = run("a", colors="keep", strength=0.0)
+    assert s.converted == 3
+    for i in range(3):
+        assert np.abs(np.asarray(Image.open(tmp_path / "a" / f"{i}.png")).astype(int) - _photo(i, (64, 48))).max() <= 1
+
+
+def test_a_store_models_recommended_look_is_used_and_said(tmp_path, model):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(_photo(0, (64, 48))).save(src / "0.png")
+    entry = ModelEntry(target="monet", source="photo", origin="trained", arch="resnet_2blocks", ngf=8,
+                       look={"colors": 1.0, "strength": 0.5})
+    notes = []
+    conv = Converter(ModelRef(model, "pytorch", entry), ConvertOptions(output=tmp_path / "out", ext="png"),
+                     on_message=lambda kind, text: notes.append(text))
+    assert conv.look == Look(1.0, 0.5)
+    conv.run([str(src)])
+    assert any(n.startswith("look: colors keep, strength 0.5 (the model's recommendation") for n in notes)
+    got = np.asarray(Image.open(tmp_path / "out" / "0.png")).astype(int)
+    plain = Converter(ModelRef(model, "pytorch", entry), ConvertOptions(output=tmp_path / "raw", ext="png",
+                                                                         colors="model", strength=1.0))
+    plain.run([str(src)])
+    raw = np.asarray(Image.open(tmp_path / "raw" / "0.png")).astype(int)
+    photo = _photo(0, (64, 48))
+    assert abs(np.abs(got - photo).mean() - np.abs(raw - photo).mean() / 2) < 3  # strength 0.5: half way
