@@ -1,0 +1,55 @@
+"""`ccv preview`: options in, `cyclegan_convert.preview.make_preview` called, the sheet's path out."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import BackendOpt, DeviceOpt, command, console
+
+
+def _split(values: Optional[list[str]]) -> list[str]:
+    """``--colors model,keep --colors 0.5`` -> [model, keep, 0.5]."""
+    return [v.strip() for text in values or [] for v in text.split(",") if v.strip()]
+
+
+@command(no_args_is_help=True)
+def preview(
+    inputs: Annotated[list[str], typer.Argument(help="Photos, folders (recursive) or quoted globs: a few are picked, spread over them.", show_default=False)],
+    to: Annotated[Optional[list[str]], typer.Option("--to", help="A model by target domain; repeat or separate by commas for several (default: monet).", show_default=False)] = None,
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="A generator file; repeat for several.", show_default=False)] = None,
+    colors: Annotated[Optional[list[str]], typer.Option("--colors", help="Looks to compare: model, keep or a fraction, separated by commas (e.g. model,keep,0.5). Default: each model's recommendation.", show_default=False)] = None,
+    strength: Annotated[Optional[list[str]], typer.Option("--strength", help="Strengths to compare, separated by commas (e.g. 1,0.6). Default: each model's recommendation.", show_default=False)] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many photos.")] = 8,
+    side: Annotated[int, typer.Option("--side", min=16, help="Longest side of each picture on the sheet, in pixels.")] = 512,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The sheet: an HTML page (its pictures go in NAME_files/ beside it).")] = Path("ccv-preview.html"),
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "auto",
+) -> None:
+    """Convert a few photos with several models or looks and put them side by side on one page. Example: ccv preview ~/Pictures/trip --colors model,keep,0.5 --strength 1,0.6
+
+    Takes seconds, not the hours of a whole folder: decide the model and the look first, then run ccv convert with them.
+    """
+    from ..errors import UsageError
+    from ..preview import make_preview, variants_of
+    from ..resolve import resolve_model
+    from .models import download_feedback
+
+    try:
+        strengths = [float(s) for s in _split(strength)]
+    except ValueError:
+        raise UsageError(f"--strength {' '.join(strength or [])}: give numbers from 0 to 1, separated by commas") from None
+    targets = _split(to)
+    refs = [resolve_model(model=p) for p in model or []]
+    for target in targets or ([] if refs else [None]):
+        with download_feedback(f"model for --to {target or 'monet'}") as (on_notice, on_progress):
+            refs.append(resolve_model(target, on_notice=on_notice, on_progress=on_progress))
+    variants = variants_of(refs, _split(colors), strengths)
+    with console.status(f"converting a few photos with {len(variants)} variant(s)"):
+        result = make_preview(inputs, variants, output, count=count, side=side, backend=backend, device=device)
+    line = dict(highlight=False, markup=False, soft_wrap=True)
+    for photo, reason in result.failed:
+        console.print(f"failed: {reason}", **line)
+    console.print(f"{len(result.photos)} photos x {len(result.variants)} variants in {result.seconds:.1f} s: "
+                  f"open {result.sheet}", **line)
