@@ -1,38 +1,66 @@
-"""How good is a photo-to-Monet generator? Measured on held-out photos and paintings (issue 12).
+"""How good is a photo-to-Monet generator? Measured on held-out photos and paintings (issues 12, 24, 26).
 
-    python benchmarks/model_quality.py runs/snapshots/G_B_step_0*.pth [--to monet] [--limit 40]
-        [--markdown table.md] [--sheet sheet.png [--sheet-photos A.jpg B.jpg ...]]
+    choose a checkpoint:   python benchmarks/model_quality.py --split val runs/snapshots/G_B_step_*.pth
+    report the chosen one: python benchmarks/model_quality.py --split test G_B_step_N.pth
+                               [--look 0,1 --look 1,1 --look 0.5,1 --look 0,0.6] [--markdown table.md]
+    also: [--to monet] [--limit 40] [--sheet sheet.png [--sheet-photos A.jpg B.jpg ...]]
 
 Held out: every 10th file of monet2photo/trainA (108 Monet paintings) and trainB (300 photos), by
-sorted name (``quality_metrics.held_out``); training must use the rest. Each generator converts the
-held-out photos at their native 256 px, as ``ccv convert`` does (PyTorch fp32 backend: pad to a
-multiple of 4, crop back, round to 8 bits). One row per generator, with reference rows:
+sorted name (``quality_metrics.held_out``); training must use the rest. The held-out photos are split
+in two, alternately in name order (``quality_metrics.split``): 'val' (150) to choose checkpoints
+with, 'test' (the other 150, the default) for the figures reported, so that a reported figure does
+not come from the photos its checkpoint was chosen on. Only the chosen split's photos are read and
+converted. The 108 paintings serve both splits whole: they are the target that distances are
+measured to, not samples a checkpoint is scored on one by one, and halving them (54, fewer than the
+70 and 57 features) would make both Frechet distances mostly sample noise; the second, random-feature
+distance, with which no checkpoint is chosen, guards against a checkpoint that flatters this one set.
+
+Each generator converts the split's photos at their native 256 px, as ``ccv convert`` does (PyTorch
+fp32 backend: pad to a multiple of 4, crop back, round to 8 bits). One row per generator and look
+(``--look COLORS,STRENGTH``, repeatable: ``cyclegan_convert.look.apply_look`` on each output against
+its input, as ``ccv convert --colors --strength`` does; without it, the raw output), with reference rows:
 
 - Monet share: outputs that a Monet-vs-photo classifier calls Monet. It is a logistic regression on
   hand-made colour and texture features (``quality_metrics.image_features``), trained on one half of
-  the held-out images (interleaved) and applied to the outputs of the other half of the photos only.
-  'photos unchanged' is its false-positive rate, 'paintings' its hit rate on the other half.
-- FD: Frechet distance between those features (z-scored on the held-out real images) of the
-  converted photos and of the paintings; 'ratio' divides it by the photos' own distance (the issue's
-  bar: at most 0.5).
+  the split's photos and of the paintings (interleaved) and applied to the outputs of the other half
+  of the split's photos only. 'photos unchanged' is its false-positive rate, 'paintings' its hit rate
+  on the other half of the paintings.
+- FD: Frechet distance between those features (z-scored on the split's photos and the paintings) of
+  the converted photos and of the paintings; 'FD ratio' divides it by the photos' own distance (the
+  issue's bar: at most 0.5).
+- RF ratio: a second, independent colour/texture distance, the same ratio for the Frechet distance
+  between the log mean and std of the feature maps of a fixed random-weight two-layer network at
+  three scales, plus CIELAB colour moments (``quality_metrics.random_texture_features``). Choose
+  checkpoints by FD ratio and confirm on this one (a measure chosen on flatters itself).
+- colour corr: correlation of the CIELAB a*/b* of each output with its input's, in a 16x16 grid of
+  cells (``quality_metrics.colour_correlation``), mean over images: 1 keeps the colour layout, low
+  values mean swapped hues (orange sand turning blue-grey).
 - edge corr: correlation of Sobel magnitude maps of luma, each output against its input, mean; and
   the same after 2x2 pooling both ('at 1/2 size'), where fine texture (strokes, a checkerboard)
   weighs less than the outlines.
 - 2-px / 4-px peak: in the mean windowed power spectrum of the luma, the strongest of the peaks that
   the generator's two x2 upsamplings leave as a checkerboard (at 1/2 and 1/4 cycles per pixel) over
   the median of its neighbourhood. Real images sit near 1 (the photos' JPEG 8x8 blocks lift them to
-  about 2); the bar is 'no stronger than the paintings'.
+  about 2). These read the exact lattice bins, which a generator's fixed notch filter zeroes by
+  construction: a notched model always 'beats the paintings' here.
+- 2-px / 4-px grain: the mean power in a 7x7-bin window around each of those frequencies, exact bin
+  included, over the median of a ring further out (``quality_metrics.grain_ratio``): a notched grain,
+  or one whose period or phase drifts over the image, leaves its energy beside the exact bin, inside
+  the window. The bar for both is 'no stronger than the paintings'.
 
 A classifier is easy to fool and these features are crude: look at the ``--sheet`` too (before/after
 contact sheet of photos the training never saw, by default 6 from photos-large at <= 512 px).
-Deterministic: fixed data order, full-batch L-BFGS from zero, no sampling. About a minute per
-generator on 2 idle cores with all 300 photos; beside a training run, use `nice -n 19` and
-`--threads 1` (two threads fighting for a busy core spin more than they work).
+Deterministic: fixed data order, full-batch L-BFGS from zero, no sampling, a seeded random network.
+The measurements cost little CPU (8 photos, 108 paintings, one model with two looks: 14 s of CPU
+in all, 2026-12-06); converting is what costs (the s/image column). Beside a training run, use
+`nice -n 19` and `--threads 1` (two threads fighting for a busy core spin more than they work); that
+run took 7 minutes of wall time there.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import sys
 import time
@@ -53,6 +81,7 @@ from cyclegan_convert.backends import TorchBackend  # noqa: E402
 from cyclegan_convert.backends.select import cpu_name  # noqa: E402
 from cyclegan_convert.errors import CcvError, DataError, UsageError  # noqa: E402
 from cyclegan_convert.imaging import is_image_name, read_rgb, resize_rgb  # noqa: E402
+from cyclegan_convert.look import Look, apply_look, parse_colors  # noqa: E402
 from cyclegan_convert.networks import ResnetGenerator  # noqa: E402
 from cyclegan_convert.store import ModelStore  # noqa: E402
 from cyclegan_convert.weights import load_generator  # noqa: E402
@@ -75,16 +104,21 @@ class Row:
     monet_share: Optional[float] = None
     fd: Optional[float] = None
     fd_ratio: Optional[float] = None
+    rf_ratio: Optional[float] = None
+    colour: Optional[float] = None
     edge: Optional[float] = None
     edge_half: Optional[float] = None
     peak2: Optional[float] = None
     peak4: Optional[float] = None
+    grain2: Optional[float] = None
+    grain4: Optional[float] = None
     sec_per_image: Optional[float] = None
 
 
 @dataclass
 class Reference:
-    """The held-out real images and everything computed from them once."""
+    """The held-out real images (the split's photos, all paintings) and everything computed from
+    them once."""
 
     photos: list[np.ndarray]
     paintings: list[np.ndarray]
@@ -92,6 +126,9 @@ class Reference:
     painting_features: np.ndarray
     classifier: qm.Classifier
     scale: qm.Standardizer  # for the Frechet distance
+    photo_rf: np.ndarray  # random-feature statistics (the second distance)
+    painting_rf: np.ndarray
+    rf_scale: qm.Standardizer
 
     @property
     def eval_photos(self) -> slice:
@@ -100,6 +137,18 @@ class Reference:
 
     def fd_to_paintings(self, feats: np.ndarray) -> float:
         return qm.frechet_distance(self.scale(feats), self.scale(self.painting_features))
+
+    def rf_to_paintings(self, rf: np.ndarray) -> float:
+        return qm.frechet_distance(self.rf_scale(rf), self.rf_scale(self.painting_rf))
+
+    @functools.cached_property
+    def photos_fd(self) -> float:
+        """The unchanged photos' own distances: the denominators of the ratios."""
+        return self.fd_to_paintings(self.photo_features)
+
+    @functools.cached_property
+    def photos_rf(self) -> float:
+        return self.rf_to_paintings(self.photo_rf)
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -165,6 +214,11 @@ def convert(backend: TorchBackend, images: Sequence[np.ndarray], batch: int) -> 
     return out, (time.perf_counter() - t0) / max(1, len(images))
 
 
+def split_files(folder: Path, split: str) -> list[Path]:
+    """The held-out photos of one split (``quality_metrics.split``), in name order."""
+    return [folder / n for n in qm.split((p.name for p in held_out_files(folder)), split)]
+
+
 def reference(photo_paths: Sequence[Path], painting_paths: Sequence[Path]) -> Reference:
     photos, paintings = read_images(photo_paths), read_images(painting_paths)
     for paths, images in ((photo_paths, photos), (painting_paths, paintings)):
@@ -174,29 +228,40 @@ def reference(photo_paths: Sequence[Path], painting_paths: Sequence[Path]) -> Re
                                 f"{images[0].shape[1]}x{images[0].shape[0]}")
     fp, fa = qm.features(photos), qm.features(paintings)
     clf = qm.train_classifier(fa[0::2], fp[0::2])
-    return Reference(photos, paintings, fp, fa, clf, qm.Standardizer.fit(np.concatenate([fp, fa])))
+    rp, ra = qm.random_features(photos), qm.random_features(paintings)
+    return Reference(photos, paintings, fp, fa, clf, qm.Standardizer.fit(np.concatenate([fp, fa])),
+                     rp, ra, qm.Standardizer.fit(np.concatenate([rp, ra])))
 
 
-def outputs_row(label: str, outputs: Sequence[np.ndarray], ref: Reference, photos_fd: float,
-                sec: Optional[float] = None) -> Row:
-    """The row of one set of outputs of the held-out photos (in their order)."""
+def _mean(values: Sequence[float]) -> float:
+    """The mean of the defined values (a grey photo has no colour layout to keep: NaN)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else float("nan")
+
+
+def outputs_row(label: str, outputs: Sequence[np.ndarray], ref: Reference, sec: Optional[float] = None) -> Row:
+    """The row of one set of outputs of the split's photos (in their order)."""
     feats = qm.features(outputs)
     fd = ref.fd_to_paintings(feats)
-    peaks = qm.grid_peaks(qm.mean_power_spectrum(outputs))
-    edge, edge_half = (float(np.mean([qm.edge_correlation(a, b, k) for a, b in zip(ref.photos, outputs)]))
-                       for k in (0, 1))
+    rf = ref.rf_to_paintings(qm.random_features(outputs))
+    power = qm.mean_power_spectrum(outputs)
+    peaks, grain = qm.grid_peaks(power), qm.grid_grain(power)
+    edge, edge_half = (_mean([qm.edge_correlation(a, b, k) for a, b in zip(ref.photos, outputs)]) for k in (0, 1))
+    colour = _mean([qm.colour_correlation(a, b) for a, b in zip(ref.photos, outputs)])
     return Row(label, float(ref.classifier.says_painting(feats[ref.eval_photos]).mean()), fd,
-               fd / photos_fd, edge, edge_half, peaks[2], peaks[4], sec)
+               fd / ref.photos_fd, rf / ref.photos_rf, colour, edge, edge_half, peaks[2], peaks[4],
+               grain[2], grain[4], sec)
 
 
 def reference_rows(ref: Reference) -> list[Row]:
     """'photos unchanged' goes through the same measurements as a generator's outputs (so it checks
-    them: ratio and edge correlation 1, Monet share the classifier's false-positive rate)."""
-    peaks = qm.grid_peaks(qm.mean_power_spectrum(ref.paintings))
+    them: ratios and correlations 1, Monet share the classifier's false-positive rate)."""
+    power = qm.mean_power_spectrum(ref.paintings)
+    peaks, grain = qm.grid_peaks(power), qm.grid_grain(power)
     return [
-        outputs_row("photos unchanged", ref.photos, ref, ref.fd_to_paintings(ref.photo_features)),
+        outputs_row("photos unchanged", ref.photos, ref),
         Row("paintings", float(ref.classifier.says_painting(ref.painting_features[1::2]).mean()),
-            None, None, None, None, peaks[2], peaks[4]),
+            peak2=peaks[2], peak4=peaks[4], grain2=grain[2], grain4=grain[4]),
     ]
 
 
@@ -218,10 +283,19 @@ def backend_for(net: ResnetGenerator) -> TorchBackend:
     return TorchBackend(net, device="cpu", channels_last=False)
 
 
-def measure(label: str, net: ResnetGenerator, ref: Reference, photos_fd: float, batch: int) -> Row:
+def measure(label: str, net: ResnetGenerator, ref: Reference, looks: Sequence[Look], batch: int) -> list[Row]:
+    """One row per look; the photos are converted once. A lone raw look keeps the plain label.
+    Seconds per image include the look's own cost."""
     with backend_for(net) as backend:
         outputs, sec = convert(backend, ref.photos, batch)
-    return outputs_row(label, outputs, ref, photos_fd, sec)
+    rows = []
+    for look in looks:
+        t0 = time.perf_counter()
+        styled = [apply_look(out, photo, look) for out, photo in zip(outputs, ref.photos)]
+        look_sec = (time.perf_counter() - t0) / max(1, len(outputs))
+        name = label if list(looks) == [Look()] else f"{label}: {look.describe()}"
+        rows.append(outputs_row(name, styled, ref, sec + look_sec))
+    return rows
 
 
 # -- reporting -----------------------------------------------------------------------------------
@@ -237,13 +311,15 @@ def _fmt(v: Optional[float], spec: str) -> str:
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
-    lines = ["| model | Monet share | FD to paintings | FD ratio | edge corr | at 1/2 size | 2-px peak | 4-px peak "
-             "| s/image |", "|---|---|---|---|---|---|---|---|---|"]
+    columns = ["model", "Monet share", "FD to paintings", "FD ratio", "RF ratio", "colour corr", "edge corr",
+               "at 1/2 size", "2-px peak", "4-px peak", "2-px grain", "4-px grain", "s/image"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         share = "-" if r.monet_share is None else f"{100 * r.monet_share:.0f}%"
-        lines.append(f"| {r.name} | {share} | {_fmt(r.fd, '.1f')} | {_fmt(r.fd_ratio, '.2f')} | "
-                     f"{_fmt(r.edge, '.3f')} | {_fmt(r.edge_half, '.3f')} | {_fmt(r.peak2, '.2f')} | {_fmt(r.peak4, '.2f')} | "
-                     f"{_fmt(r.sec_per_image, '.3f')} |")
+        cells = [r.name, share, _fmt(r.fd, ".1f"), _fmt(r.fd_ratio, ".2f"), _fmt(r.rf_ratio, ".2f"),
+                 _fmt(r.colour, ".3f"), _fmt(r.edge, ".3f"), _fmt(r.edge_half, ".3f"), _fmt(r.peak2, ".2f"),
+                 _fmt(r.peak4, ".2f"), _fmt(r.grain2, ".2f"), _fmt(r.grain4, ".2f"), _fmt(r.sec_per_image, ".3f")]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -283,6 +359,20 @@ def write_sheet(path: Path, nets: Sequence[tuple[GeneratorSpec, ResnetGenerator]
 
 # -- command line --------------------------------------------------------------------------------
 
+def parse_look(text: str) -> Look:
+    """``COLORS,STRENGTH`` as ``ccv convert --colors --strength`` take them: ``0.5,1``, ``keep,0.8``."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: give COLORS,STRENGTH (e.g. 0,1 for the raw output, "
+                                         "keep,1 or 0.5,0.8)")
+    try:
+        return Look(parse_colors(parts[0]), float(parts[1]))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: STRENGTH must be a number from 0 to 1") from None
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -291,8 +381,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                     help="a model from the store, by id or target domain (repeatable)")
     ap.add_argument("--data", type=Path, default=DATA, metavar="DIR",
                     help=f"folder with trainA (paintings) and trainB (photos) (default {shown(DATA)})")
+    ap.add_argument("--split", choices=list(qm.SPLITS), default="test",
+                    help="which held-out photos to convert: val (to choose checkpoints with) or test (the "
+                         "other half, for reported figures; default)")
+    ap.add_argument("--look", type=parse_look, action="append", default=[], metavar="COLORS,STRENGTH",
+                    help="also apply this look to each output, one row each (repeatable; e.g. --look 0,1 "
+                         "--look keep,1 --look 0.5,1 --look 0,0.6; default: the raw output only)")
     ap.add_argument("--limit", type=int, default=None, metavar="N",
-                    help="only the first N held-out photos (quick runs; all 108 paintings stay)")
+                    help="only the first N photos of the split (quick runs; all 108 paintings stay)")
     ap.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as markdown")
     ap.add_argument("--sheet", type=Path, metavar="OUT.png", help="write a before/after contact sheet")
     ap.add_argument("--sheet-photos", type=Path, nargs="+", default=[], metavar="PHOTO",
@@ -326,20 +422,25 @@ def run(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     started = machine_line()
     t0 = time.perf_counter()
-    photo_files = held_out_files(args.data / "trainB")[:args.limit]
+    photo_files = split_files(args.data / "trainB", args.split)[:args.limit]
     painting_files = held_out_files(args.data / "trainA")
     for files, what in ((photo_files, "photos"), (painting_files, "paintings")):
         if len(files) < 2:  # one half trains the classifier, the other is judged
             raise DataError(f"{shown(args.data)}: {len(files)} held-out {what}, at least 2 are needed")
-    progress(t0, f"reading {len(photo_files)} photos and {len(painting_files)} paintings, training the classifier")
+    progress(t0, f"reading {len(photo_files)} {args.split} photos and {len(painting_files)} paintings, "
+                 "training the classifier")
     ref = reference(photo_files, painting_files)
     rows = reference_rows(ref)
-    photos_fd = rows[0].fd
+    looks = args.look or [Look()]
     for spec, net in nets:
         progress(t0, f"converting and measuring: {spec.label}")
-        rows.append(measure(spec.label, net, ref, photos_fd, args.batch))
+        rows += measure(spec.label, net, ref, looks, args.batch)
     n_eval = len(ref.photos[ref.eval_photos])
+    purpose = {"val": "VALIDATION split, for choosing checkpoints; report figures with --split test",
+               "test": "TEST split, for reported figures; choose checkpoints with --split val"}[args.split]
     notes = [
+        f"Photos: {purpose} ({len(ref.photos)} photos{' (--limit)' if args.limit else ''}: every other "
+        f"held-out photo in name order, {'1st, 3rd' if args.split == 'val' else '2nd, 4th'}, ...).",
         f"Held out (never trained on): {len(ref.photos)} photos (trainB) and {len(painting_files)} paintings "
         f"(trainA) of {shown(args.data)}, 256 px; {datetime.date.today().isoformat()}, {time.perf_counter() - t0:.0f} s.",
         f"Classifier ({ref.photo_features.shape[1]} colour and texture features, logistic regression, "
@@ -350,7 +451,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     if len(painting_files) >= 4:
         halves = qm.frechet_distance(*(ref.scale(ref.painting_features[k::2]) for k in (0, 1)))
-        notes.insert(2, f"FD between the two halves of the paintings: {halves:.1f} (a floor set by sample size).")
+        rf_halves = qm.frechet_distance(*(ref.rf_scale(ref.painting_rf[k::2]) for k in (0, 1)))
+        notes.insert(3, f"Between the two halves of the paintings (a floor set by sample size): FD {halves:.1f} "
+                        f"(ratio {halves / ref.photos_fd:.2f}), RF {rf_halves:.1f} "
+                        f"(ratio {rf_halves / ref.photos_rf:.2f}); the photos' own RF distance {ref.photos_rf:.1f}.")
     text = "\n".join(notes) + "\n\n" + markdown_table(rows) + "\n"
     print(text, end="")
     if args.markdown:

@@ -1,13 +1,15 @@
 """Image statistics that say whether a photo-to-painting model works, with no pretrained network:
 hand-made colour and texture features, a Monet-vs-photo classifier on them, a Frechet distance
-between their distributions, edge correlation with the input, and spectral peaks of the
-checkerboard that stride-2 transposed convolutions leave. numpy and torch only.
+between their distributions; a second, independent colour/texture description (statistics of a
+fixed random-weight convolutional network); edge and colour-layout correlation with the input;
+and the spectral peaks and grain of the checkerboard that x2 upsamplings leave. numpy and torch only.
 
 Used by ``model_quality.py``; ``tests/test_model_quality.py`` checks the metrics themselves.
 All images are uint8 RGB arrays (H, W, 3).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -23,6 +25,19 @@ def held_out(names: Iterable[str]) -> list[str]:
     i % 10 == 0. Training ran on the rest (108 of 1072 Monet paintings, 300 of 3000 photos of
     monet2photo/trainA and trainB), so these are images the model never saw."""
     return [n for i, n in enumerate(sorted(names)) if i % HOLDOUT_EVERY == 0]
+
+
+# Which half of the held-out photos each split takes, alternately in name order.
+SPLITS = {"val": 0, "test": 1}
+
+
+def split(names: Iterable[str], which: str) -> list[str]:
+    """The held-out photos divided in two, disjoint and fixed: after sorting by name, 'val' takes the
+    1st, 3rd, 5th ... (to choose checkpoints with) and 'test' the 2nd, 4th, 6th ... (for the figures
+    reported). A checkpoint chosen on 'val' has never been scored on 'test'."""
+    if which not in SPLITS:
+        raise ValueError(f"split {which!r}: use one of {', '.join(SPLITS)}")
+    return sorted(names)[SPLITS[which]::2]
 
 
 # -- pixels -> planes ----------------------------------------------------------------------------
@@ -67,6 +82,36 @@ def half_size(y: np.ndarray) -> np.ndarray:
     """2x2 mean pooling (an odd last row or column is dropped)."""
     h, w = y.shape[0] // 2 * 2, y.shape[1] // 2 * 2
     return y[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+
+def cell_means(x: np.ndarray, cells: int) -> np.ndarray:
+    """(H, W, C) -> (cells, cells, C) float64: the mean of each cell of a cells x cells grid (cell
+    edges rounded down, so any size of at least ``cells`` px a side works)."""
+    h, w = x.shape[:2]
+    if h < cells or w < cells:
+        raise ValueError(f"a {w}x{h} image is smaller than a {cells}x{cells} grid")
+    ys, xs = np.linspace(0, h, cells + 1).astype(int), np.linspace(0, w, cells + 1).astype(int)
+    sums = np.add.reduceat(np.add.reduceat(x.astype(np.float64), ys[:-1], axis=0), xs[:-1], axis=1)
+    return sums / (np.diff(ys)[:, None] * np.diff(xs)[None, :])[..., None]
+
+
+COLOUR_GRID = 16  # the colour layout is compared in a 16 x 16 grid of cells
+
+
+def colour_correlation(a: np.ndarray, b: np.ndarray, cells: int = COLOUR_GRID) -> float:
+    """How well image ``b`` keeps the colour layout of image ``a`` (any sizes): the CIELAB a* and b*
+    of each, averaged over a cells x cells grid, each channel centred on its own mean, then one
+    Pearson correlation over both channels together (so the channel with more colour variation
+    weighs more). 1 for an identity mapping; hue swaps (orange sand turning blue-grey) pull it down,
+    a uniform cast or a change of saturation alone does not. NaN when ``a`` has no colour layout (a
+    grey photo: nothing to keep); 0 when ``a`` has one and ``b`` none."""
+    ca = cell_means(srgb_to_lab(a)[..., 1:], cells).reshape(-1, 2)
+    cb = cell_means(srgb_to_lab(b)[..., 1:], cells).reshape(-1, 2)
+    ca, cb = ca - ca.mean(axis=0), cb - cb.mean(axis=0)
+    va, vb = float((ca * ca).sum()), float((cb * cb).sum())
+    if va < 1e-6 * len(ca):  # below 0.001 a*/b* units of spread: no layout
+        return float("nan")
+    return float((ca * cb).sum() / np.sqrt(va * vb)) if vb > 0 else 0.0
 
 
 # -- features ------------------------------------------------------------------------------------
@@ -147,6 +192,57 @@ def image_features(rgb: np.ndarray) -> np.ndarray:
 
 def features(images: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([image_features(im) for im in images])
+
+
+# -- a second description: random-feature texture statistics ---------------------------------------
+# Statistics of the feature maps of a small convolutional network whose weights are random, drawn once
+# from a fixed seed and never trained (Ustyuzhaninov et al. 2016, "Texture synthesis using shallow
+# convolutional networks with random filters": such statistics describe texture well). Nothing in it
+# was chosen by looking at paintings or at a checkpoint, so a checkpoint chosen on the hand-made
+# features above cannot have been chosen to flatter it. No downloaded weights.
+
+RF_SEED = 2016
+RF_SCALES = 3    # the image at full, 1/2 and 1/4 size (2x2 mean pooling between them)
+RF_HIDDEN = 16   # layer 1: 5x5 filters on RGB
+RF_MAPS = 8      # layer 2: 3x3 filters on layer 1; their maps' mean and std are the features
+
+
+@functools.lru_cache(maxsize=1)
+def _random_filters() -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's two filter banks, the same on every machine (torch's CPU generator, seeded).
+    Each filter has zero mean over its inputs and positions and unit norm: it answers to spatial and
+    colour contrast, not to the flat colour (the colour moments carry that), and no filter's
+    responses dwarf the others'."""
+    g = torch.Generator().manual_seed(RF_SEED)
+    banks = []
+    for shape in ((RF_HIDDEN, 3, 5, 5), (RF_MAPS, RF_HIDDEN, 3, 3)):
+        w = torch.randn(shape, generator=g, dtype=torch.float64)
+        w = w - w.mean(dim=(1, 2, 3), keepdim=True)
+        banks.append((w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).float())
+    return banks[0], banks[1]
+
+
+def random_texture_features(rgb: np.ndarray) -> np.ndarray:
+    """57 numbers: at each of 3 scales, the log mean and log std of each of the 8 maps of the fixed
+    random two-layer ReLU network (valid convolutions: no border effects); then mean, spread and
+    skew of CIELAB L, a*, b*."""
+    w1, w2 = _random_filters()
+    x = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    f: list[float] = []
+    with torch.no_grad():
+        for scale in range(RF_SCALES):
+            if scale:
+                x = F.avg_pool2d(x, 2)
+            maps = F.relu(F.conv2d(F.relu(F.conv2d(x, w1)), w2))[0].flatten(1).double()
+            f += torch.log(maps.mean(dim=1) + 1e-6).tolist() + torch.log(maps.std(dim=1) + 1e-6).tolist()
+    lab = srgb_to_lab(rgb).reshape(-1, 3)
+    for c in range(3):
+        f += _moments(lab[:, c])
+    return np.asarray(f, dtype=np.float64)
+
+
+def random_features(images: Sequence[np.ndarray]) -> np.ndarray:
+    return np.stack([random_texture_features(im) for im in images])
 
 
 # -- distributions -------------------------------------------------------------------------------
@@ -310,3 +406,23 @@ def grid_peaks(power: np.ndarray) -> dict[int, float]:
     """For each period (2 and 4 px), the strongest of its peaks against its neighbourhood: about 1
     or below for natural images, tens for a visible checkerboard."""
     return {period: max(peak_ratio(power, fy, fx) for fy, fx in where) for period, where in GRID_PEAKS.items()}
+
+
+def grain_ratio(power: np.ndarray, fy: float, fx: float, window: int = 3, inner: int = 6, outer: int = 12) -> float:
+    """Mean power in the square of half-side ``window`` bins around frequency (fy, fx), the exact bin
+    included, over the median power of the ring beyond it (half-side ``inner`` to ``outer``). A
+    notch filter zeroes the exact bin, and a grain whose period or phase drifts over the image puts
+    its energy beside that bin: both stay inside the window. The spectrum is periodic (wraps)."""
+    h, w = power.shape
+    cy, cx = int(round(fy * h)) % h, int(round(fx * w)) % w
+    dy, dx = np.meshgrid(np.arange(-outer, outer + 1), np.arange(-outer, outer + 1), indexing="ij")
+    cheb = np.maximum(np.abs(dy), np.abs(dx))
+    near = power[(cy + dy[cheb <= window]) % h, (cx + dx[cheb <= window]) % w]
+    ring = power[(cy + dy[cheb > inner]) % h, (cx + dx[cheb > inner]) % w]
+    return float(near.mean() / max(float(np.median(ring)), 1e-30))
+
+
+def grid_grain(power: np.ndarray) -> dict[int, float]:
+    """For each period (2 and 4 px), the strongest grain around its lattice frequencies
+    (``grain_ratio``): about 1 for natural images, well above for a grain, fixed or drifting."""
+    return {period: max(grain_ratio(power, fy, fx) for fy, fx in where) for period, where in GRID_PEAKS.items()}

@@ -2,6 +2,7 @@
 end to end on a small data folder of fixture images."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -24,6 +25,29 @@ def rgb(path: Path) -> np.ndarray:
 def test_held_out_is_every_tenth_name_in_sorted_order():
     names = [f"{i:05d}.jpg" for i in range(25)][::-1]  # the order listdir gives does not matter
     assert qm.held_out(names) == ["00000.jpg", "00010.jpg", "00020.jpg"]
+
+
+def test_validation_and_test_splits_alternate_by_name_and_share_nothing():
+    names = [f"{i:05d}.jpg" for i in range(0, 70, 10)][::-1]
+    val, test = qm.split(names, "val"), qm.split(names, "test")
+    assert val == ["00000.jpg", "00020.jpg", "00040.jpg", "00060.jpg"]
+    assert test == ["00010.jpg", "00030.jpg", "00050.jpg"]
+    assert not set(val) & set(test) and sorted(val + test) == sorted(names)
+    with pytest.raises(ValueError):
+        qm.split(names, "train")
+
+
+def test_colour_correlation_is_one_for_identity_and_falls_when_hues_are_swapped():
+    photos = [rgb(p) for p in PHOTOS]
+    for a in photos:
+        assert qm.colour_correlation(a, a) == pytest.approx(1.0, abs=1e-9)
+        assert qm.colour_correlation(a, (a * 0.8).astype(np.uint8)) > 0.95  # darker: same layout
+    # red and blue swapped: orange turns blue, the layout of hues is lost or reversed
+    swapped = [qm.colour_correlation(a, np.ascontiguousarray(a[..., ::-1])) for a in photos]
+    assert max(swapped) < 0.5 and np.mean(swapped) < 0.0
+    grey = np.repeat(photos[0].mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    assert np.isnan(qm.colour_correlation(grey, photos[0]))  # no colour layout to keep
+    assert qm.colour_correlation(photos[0], np.full_like(photos[0], 128)) == 0.0  # all colour lost
 
 
 def test_edge_correlation_is_one_with_itself_and_with_a_darker_copy_and_low_with_another_photo():
@@ -62,6 +86,34 @@ def test_grid_peaks_find_a_faint_checkerboard_that_the_photo_alone_does_not_have
     assert marked4[4] > 10 * clean[4]
 
 
+def test_grain_window_catches_a_drifting_grain_that_the_exact_bin_misses():
+    photos = [rgb(p) for p in PHOTOS]
+    h, w = photos[0].shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    # a period-2 grain whose phase drifts by two full turns across the width: its energy sits two
+    # bins beside the lattice frequency, where the Hann window leaves the exact bin empty (as a
+    # notch would)
+    drifting = np.cos(np.pi * xx + 2 * np.pi * 2 * xx / w)
+    clean = qm.mean_power_spectrum(photos)
+    marked = qm.mean_power_spectrum([with_pattern(p, drifting, 2) for p in photos])
+    assert qm.grid_peaks(marked)[2] < 1.5 * qm.grid_peaks(clean)[2]  # the exact bin: nothing to see
+    assert qm.grid_grain(marked)[2] > 10 * qm.grid_grain(clean)[2]
+    assert qm.grid_grain(clean)[2] < 3 and qm.grid_grain(clean)[4] < 3
+    # a grain at the exact frequency is caught too
+    fixed = qm.mean_power_spectrum([with_pattern(p, np.cos(np.pi * xx), 2) for p in photos])
+    assert qm.grid_grain(fixed)[2] > 10 * qm.grid_grain(clean)[2]
+
+
+def test_random_feature_distance_is_zero_for_the_paintings_themselves_and_larger_for_photos():
+    paintings, photos = [rgb(p) for p in PAINTINGS], [rgb(p) for p in PHOTOS]
+    ra, rp = qm.random_features(paintings), qm.random_features(photos)
+    assert ra.shape == (len(paintings), 57) and np.isfinite(ra).all() and np.isfinite(rp).all()
+    assert np.array_equal(qm.random_features(paintings[:1]), ra[:1])  # a fixed network
+    scale = qm.Standardizer.fit(np.concatenate([rp, ra]))
+    assert qm.frechet_distance(scale(ra), scale(ra)) == pytest.approx(0.0, abs=1e-3)
+    assert qm.frechet_distance(scale(rp), scale(ra)) > 10.0
+
+
 def test_frechet_distance_is_zero_for_one_set_and_the_squared_shift_for_a_moved_one():
     x = np.random.default_rng(0).normal(size=(200, 5))
     assert qm.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
@@ -93,6 +145,16 @@ def test_classifier_separates_two_clouds_and_reports_what_it_chose():
     assert clf.l2 in (1e-3, 1e-2, 1e-1, 1.0)
 
 
+def test_look_parses_like_the_convert_options():
+    from cyclegan_convert.look import Look
+
+    assert model_quality.parse_look("0.5,1") == Look(0.5, 1.0)
+    assert model_quality.parse_look("keep,0.6") == Look(1.0, 0.6)
+    for bad in ("0.5", "2,1", "0,x", "0,1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="COLORS,STRENGTH|STRENGTH|fraction|strength"):
+            model_quality.parse_look(bad)
+
+
 @pytest.fixture
 def data_folder(tmp_path: Path) -> Path:
     """monet2photo-like folders whose held-out files (every 10th) are the fixture images: 4 photos
@@ -113,17 +175,31 @@ def test_script_reports_reference_rows_and_a_generator_and_names_a_damaged_one(d
     md = tmp_path / "out" / "table.md"
     sheet = tmp_path / "sheet.png"
     code = model_quality.main([str(gen), str(broken), "--data", str(data_folder), "--markdown", str(md),
+                               "--look", "0,1", "--look", "keep,1",
                                "--sheet", str(sheet), "--sheet-photos", str(PHOTOS[0]), str(PAINTINGS[0])])
     out, err = capsys.readouterr()
     assert code == 1  # one generator failed, the rest was measured
     assert "broken.pth" in err and "not a PyTorch weights file" in err
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
-            for line in out.splitlines() if line.startswith("| ") and "---" not in line}
-    assert set(rows) == {"model", "photos unchanged", "paintings", "tiny"}
-    # photos compared with themselves: same edges, FD ratio 1
-    assert rows["photos unchanged"][2:5] == ["1.00", "1.000", "1.000"]
-    assert float(rows["tiny"][1]) > 0 and -1 <= float(rows["tiny"][3]) <= 1
-    assert "4 photos" in out and "3 paintings" in out and "load average" in out
+    table = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
+             if line.startswith("| ") and "---" not in line]
+    rows = {r[0]: dict(zip(table[0], r)) for r in table[1:]}
+    raw, keep = "tiny: colors model, strength 1", "tiny: colors keep, strength 1"
+    assert set(rows) == {"photos unchanged", "paintings", raw, keep}
+    # photos compared with themselves: same edges and colours, distance ratios 1
+    assert [rows["photos unchanged"][c] for c in ("FD ratio", "RF ratio", "colour corr", "edge corr")] == \
+        ["1.00", "1.00", "1.000", "1.000"]
+    assert rows["paintings"]["RF ratio"] == "-" and float(rows["paintings"]["2-px grain"]) > 0
+    assert float(rows[raw]["FD to paintings"]) > 0 and -1 <= float(rows[raw]["edge corr"]) <= 1
+    assert float(rows[keep]["colour corr"]) > 0.9 > float(rows[raw]["colour corr"])  # the look was applied
+    # the default split is the test half: the 2nd and 4th held-out photos of 4
+    assert "TEST split" in out and "2 photos" in out and "3 paintings" in out and "load average" in out
     assert md.read_text(encoding="utf-8") in out
     with Image.open(sheet) as im:  # two columns; two bands (input, tiny), each a label over images
         assert im.width > 2 * 256 and im.height > 2 * 256
+
+
+def test_the_splits_take_alternate_held_out_photos(data_folder):
+    val = model_quality.split_files(data_folder / "trainB", "val")
+    test = model_quality.split_files(data_folder / "trainB", "test")
+    assert [p.name for p in val] == ["00000.jpg", "00020.jpg"]
+    assert [p.name for p in test] == ["00010.jpg", "00030.jpg"]
