@@ -217,7 +217,55 @@ def test_two_folders_and_max_time(tmp_path):
     assert (tmp_path / "checkpoints" / "paintings2photos" / "state.pth").is_file()
 
 
-def _torchrun(args, tmp_path, ccv_home) -> str:
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc (children first found, grandchildren after)."""
+    import os
+
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _kill_tree(proc) -> None:
+    """torchrun starts each worker in a session of its own (torch.distributed.elastic's
+    SubprocessHandler), so killing torchrun's group leaves the `ccv train` workers running. Every
+    descendant is stopped first (a stopped process starts no data loader), until no new one
+    appears, then all are killed."""
+    import os
+    import signal
+
+    frozen: set[int] = set()
+    while True:
+        new = [p for p in [proc.pid, *_descendants(proc.pid)] if p not in frozen]
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        frozen.update(new)
+    for pid in frozen:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _start_torchrun(args, tmp_path, ccv_home):
     import os
     import subprocess
     import sys
@@ -226,16 +274,49 @@ def _torchrun(args, tmp_path, ccv_home) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CCV_HOME": str(ccv_home)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(ccv),
            "train", *args, "--device", "cpu"]
-    # a new session: if it hangs, the timeout takes the workers down with torchrun
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _torchrun(args, tmp_path, ccv_home) -> str:
+    import subprocess
+
+    proc = _start_torchrun(args, tmp_path, ccv_home)
     try:
         out, _ = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+        _kill_tree(proc)
         raise
     assert proc.returncode == 0, out
     return out
+
+
+@pytest.mark.slow
+def test_a_killed_torchrun_leaves_no_worker_behind(dataroot, tmp_path, ccv_home):
+    """A hung run is killed when the test times out: its `ccv train` workers must go too (two
+    orphans were seen while only torchrun's process group was killed)."""
+    import os
+    import time
+
+    proc = _start_torchrun([str(dataroot), "--name", "hang", "--ngf", "4", "--ndf", "4", "--blocks", "1",
+                            "--no-register"], tmp_path, ccv_home)
+    deadline = time.monotonic() + 300  # two training processes starting on a busy machine
+    log = tmp_path / "checkpoints" / "hang" / "loss_log.jsonl"
+    while not (log.exists() and log.read_text().count("\n") >= 2):  # both workers and their loaders are running
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "not started in 300 s"
+        time.sleep(0.2)
+    workers = [p for p in _descendants(proc.pid) if _cmdline_has(str(p), str(dataroot))]
+    assert len(workers) >= 2
+    _kill_tree(proc)
+    time.sleep(1.0)  # the killed are reaped by init
+    assert [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, str(dataroot))] == []
+
+
+def _cmdline_has(pid: str, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return text.encode() in f.read()
+    except OSError:
+        return False
 
 
 @pytest.mark.slow
