@@ -21,7 +21,7 @@ from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, Media
 from .files import Job, Naming, iter_jobs, plan_roots
 from .census import ShapeCensus, probe_size
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb, working_size
-from .look import Look, apply_look
+from .look import Look, apply_look, look_note
 from .manifest import FAILURES_NAME, Manifest, ObjectManifest, open_manifest, settings_key
 from .object_store import ObjectPath, fetch, fresh_listings, location, remove_matching, scratch_file, upload_temporary
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
@@ -151,14 +151,6 @@ class Converter:
         self._input_dirs: list[Path] = []  # resolved folders the inputs are walked from (set by _jobs)
         self.look = Look.of(options.colors, options.strength, ref.entry.look if ref.entry else None)
 
-    def look_note(self) -> str:
-        """A line saying which look the outputs get when it is not the model's raw output and the
-        user did not choose it (the model's recommendation), so no one wonders where it came from."""
-        if self.look.raw or (self.opt.colors is not None and self.opt.strength is not None):
-            return ""
-        return (f"look: {self.look.describe()} (the model's recommendation; --colors model --strength 1 for "
-                "its raw output)")
-
     def stop(self) -> None:
         """Finishes the files in flight, then ``run`` returns with ``interrupted`` set."""
         self._stop.set()
@@ -240,8 +232,8 @@ class Converter:
         with router.open():
             stages.summary.backend = router.describe()
             self.on_message("backend", stages.summary.backend)
-            if self.look_note():
-                self.on_message("note", self.look_note())
+            if not self.look.raw:
+                self.on_message("note", look_note(self.look, opt.colors, opt.strength))
             config = PipelineConfig(opt.jobs, opt.jobs, opt.batch_size or router.default_batch)
             runner = Pipeline(config, stages.decode, stages.infer, stages.encode, stages.shape_key,
                               on_failed=stages.fail, job_of=lambda work: work.job, on_tick=stages.tick, stop=self._stop)

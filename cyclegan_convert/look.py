@@ -61,6 +61,16 @@ class Look:
         return cls(c, s)
 
 
+def look_note(look: Look, colors: object, strength: object) -> str:
+    """The line that says which look outputs get, when it is not the raw output; where the user
+    did not choose both parts, it says the model recommended them and how to get the raw output."""
+    if look.raw:
+        return ""
+    chosen = colors is not None and strength is not None
+    return f"look: {look.describe()}" + ("" if chosen else " (the model's recommendation; --colors model "
+                                                          "--strength 1 for its raw output)")
+
+
 def parse_colors(text: Union[str, float]) -> float:
     """``model`` (0), ``keep`` (1) or a fraction of the input's colour to keep."""
     if isinstance(text, (int, float)):

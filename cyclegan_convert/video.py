@@ -28,6 +28,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import MediaError, UsageError
+from .look import Look, apply_look, look_note
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
 from .video_io import (FrameConverter, OutputPlan, VideoInfo, check_encoder, check_output, choose_pix_fmt, default_output,
@@ -57,6 +58,8 @@ class VideoOptions:
     backend: str = "auto"
     device: str = "auto"
     queue_frames: int = 8  # frames each queue holds: bounds memory
+    colors: Optional[str] = None  # look.parse_colors: model, keep or a fraction; None: the model's recommendation
+    strength: Optional[float] = None  # look.Look.strength; None: the model's recommendation
 
     def __post_init__(self) -> None:
         if self.start < 0:
@@ -152,6 +155,7 @@ class VideoConverter:
         self.on_progress = on_progress or (lambda p: None)
         self.on_message = on_message or (lambda kind, text: None)
         self.stats = PipelineStats()
+        self.look = Look.of(options.colors, options.strength, ref.entry.look if ref is not None and ref.entry else None)
         self._turns = 0  # quarter turns (counter-clockwise) that make the stored frames upright
 
     # -- planning ----------------------------------------------------------------------------------
@@ -269,6 +273,8 @@ class VideoConverter:
             blender = OutputBlender(self._temporal_options())
         try:
             self.on_message("backend", router.describe())
+            if not self.look.raw:
+                self.on_message("note", look_note(self.look, self.options.colors, self.options.strength))
             batch = opt.batch_size or router.default_batch
             with atomic_path(dst, suffix=dst.suffix) as tmp:
                 result = self._convert(src, tmp, info, plan, router, smoother, blender, batch)
@@ -355,6 +361,9 @@ class VideoConverter:
             if blender is not None:  # in stored orientation, as the source's flow is
                 f.result = blender(f.motion, f.result)
                 f.motion = None  # its memory is not needed past here
+            # the look after the blend: a function of each pixel's styled and input values, so it
+            # keeps the blend's steadiness
+            f.result = apply_look(f.result, f.rgb, self.look)
         return frames
 
     def rates(self) -> dict[str, float]:

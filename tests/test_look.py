@@ -181,3 +181,28 @@ def test_a_store_models_recommended_look_is_used_and_said(tmp_path, model):
     raw = np.asarray(Image.open(tmp_path / "raw" / "0.png")).astype(int)
     photo = _photo(0, (64, 48))
     assert abs(np.abs(got - photo).mean() - np.abs(raw - photo).mean() / 2) < 3  # strength 0.5: half way
+
+
+def test_video_takes_the_look_too(tmp_path, model):
+    """ccv video --strength 0 writes the input's frames back (up to the codec), --colors keep moves
+    the frames' colour layout to the input's."""
+    from typer.testing import CliRunner
+
+    from cyclegan_convert.cli import app
+    from pixels import psnr
+    from videoclips import ClipSpec, make_clip, read_video
+
+    clip = make_clip(tmp_path / "clip.mp4", ClipSpec(size=(96, 64), frames=4, pix_fmt="yuv444p"))
+    src = read_video(clip)["frames"]
+    outs = {}
+    for name, args in {"raw": [], "input": ["--strength", "0"], "keep": ["--colors", "keep"]}.items():
+        out = tmp_path / f"{name}.mp4"
+        r = CliRunner().invoke(app, ["video", str(clip), "--model", str(model), "-o", str(out), "--crf", "0",
+                                     "--pix-fmt", "yuv444p", "--colors", "model", "--strength", "1", *args],
+                               terminal_width=200)
+        assert r.exit_code == 0, r.output
+        outs[name] = read_video(out)["frames"]
+    for i, frame in enumerate(src):
+        assert psnr(outs["input"][i], frame) >= 40 > psnr(outs["raw"][i], frame) + 10
+        assert _corr(_chroma_layout(outs["keep"][i], 8), _chroma_layout(frame, 8)) > \
+            _corr(_chroma_layout(outs["raw"][i], 8), _chroma_layout(frame, 8)) + 0.2

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import ItemsFailed
-from .app import BackendOpt, DeviceOpt, FromOpt, ModelOpt, ToOpt, command, console, err_console
+from .app import BackendOpt, ColorsOpt, DeviceOpt, FromOpt, ModelOpt, StrengthOpt, ToOpt, command, console, err_console
 
 
 @command()
@@ -31,6 +31,8 @@ def video(
     duration: Annotated[Optional[float], typer.Option("--duration", help="Convert only this many seconds.")] = None,
     no_audio: Annotated[bool, typer.Option("--no-audio", help="Leave the audio streams out.")] = False,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Input and output next to each other (previews).")] = False,
+    colors: ColorsOpt = None,
+    strength: StrengthOpt = None,
     stable: Annotated[bool, typer.Option("--stable", help="Temporal consistency: the previous output follows the input's optical flow and is blended in where the flow is reliable; InstanceNorm statistics smoothed within a shot (torch backend).")] = False,
     allow_hdr: Annotated[bool, typer.Option("--allow-hdr", help="Convert HDR (PQ/HLG) code values as if SDR instead of refusing.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file (never the input).")] = False,
@@ -47,7 +49,8 @@ def video(
     options = VideoOptions(output=output, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate,
                            max_side=max_side, work_size=work_size, start=start, duration=duration,
                            no_audio=no_audio, side_by_side=side_by_side, stable=stable, allow_hdr=allow_hdr,
-                           overwrite=overwrite, batch_size=batch_size, backend=backend, device=device)
+                           overwrite=overwrite, batch_size=batch_size, backend=backend, device=device,
+                           colors=colors, strength=strength)
     ref = resolve_model(to, from_, model)
     try:
         with _ProgressBar() as bar, _stop_cleanly_on_signals():
