@@ -301,12 +301,14 @@ def test_a_killed_torchrun_leaves_no_worker_behind(dataroot, tmp_path, ccv_home)
                             "--no-register"], tmp_path, ccv_home)
     deadline = time.monotonic() + 300  # two training processes starting on a busy machine
     log = tmp_path / "checkpoints" / "hang" / "loss_log.jsonl"
-    while not (log.exists() and log.read_text().count("\n") >= 2):  # both workers and their loaders are running
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "not started in 300 s"
-        time.sleep(0.2)
-    workers = [p for p in _descendants(proc.pid) if _cmdline_has(str(p), str(dataroot))]
-    assert len(workers) >= 2
-    _kill_tree(proc)
+    try:
+        while not (log.exists() and log.read_text().count("\n") >= 2):  # both workers and their loaders run
+            assert proc.poll() is None and time.monotonic() < deadline, "torchrun ended or did not start in 300 s"
+            time.sleep(0.2)
+        workers = [p for p in _descendants(proc.pid) if _cmdline_has(str(p), str(dataroot))]
+        assert len(workers) >= 2
+    finally:
+        _kill_tree(proc)  # whatever happened above: a failing test must not leave workers either
     time.sleep(1.0)  # the killed are reaped by init
     assert [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_has(p, str(dataroot))] == []
 
