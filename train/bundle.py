@@ -22,12 +22,13 @@ import torch
 from PIL import Image
 
 from cyclegan_convert.backends.select import cpu_name
+from cyclegan_convert.look import Look
 from cyclegan_convert.store import BUNDLED_ROOT, ModelEntry, ModelStore
 from cyclegan_convert.weights import (clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file,
                                      with_notch_of)
 
 from .losslog import read_log
-from .model import LOSS_NAMES
+from .model import LOSS_NAMES, OPTIONAL_LOSS_NAMES
 
 
 def wall_time(rows: list[dict[str, Any]]) -> float:
@@ -47,7 +48,8 @@ def losses_near(log: Path, step: int, window: int = 100) -> dict[str, Any]:
     rows = [r for r in upto if step - window < r["step"]]
     if not rows:
         raise SystemExit(f"{log}: no losses logged up to step {step}")
-    means = {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in LOSS_NAMES}
+    names = [*LOSS_NAMES, *(k for k in OPTIONAL_LOSS_NAMES if all(k in r for r in rows))]
+    means = {k: round(sum(r[k] for r in rows) / len(rows), 4) for k in names}
     return {"losses_mean": means, "window_steps": len(rows), "lr": rows[-1]["lr"],
             "wall_time_s": wall_time(upto), "epoch": rows[-1]["epoch"]}
 
@@ -98,6 +100,8 @@ def main() -> None:
     p.add_argument("--note", default="", help="the maintainers' honest verdict, by eye")
     p.add_argument("--notch", type=float, metavar="SIGMA",
                    help="append networks.LatticeNotch (period 4, this sigma in pixels) after the generator's tanh")
+    p.add_argument("--colors", help="the recommended --colors (model, keep or a fraction), chosen by measuring")
+    p.add_argument("--strength", type=float, help="the recommended --strength, chosen by measuring")
     p.add_argument("--root", type=Path, default=BUNDLED_ROOT.parent, help="where models/ is (default: the package)")
     args = p.parse_args()
 
@@ -120,7 +124,8 @@ def main() -> None:
         "data": {"set": "monet2photo of the original CycleGAN project (paintings from Wikiart, public domain; "
                         "photos from Flickr, research use)",
                  "held_out": "every 10th file in name order of trainA (108 paintings) and trainB (300 photos) "
-                             "was kept out of training for benchmarks/model_quality.py",
+                             "was kept out of training for benchmarks/model_quality.py; of those photos, alternate "
+                             "ones chose the checkpoint (--split val) and the others gave the figures (--split test)",
                  "trained_on": {"paintings": 964, "photos": 2700}},
         "config": {k: v for k, v in config.items() if k not in LOCAL_PATHS},
         "step": args.step, **log, **lineage(config, args.step, log["wall_time_s"]),
@@ -130,8 +135,9 @@ def main() -> None:
         "quality": args.quality.read_text() if args.quality else "",
         "verdict": args.note,
     }
+    look = Look.of(args.colors, args.strength)
     entry = ModelEntry(target=args.target, source=args.source, origin="bundled", arch=arch.name, ngf=arch.ngf,
-                       card=card)
+                       card=card, look={"colors": look.colors, "strength": look.strength} if not look.raw else {})
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "generator.pth"
         torch.save(sd16, f)
