@@ -73,7 +73,7 @@ ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="A generator f
 ColorsOpt = Annotated[Optional[str], typer.Option("--colors", show_default=False, help=(
     "model: the model's own colours; keep: the photo's colour layout under the model's light, strokes "
     "and fine colour; a fraction (e.g. 0.5): that much of the way to the photo's. Default: the model's "
-    "recommendation (ccv models --card), else model."))]
+    "recommended look (the look column of ccv models), else model."))]
 StrengthOpt = Annotated[Optional[float], typer.Option("--strength", min=0.0, max=1.0, show_default=False, help=(
     "How far from the input: 1 the full style, 0 the input unchanged, 0.6 a lighter painting. "
     "Default: the model's recommendation, else 1."))]

@@ -66,11 +66,14 @@ def list_models(ctx: typer.Context) -> None:
     store = ModelStore()
     entries = store.entries()
     table = Table(title=f"models in {store.root}", title_justify="left")
-    for col in ("--to", "--from", "id", "origin", "arch", "size", "exports"):
+    from ..look import Look
+
+    for col in ("--to", "--from", "id", "origin", "arch", "look", "size", "exports"):
         table.add_column(col)
     for e in entries:
-        table.add_row(e.target, e.source, e.id, e.origin, f"{e.arch}, ngf {e.ngf}", _size(disk_size(e)),
-                      exports_summary(e) or "-")
+        look = Look.of(None, None, e.look)
+        table.add_row(e.target, e.source, e.id, e.origin, f"{e.arch}, ngf {e.ngf}",
+                      "raw" if look.raw else look.describe(), _size(disk_size(e)), exports_summary(e) or "-")
     console.print(table)
     for folder in damaged_folders(store):
         _say(f"damaged model folder {folder}: `ccv models rm {folder.name}` removes it")
