@@ -13,7 +13,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-SRC="${DATA:-/work/shared/data}"
+SRC="${DATA:-$ROOT/../shared/data}"  # beside the repository, or DATA=...
+[ -d "$SRC" ] || { echo "error: $SRC: no such folder (the shared data); give DATA=DIR" >&2; exit 2; }
 DST="$ROOT/gpu_data"
 MONET_N="${MONET_N:-800}"
 PHOTO_N="${PHOTO_N:-600}"
