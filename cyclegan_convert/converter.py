@@ -352,7 +352,7 @@ class _ImageStages:
         """Reads one file at its working size; needs no backend (a Ray task runs it)."""
         opt, say = self.opt, self.conv.on_message
         try:
-            img = _read_image(job.src, metadata=opt.metadata == "keep", max_side=opt.max_side)
+            img = read_source_image(job.src, metadata=opt.metadata == "keep", max_side=opt.max_side)
         except MediaError as e:
             raise DecodeFailed(str(e)) from None
         except CcvError:
@@ -507,7 +507,7 @@ def export_artifacts():
     return ArtifactIndex(exporter=export)
 
 
-def _read_image(src, metadata: bool, max_side: Optional[int]) -> DecodedImage:
+def read_source_image(src, metadata: bool, max_side: Optional[int]) -> DecodedImage:
     """``read_image``; a source in an object store is fetched into a local file first, and its
     errors name the object, not that file."""
     if not isinstance(src, ObjectPath):

@@ -87,7 +87,7 @@ def make_preview(inputs: Sequence[str], variants: Sequence[Variant], output: Pat
     """Writes the sheet ``output`` (an .html file) and its images; returns what it holds. A photo
     that cannot be read is listed on the sheet and in ``failed``; the others go on."""
     from .backends.select import make_backend
-    from .converter import _read_image
+    from .converter import read_source_image
     from .imaging import resize_rgb, working_size
 
     if not variants:
@@ -106,7 +106,7 @@ def make_preview(inputs: Sequence[str], variants: Sequence[Variant], output: Pat
     decoded: list[tuple[str, Optional[np.ndarray], str]] = []  # (name, rgb, error)
     for src in photos:
         try:
-            img = _read_image(src, metadata=False, max_side=side)
+            img = read_source_image(src, metadata=False, max_side=side)
             h, w = img.full_size or img.size
             decoded.append((str(src), resize_rgb(img.rgb, *working_size(h, w, side)), ""))
         except CcvError as e:
