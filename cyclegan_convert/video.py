@@ -49,8 +49,8 @@ class VideoOptions:
     duration: Optional[float] = None  # seconds to convert; None: to the end
     no_audio: bool = False
     side_by_side: bool = False  # input and output next to each other, for previews
-    stable: bool = False  # temporal consistency: flow-guided blending (any backend) + smoothed InstanceNorm statistics (torch)
-    stable_momentum: float = 0.9  # the statistics' moving average (0: off)
+    stable: bool = False  # temporal consistency: flow-guided blending (any backend), + smoothed InstanceNorm statistics (torch) with stable_momentum
+    stable_momentum: float = 0.0  # the statistics' moving average (0: off, the default: +78% time at 720p for 3-7% less warping error)
     stable_strength: float = 0.9  # weight of the warped previous output where the flow is reliable (0: statistics only)
     allow_hdr: bool = False  # convert PQ/HLG video as if it were SDR instead of refusing
     overwrite: bool = False  # replace an existing output file (never the input)
@@ -222,7 +222,8 @@ class VideoConverter:
                                on_note=lambda s: self.on_message("note", s), close_given=False,
                                census=census)
         # --stable: the statistics hooks live in the PyTorch model
-        router.open("torch" if opt.stable and opt.backend == "auto" and self.backend is None else None)
+        stats = opt.stable and opt.stable_momentum > 0
+        router.open("torch" if stats and opt.backend == "auto" and self.backend is None else None)
         smoother = None
         if opt.stable:
             from .stabilize import StableOptions, StatsSmoother
@@ -233,7 +234,7 @@ class VideoConverter:
                 router.close()
                 raise UsageError(f"smoothing the statistics alone needs the torch backend (got {name}); "
                                  "use --backend torch with a .pth model")
-            if model is None:
+            if model is None and opt.stable_momentum:
                 self.on_message("note", f"--stable with {router.main.name}: flow-guided blending only "
                                         "(smoothing the InstanceNorm statistics needs --backend torch)")
             elif opt.stable_momentum:
