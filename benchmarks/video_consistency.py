@@ -21,7 +21,6 @@ change of its own.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from videoclips import read_video  # noqa: E402  (benchmarks/ is on sys.path as a script)
 
+from cyclegan_convert.backends.select import cpu_name  # noqa: E402
 from cyclegan_convert.resolve import resolve_model  # noqa: E402
 from cyclegan_convert.temporal import sharpness, warping_errors  # noqa: E402
 from cyclegan_convert.video import VideoConverter, VideoOptions  # noqa: E402
@@ -38,20 +38,10 @@ from cyclegan_convert.video import VideoConverter, VideoOptions  # noqa: E402
 CLIPS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "video"
 MODES = {
     "per-frame": {},
-    "stats only (old --stable)": {"stable": True, "stable_strength": 0.0},
-    "flow blend only": {"stable": True, "stable_momentum": 0.0},
-    "--stable (flow + stats)": {"stable": True},
+    "stats only (old --stable)": {"stable": True, "stable_strength": 0.0, "stable_momentum": 0.9},
+    "--stable (flow blend)": {"stable": True},
+    "flow + stats": {"stable": True, "stable_momentum": 0.9},
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def load() -> str:
@@ -108,12 +98,13 @@ def speed(ref, clip: Path, frames: int, tmp: Path) -> None:
         o.mux(s.encode(None))
     print(f"\nspeed at 1280x720 ({clip.name} scaled up, {frames} frames), CPU: {cpu_name()}, load average {load()}")
     times = {}
-    for name in ("per-frame", "--stable (flow + stats)", "per-frame"):  # per-frame twice: load drifts
+    for name in ("per-frame", "--stable (flow blend)", "flow + stats", "per-frame"):  # per-frame twice: load drifts
         _, fps = convert(ref, src, tmp / "speed.mkv", **MODES[name])
         times.setdefault(name, []).append(1 / fps)
         print(f"{name}: {fps:.3f} frames/s ({1 / fps:.2f} s/frame)", flush=True)
     plain = float(np.mean(times["per-frame"]))
-    print(f"--stable extra time: {100 * (times['--stable (flow + stats)'][0] / plain - 1):+.1f}% "
+    print(f"--stable extra time: {100 * (times['--stable (flow blend)'][0] / plain - 1):+.1f}%, "
+          f"with statistics: {100 * (times['flow + stats'][0] / plain - 1):+.1f}% "
           f"(per-frame runs {', '.join(f'{t:.2f}' for t in times['per-frame'])} s/frame); load average {load()}")
 
 
