@@ -21,7 +21,7 @@ from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, Media
 from .files import Job, Naming, iter_jobs, plan_roots
 from .census import ShapeCensus, probe_size
 from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb, working_size
-from .look import Look, apply_look, look_note
+from .look import Look, apply_look, look_for, look_note
 from .manifest import FAILURES_NAME, Manifest, ObjectManifest, open_manifest, settings_key
 from .object_store import ObjectPath, fetch, fresh_listings, location, remove_matching, scratch_file, upload_temporary
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
@@ -149,7 +149,7 @@ class Converter:
         self._lock = threading.Lock()
         self._manifests: dict[Path, Manifest] = {}
         self._input_dirs: list[Path] = []  # resolved folders the inputs are walked from (set by _jobs)
-        self.look = Look.of(options.colors, options.strength, ref.entry.look if ref.entry else None)
+        self.look = look_for(ref, options.colors, options.strength)
 
     def stop(self) -> None:
         """Finishes the files in flight, then ``run`` returns with ``interrupted`` set."""

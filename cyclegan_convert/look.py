@@ -61,6 +61,13 @@ class Look:
         return cls(c, s)
 
 
+def look_for(ref, colors: Union[str, float, None] = None, strength: Optional[float] = None) -> Look:
+    """The look for a model (a ``resolve.ModelRef`` or None): what was asked, else the model's
+    recommendation from its store entry, else the raw output."""
+    entry = getattr(ref, "entry", None)
+    return Look.of(colors, strength, entry.look if entry is not None else None)
+
+
 def look_note(look: Look, colors: object, strength: object) -> str:
     """The line that says which look outputs get, when it is not the raw output; where the user
     did not choose both parts, it says the model recommended them and how to get the raw output."""

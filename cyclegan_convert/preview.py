@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import CcvError, UsageError
-from .look import Look, apply_look
+from .look import Look, apply_look, look_for
 from .resolve import ModelRef
 
 DEFAULT_COUNT = 8
@@ -72,10 +72,9 @@ def variants_of(models: Sequence[ModelRef], colors: Sequence[Optional[str]],
     not given), without repeats."""
     out: list[Variant] = []
     for ref in models:
-        card = ref.entry.look if ref.entry else None
         for c in colors or [None]:
             for s in strengths or [None]:
-                v = Variant(ref, Look.of(c, s, card))
+                v = Variant(ref, look_for(ref, c, s))
                 if v not in out:
                     out.append(v)
     return out

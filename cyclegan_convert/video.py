@@ -28,7 +28,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import MediaError, UsageError
-from .look import Look, apply_look, look_note
+from .look import apply_look, look_for, look_note
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
 from .video_io import (FrameConverter, OutputPlan, VideoInfo, check_encoder, check_output, choose_pix_fmt, default_output,
@@ -155,7 +155,7 @@ class VideoConverter:
         self.on_progress = on_progress or (lambda p: None)
         self.on_message = on_message or (lambda kind, text: None)
         self.stats = PipelineStats()
-        self.look = Look.of(options.colors, options.strength, ref.entry.look if ref is not None and ref.entry else None)
+        self.look = look_for(ref, options.colors, options.strength)
         self._turns = 0  # quarter turns (counter-clockwise) that make the stored frames upright
 
     # -- planning ----------------------------------------------------------------------------------
