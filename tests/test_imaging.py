@@ -13,6 +13,7 @@ from cyclegan_convert.imaging import (ORIENTATION_TAG, DecodedImage, encode_imag
                                       read_rgb, resize_rgb, working_size)
 
 from conftest import PHOTOS
+from pixels import psnr
 
 
 def _gradient(w=40, h=24):
@@ -205,9 +206,6 @@ def _large_jpeg(path, w=3000, h=2000, **save):
     return path
 
 
-def _psnr(a, b) -> float:
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean()
-    return float(10 * np.log10(255**2 / mse)) if mse else float("inf")
 
 
 def test_jpeg_decoded_smaller_for_max_side_gives_the_same_working_image(tmp_path):
@@ -223,7 +221,7 @@ def test_jpeg_decoded_smaller_for_max_side_gives_the_same_working_image(tmp_path
     assert small.size == (500, 750) and small.full_size == (2000, 3000)  # really decoded at 1/4
     wh, ww = working_size(2000, 3000, 512)
     assert (wh, ww) == (341, 512)
-    assert _psnr(resize_rgb(small.rgb, wh, ww), resize_rgb(full.rgb, wh, ww)) >= 45
+    assert psnr(resize_rgb(small.rgb, wh, ww), resize_rgb(full.rgb, wh, ww)) >= 45
     for name in ("exif", "icc", "xmp", "dpi", "format", "frames"):  # the metadata does not change
         assert getattr(small, name) == getattr(full, name), name
 
@@ -243,7 +241,7 @@ def test_sideways_jpeg_decoded_smaller_is_upright_with_its_full_size(tmp_path):
     ex.load(small.exif)
     assert ex[ORIENTATION_TAG] == 1 and ex[0x010F] == "TestCam" and small.exif == full.exif
     wh, ww = working_size(3000, 2000, 1000)
-    assert _psnr(resize_rgb(small.rgb, wh, ww), resize_rgb(full.rgb, wh, ww)) >= 45  # upright both
+    assert psnr(resize_rgb(small.rgb, wh, ww), resize_rgb(full.rgb, wh, ww)) >= 45  # upright both
 
 
 def test_max_side_decodes_in_full_where_no_reduction_fits(tmp_path):
