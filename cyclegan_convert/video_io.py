@@ -8,6 +8,7 @@ subtitles are copied packet for packet (no re-encoding).
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -125,11 +126,31 @@ def display_matrix_of(frame) -> Optional[tuple[int, ...]]:
     """The display matrix FFmpeg attached to a decoded frame (from the stream's side data)."""
     from av.sidedata.sidedata import Type
 
-    for sd in frame.side_data:
+    try:
+        side_data = list(frame.side_data)
+    except ValueError:
+        # PyAV wraps every entry in its Type enum, which lacks newer FFmpeg types (an Apple spatial
+        # video's view ids, 29): nothing of the list is readable then, but the rotation is (PyAV reads
+        # it in C); a mirror in such a matrix is lost
+        return rotation_matrix(frame.rotation)
+    for sd in side_data:
         if sd.type == Type.DISPLAYMATRIX:
             m = tuple(int(v) for v in np.frombuffer(bytes(sd), dtype=np.int32)[:9])
-            return None if m == (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30) else m
+            return None if m == _UPRIGHT else m
     return None
+
+
+_UPRIGHT = (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
+
+
+def rotation_matrix(degrees: float) -> Optional[tuple[int, ...]]:
+    """FFmpeg's display matrix for a counter-clockwise rotation (PyAV's ``frame.rotation``, as
+    ``av_display_rotation_get`` reads it; ``av_display_rotation_set`` takes clockwise degrees, hence
+    the sign); None for upright."""
+    r = math.radians(degrees)
+    c, s = round(math.cos(r), 12), round(math.sin(r), 12)
+    m = (int(c * 65536), int(-s * 65536), 0, int(s * 65536), int(c * 65536), 0, 0, 0, 1 << 30)
+    return None if m == _UPRIGHT else m
 
 
 def open_input(path: Path):

@@ -285,6 +285,29 @@ def test_rotated_clips_reach_the_model_upright_and_come_back_as_stored(tmp_path,
     assert np.abs(b["frames"][2].astype(int) - a["frames"][2]).mean() < 2  # turned back exactly
 
 
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_frame_whose_side_data_pyav_cannot_name_still_gives_its_rotation(tmp_path, rotation):
+    """An Apple spatial video (MV-HEVC) ended `ccv video` in a traceback: its frames carry side data
+    of a type newer than PyAV's enum (29), and PyAV raises ValueError as soon as the list is read.
+    The matrix rebuilt from the rotation must be the one FFmpeg itself stores for that rotation."""
+    from cyclegan_convert import video_io
+
+    src = make_clip(tmp_path / "turned.mp4", ClipSpec(frames=2, rotation=rotation, audio_streams=0))
+    with av.open(str(src)) as c:
+        frame = next(c.decode(video=0))
+        stored = video_io.display_matrix_of(frame)
+
+    class Unnamed:  # what PyAV does with such a frame
+        rotation = frame.rotation
+
+        @property
+        def side_data(self):
+            raise ValueError("29 is not a valid Type")
+
+    assert stored is not None and video_io.display_matrix_of(Unnamed()) == stored
+    assert video_io.rotation_matrix(0) is None
+
+
 def test_video_starting_after_the_audio_is_not_called_truncated(tmp_path):
     """Matroska's per-stream DURATION tag (as FFmpeg writes it) is the time the stream ends: a video
     that starts at 0.6 s after its audio was read as 0.6 s longer, so a complete file exited 1."""
