@@ -132,14 +132,16 @@ def probe(path: Path) -> Optional[str]:
 
             camera_raw.upright_size(path)
             return None
+        from . import decode_limits
+
         with Image.open(path) as img:
-            img.size  # noqa: B018  (the header is parsed by now)
+            decode_limits.check(path, img.size)  # the header is parsed by now
         return None
     except MediaError as e:
         return str(e).removeprefix(f"{path}: ")
     except UnidentifiedImageError:
         return unidentified_reason(path)
-    except Image.DecompressionBombError as e:  # PIL refuses to open it at all (not an OSError)
+    except Image.DecompressionBombError as e:  # someone set Pillow's guard again (decode_limits turns it off)
         return f"too large to decode ({str(e).split(' exceeds')[0]})"
     except (OSError, SyntaxError, ValueError) as e:
         return f"cannot open ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
@@ -148,6 +150,8 @@ def probe(path: Path) -> Optional[str]:
 def upright_size(path: Path) -> tuple[int, int]:
     """(height, width) as shown (EXIF orientation or RAW flip applied), from the header where possible."""
     from PIL import Image, UnidentifiedImageError
+
+    from . import decode_limits  # noqa: F401  (ccv's size check instead of Pillow's pixel guard)
 
     need_decoder(path)
     if is_raw_name(path):

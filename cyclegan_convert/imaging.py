@@ -12,7 +12,7 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import formats
+from . import decode_limits, formats
 from .errors import MediaError
 from .formats import IMAGE_SUFFIXES
 
@@ -52,6 +52,7 @@ def read_rgb(path: Union[str, Path], min_side: Optional[int] = None) -> Image.Im
     formats.need_decoder(path)
     try:
         with Image.open(path) as img:
+            decode_limits.check(path, img.size)
             img.load()
             img = ImageOps.exif_transpose(img)
             return to_rgb8(img)
@@ -162,6 +163,7 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
             stored = img.size  # (W, H) before a draft shrinks it
             if max_side:
                 _draft_for(img, max_side)
+            decode_limits.check(path, stored, img.size, shrinkable=img.format in ("JPEG", "MPO"))
             img.load()
             icc = img.info.get("icc_profile") if metadata else None
             if icc and icc[16:20] != b"RGB ":  # a CMYK or gray profile would mislabel the RGB output
@@ -191,7 +193,7 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise MediaError(f"{path}: {formats.unidentified_reason(path)}") from None
-    except Image.DecompressionBombError as e:
+    except Image.DecompressionBombError as e:  # someone set Pillow's guard again (decode_limits turns it off)
         raise MediaError(f"{path}: {e}") from None
     except (OSError, SyntaxError, ValueError, struct.error, IndexError, EOFError) as e:
         raise MediaError(f"{path}: cannot decode ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None

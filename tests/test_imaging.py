@@ -254,3 +254,67 @@ def test_max_side_decodes_in_full_where_no_reduction_fits(tmp_path):
     Image.open(p).save(png)
     small = read_image(png, max_side=256)
     assert small.full_size is None and np.array_equal(small.rgb, read_image(png).rgb)
+
+
+# -- how large an image ccv decodes (decode_limits) ---------------------------------------------------
+
+def _png_claiming(path, width: int, height: int) -> None:
+    """A real 8x8 PNG whose header is rewritten to claim width x height (CRC fixed): what a
+    decompression bomb looks like before its pixels are read."""
+    import struct
+    import zlib
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr:ihdr + 8] = struct.pack(">II", width, height)
+    data[ihdr + 13:ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4:ihdr + 13])))
+    path.write_bytes(bytes(data))
+
+
+def test_a_header_claiming_gigapixels_in_a_few_bytes_is_refused_before_decoding(tmp_path):
+    from cyclegan_convert.formats import probe
+
+    bomb = tmp_path / "bomb.png"
+    _png_claiming(bomb, 100_000, 100_000)
+    with pytest.raises(MediaError, match=r"bomb\.png: refused: its header claims 100000x100000 \(10000 MP\) in 0 kB"):
+        read_image(bomb)
+    assert "decompression bomb" in probe(bomb)
+    # the same claim under the flat-picture floor is only a broken file, reported as such
+    small = tmp_path / "small.png"
+    _png_claiming(small, 4000, 3000)
+    with pytest.raises(MediaError, match="cannot decode"):
+        read_image(small)
+
+
+def test_the_decode_must_fit_the_memory_and_a_jpeg_fits_by_decoding_smaller(tmp_path, monkeypatch):
+    """A 200 MP phone photo was refused by Pillow's pixel count whatever --max-side said; ccv asks
+    whether the decode fits the memory at the size it is decoded at. Budget set here to 2 MB."""
+    from cyclegan_convert import decode_limits
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "big.jpg"
+    Image.fromarray(rng.integers(0, 255, (1200, 1600, 3), dtype=np.uint8)).save(src, quality=90)
+    monkeypatch.setattr(decode_limits, "memory_budget", lambda: 2 << 20)
+    with pytest.raises(MediaError, match=r"big\.jpg: too large to decode here: 1600x1200 \(2 MP\) needs about 15 MB, "
+                                         r"2 MB allowed .*a smaller --max-side decodes this JPEG smaller"):
+        read_image(src)
+    small = read_image(src, max_side=300)  # libjpeg decodes at 1/4: 400x300, 0.9 MB
+    assert small.size == (300, 400) and small.full_size == (1200, 1600)
+    png = tmp_path / "big.png"
+    Image.open(src).save(png)
+    with pytest.raises(MediaError, match="free memory, or shrink it"):  # PNG cannot decode smaller
+        read_image(png, max_side=300)
+
+
+def test_pillows_own_pixel_guard_is_off_and_ccvs_budget_decides(tmp_path, monkeypatch):
+    """The 179 MP refusal was Pillow's (Image.MAX_IMAGE_PIXELS); importing ccv's readers turns it
+    off. A flat 20 MP picture (it compresses about 1000:1, as a bomb would) is under the floor where
+    a high ratio counts, and reads."""
+    import cyclegan_convert.imaging  # noqa: F401
+
+    assert Image.MAX_IMAGE_PIXELS is None
+    src = tmp_path / "wide.png"
+    Image.new("RGB", (5000, 4000), (90, 120, 150)).save(src)
+    assert read_image(src).size == (4000, 5000)

@@ -113,14 +113,16 @@ def test_truncated_file_is_replaced_and_reported_by_the_item(messy_domain):
     assert reports and all(str(files["truncated"]) in r and "cannot decode" in r for r in reports)
 
 
-def test_an_image_pil_refuses_as_a_decompression_bomb_is_skipped_and_reported(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40x30 = 1200 px: a warning; 2x over: refused
+def test_an_image_too_large_to_decode_is_skipped_and_reported(tmp_path, monkeypatch):
+    from cyclegan_convert import decode_limits
+
+    monkeypatch.setattr(decode_limits, "memory_budget", lambda: 40 * 30 * decode_limits.BYTES_PER_PIXEL)
     d = tmp_path / "a"
     d.mkdir()
     _uniform("RGB").save(d / "ok.png")
-    _uniform("RGB", size=(80, 60)).save(d / "huge.png")  # 4800 px > 2 x 1000
+    _uniform("RGB", size=(80, 60)).save(d / "huge.png")  # 4800 px: over the budget
     said = []
-    assert scan_domain(d, "A", said.append) == [d / "ok.png"]  # was PIL's DecompressionBombError traceback
+    assert scan_domain(d, "A", said.append) == [d / "ok.png"]  # was a DecompressionBombError traceback
     assert len(said) == 1 and "huge.png" in said[0] and "too large" in said[0]
 
 
