@@ -10,6 +10,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
@@ -118,6 +119,7 @@ class Summary:
     stats: Optional[PipelineStats] = None
     interrupted: bool = False
     time_split: dict[str, float] = field(default_factory=dict)  # --ray: seconds per phase, stages summed over workers
+    ignored: Counter = field(default_factory=Counter)  # files in the inputs that are not images, by suffix
 
 
 @dataclass
@@ -156,12 +158,12 @@ class Converter:
         self._stop.set()
 
     # -- planning ----------------------------------------------------------------------------------
-    def _jobs(self, inputs: Sequence[str]) -> Iterator[Job]:
+    def _jobs(self, inputs: Sequence[str], ignored: Optional[Counter] = None) -> Iterator[Job]:
         roots = plan_roots(inputs, self.ref.target, self.opt.output)
         self._input_dirs = [r.base.resolve() for r in roots if r.kind != "file"]
         naming = Naming(self.opt.ext, self.opt.suffix or "")
         beside = Naming(self.opt.ext, self.opt.suffix if self.opt.suffix is not None else f"_{self.ref.target}")
-        return iter_jobs(roots, naming, beside)
+        return iter_jobs(roots, naming, beside, ignored)
 
     def _settings_key(self) -> str:
         from .weights import sha256_file
@@ -210,11 +212,12 @@ class Converter:
         p = path.resolve()
         return any(d in p.parents for d in self._input_dirs)
 
-    def plan(self, inputs: Sequence[str]) -> list[PlannedJob]:
-        """What ``run`` would do with each file (``--dry-run``); writes nothing."""
+    def plan(self, inputs: Sequence[str], ignored: Optional[Counter] = None) -> list[PlannedJob]:
+        """What ``run`` would do with each file (``--dry-run``); writes nothing. Files that are not
+        images are counted into ``ignored`` by suffix."""
         key = self._settings_key()
         fresh_listings([*inputs, self.opt.output])
-        return [self._decide(j, key) for j in self._jobs(inputs)]
+        return [self._decide(j, key) for j in self._jobs(inputs, ignored)]
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, inputs: Sequence[str]) -> Summary:
@@ -293,7 +296,7 @@ class _ImageStages:
     def source(self, inputs: Sequence[str]) -> Iterator[Job]:
         """The jobs to convert; skips and refusals are counted here, never reach the workers."""
         conv = self.conv
-        for job in conv._jobs(inputs):
+        for job in conv._jobs(inputs, self.summary.ignored):
             if job.out_root not in self.summary.out_roots:
                 self.summary.out_roots.append(job.out_root)
             if job.dst.parent not in self._seen_dirs:

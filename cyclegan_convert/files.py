@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
@@ -23,8 +24,9 @@ from .object_store import ObjectPath, bucket_of, glob_base, glob_files, is_url, 
 Location = Union[Path, ObjectPath]
 
 CLUTTER_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "__macosx", "@eadir", "$recycle.bin"})
-EXTS = ("same", "jpg", "png", "webp", "avif", "heic")
+EXTS = ("same", "jpg", "png", "webp", "avif", "heic", "tif", "tiff")
 RAW_SAME_SUFFIX = ".tif"  # --ext same on a camera RAW: a RAW cannot be written back
+SAME_SUFFIX = {".mpo": ".jpg"}  # --ext same where no writer has the format: an MPO is a JPEG with more views
 
 
 def is_clutter(name: str) -> bool:
@@ -49,7 +51,7 @@ class Naming:
     def out_suffix(self, src: Path) -> str:
         if self.ext != "same":
             return f".{self.ext}"
-        return RAW_SAME_SUFFIX if is_raw_name(src) else src.suffix
+        return RAW_SAME_SUFFIX if is_raw_name(src) else SAME_SUFFIX.get(src.suffix.lower(), src.suffix)
 
     def name(self, src: Path, disambiguate: bool = False) -> str:
         stem = f"{src.stem}_{src.suffix.lstrip('.')}" if disambiguate else src.stem
@@ -181,7 +183,14 @@ def _check_folder(out: Location) -> None:
             return
 
 
-def _walk(base: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:
+def _count_ignored(ignored: Optional[Counter], name: str) -> None:
+    """A file that is not an image is not converted, but is counted by its type, so a run accounts
+    for every file it was given (a GoPro .gpr or a .mov among the photos does not just vanish)."""
+    if ignored is not None:
+        ignored[Path(name).suffix.lower() or "(no extension)"] += 1
+
+
+def _walk(base: Path, skip: set[Path], ignored: Optional[Counter] = None) -> Iterator[tuple[Path, list[str]]]:
     """(folder, sorted image file names), depth first in sorted order, each real folder once.
     Linked folders come after the real tree, so a folder reached both ways is mirrored under its
     own name (``2023/``), not a link's (``best-of -> 2023``, which sorts first)."""
@@ -212,13 +221,15 @@ def _walk(base: Path, skip: set[Path]) -> Iterator[tuple[Path, list[str]]]:
                     (links if e.is_symlink() else dirs).append(Path(e.path))
                 elif e.is_file() and is_image_name(e.name):
                     files.append(e.name)
+                elif e.is_file():
+                    _count_ignored(ignored, e.name)
             except OSError:
                 continue
         yield folder, files
         stack.extend(reversed(dirs))
 
 
-def _walk_objects(base: ObjectPath, skip: set) -> Iterator[tuple[ObjectPath, list[str]]]:
+def _walk_objects(base: ObjectPath, skip: set, ignored: Optional[Counter] = None) -> Iterator[tuple[ObjectPath, list[str]]]:
     """``_walk`` in an object store, where folders are key prefixes and there are no links."""
     stack = [base]
     while stack:
@@ -234,8 +245,11 @@ def _walk_objects(base: ObjectPath, skip: set) -> Iterator[tuple[ObjectPath, lis
         # a killed run's records may be only in parts
         ours = outputs_beside_sources(folder) if any(p.name in (MANIFEST_NAME, PARTS_NAME) for p, _ in entries) \
             else set()
-        yield folder, [p.name for p, is_dir in entries
-                       if not is_dir and not is_clutter(p.name) and p.name not in ours and is_image_name(p.name)]
+        files = [p.name for p, is_dir in entries if not is_dir and not is_clutter(p.name) and p.name not in ours]
+        for name in files:
+            if not is_image_name(name):
+                _count_ignored(ignored, name)
+        yield folder, [name for name in files if is_image_name(name)]
         stack.extend(reversed([p for p, is_dir in entries if is_dir and not is_clutter(p.name)]))
 
 
@@ -265,10 +279,11 @@ def _named(folder_files: list[Location], out_dir: Location, naming: Naming, out_
     return jobs
 
 
-def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming] = None) -> Iterator[Job]:
+def iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming] = None,
+              ignored: Optional[Counter] = None) -> Iterator[Job]:
     """Every job, lazily. ``file_naming`` is used for file inputs written beside themselves. A
     source that two inputs reach with the same output (a folder and a glob in it) is listed once."""
-    yield from _once(_iter_jobs(roots, naming, file_naming))
+    yield from _once(_iter_jobs(roots, naming, file_naming, ignored))
 
 
 def _once(jobs: Iterator[Job]) -> Iterator[Job]:
@@ -282,7 +297,8 @@ def _once(jobs: Iterator[Job]) -> Iterator[Job]:
             yield j
 
 
-def _iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming]) -> Iterator[Job]:
+def _iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional[Naming],
+               ignored: Optional[Counter]) -> Iterator[Job]:
     # output folders are never read as inputs (files converted beside themselves make no folder,
     # and the walk leaves them out by their folder's manifest)
     out_roots = {r.out_root.resolve() for r in roots if not (r.kind == "file" and r.out_root == r.base)}
@@ -302,7 +318,7 @@ def _iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional
     for r in roots:
         if r.kind == "dir":
             walk = _walk_objects if isinstance(r.base, ObjectPath) else _walk
-            for folder, names in walk(r.base, out_roots):  # type: ignore[arg-type]
+            for folder, names in walk(r.base, out_roots, ignored):  # type: ignore[arg-type]
                 rel = folder.relative_to(r.base)
                 yield from _named([folder / n for n in names], r.out_root / rel, naming, r.out_root)
         elif r.kind == "glob":
@@ -312,9 +328,12 @@ def _iter_jobs(roots: Sequence[InputRoot], naming: Naming, file_naming: Optional
             for m in matches:
                 if m.parent not in ours:
                     ours[m.parent] = outputs_beside_sources(m.parent)
-                if (is_image_name(m.name) and not any(is_clutter(p) for p in m.relative_to(r.base).parts)
+                if (not any(is_clutter(p) for p in m.relative_to(r.base).parts)
                         and m.name not in ours[m.parent] and not out_roots.intersection(m.resolve().parents)):
-                    groups.setdefault(m.parent, []).append(m)
+                    if is_image_name(m.name):
+                        groups.setdefault(m.parent, []).append(m)
+                    else:
+                        _count_ignored(ignored, m.name)
             for folder, files in groups.items():
                 yield from _named(files, r.out_root / folder.relative_to(r.base), naming, r.out_root)
 

@@ -14,7 +14,7 @@ from typing import Optional, Union
 
 from .errors import MediaError, UsageError
 
-PILLOW_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+PILLOW_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo"})  # MPO: a JPEG with more views (3D cameras)
 HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})  # .hif: Canon and Fujifilm 10-bit HEIF
 AVIF_SUFFIXES = frozenset({".avif"})
 # LibRaw reads many more; these are the current cameras' own names (plus DNG)
@@ -34,7 +34,7 @@ def is_raw_name(path: PathLike) -> bool:
 
 def suffixes_text() -> str:
     """The readable suffixes for messages: ``.jpg .jpeg ... .dng ...``."""
-    order = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif", ".hif", ".avif")
+    order = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".mpo", ".heic", ".heif", ".hif", ".avif")
     return " ".join([*order, *sorted(RAW_SUFFIXES)])
 
 

@@ -97,6 +97,8 @@ class DecodedImage:
         """What a user is told about the frames left out (``frames`` > 1)."""
         if self.format == "HEIF":  # the primary image, which is not always the first one
             return f"{self.frames} images in one HEIF file; only the primary image is converted"
+        if self.format == "MPO":
+            return f"{self.frames} views in one MPO file (a 3D or multi-angle photo); only the first is converted"
         return f"{self.frames} frames or pages; only the first is converted"
 
     @property
@@ -112,6 +114,16 @@ def _alpha_of(img: Image.Image) -> Optional[np.ndarray]:
         a = np.asarray(img.getchannel("A"))
         return None if a.min() == 255 else a.copy()  # an opaque alpha channel is no alpha
     return None
+
+
+def _mpo_views(img: Image.Image) -> int:
+    """Images of an MPO other than a camera's embedded previews ("Large Thumbnail" entries): the
+    views of a 3D camera (a Nintendo 3DS, a Fujifilm W3) or of a panorama."""
+    try:
+        entries = img.mpinfo[0xB002]  # type: ignore[attr-defined]
+        return max(1, sum(not str(e["Attribute"]["MPType"]).startswith("Large Thumbnail") for e in entries))
+    except (AttributeError, KeyError, TypeError):
+        return 1
 
 
 def _dpi_of(img: Image.Image) -> Optional[tuple[float, float]]:
@@ -187,7 +199,7 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
                 turned = upright.size != img.size
                 full_size = (stored[0], stored[1]) if turned else (stored[1], stored[0])
             return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None, xmp=xmp, dpi=dpi,
-                                frames=1 if img.format == "MPO" else getattr(img, "n_frames", 1),
+                                frames=_mpo_views(img) if img.format == "MPO" else getattr(img, "n_frames", 1),
                                 format=img.format or "", full_size=full_size)
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None

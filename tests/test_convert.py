@@ -179,6 +179,30 @@ def test_ext_suffix_and_collisions_in_dry_run(tmp_path, model):
         assert im.format == "WEBP"
 
 
+def test_every_file_is_accounted_for_and_a_3d_mpo_converts_to_a_jpeg(tmp_path, model):
+    """A Nintendo 3DS .mpo and a GoPro .GPR vanished from the counts (neither converted, skipped,
+    failed nor listed), also in --dry-run; `--ext tiff` was refused though `--ext same` wrote TIFF."""
+    src = tmp_path / "card"
+    _photo(src / "a.jpg")
+    left, right = (Image.open(PHOTOS[i]).convert("RGB").resize((64, 48)) for i in (0, 1))
+    (src / "3ds").mkdir()
+    left.save(src / "3ds" / "HNI_0001.MPO", save_all=True, append_images=[right])  # two views, as a 3DS writes
+    for name in ("GOPR0001.GPR", "clip.MOV", "3ds/readme.txt", "3ds/more.txt"):
+        (src / name).write_bytes(b"\0not a photo")
+    r = _ccv(src, "--model", model, "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "HNI_0001.jpg" in r.output and "2 convert" in r.output
+    assert "ignored 4 files that are not images (.txt 2, .gpr 1, .mov 1)" in r.output
+    r = _ccv(src, "--model", model, "--ext", "tiff")
+    assert r.exit_code == 0, r.output
+    assert "4 files that are not images" in r.output and "2 views in one MPO file" in r.output
+    assert _outputs(tmp_path / "card_m") == ["3ds/HNI_0001.tiff", "a.tiff"]
+    r = _ccv(src, "--model", model, "-o", tmp_path / "same")
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "same" / "3ds" / "HNI_0001.jpg") as im:
+        assert im.format == "JPEG" and im.size == (64, 48)
+
+
 def test_file_inputs_beside_themselves_and_globs(tree, model, tmp_path):
     r = _ccv(tree / "a.jpg", "--model", model)
     assert r.exit_code == 0

@@ -98,14 +98,27 @@ def convert(
         raise ItemsFailed(f"{len(summary.failed)} file(s) failed; listed above" + (f" and in {where}" if where else ""))
 
 
+def ignored_text(ignored) -> str:
+    """``3 files that are not images (.gpr 1, .mov 2)``, or empty."""
+    if not ignored:
+        return ""
+    n = sum(ignored.values())
+    return f"{n} file{'s' if n != 1 else ''} that {'are' if n != 1 else 'is'} not images (" + \
+        ", ".join(f"{k} {v}" for k, v in sorted(ignored.items(), key=lambda kv: (-kv[1], kv[0]))) + ")"
+
+
 def _dry_run(conv, inputs: list[str]) -> None:
-    plan = conv.plan(inputs)
+    from collections import Counter
+
+    ignored: Counter = Counter()
+    plan = conv.plan(inputs, ignored)
     counts: dict[str, int] = {}
     for p in plan:
         counts[p.action] = counts.get(p.action, 0) + 1
         note = f"  ({p.note})" if p.note else ""
         console.print(f"{p.action:<8} {escape(str(p.job.src))} -> {escape(str(p.job.dst))}{escape(note)}", highlight=False, soft_wrap=True)
-    console.print("dry run, nothing written: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "no images found"))
+    console.print("dry run, nothing written: " + (", ".join(f"{v} {k}" for k, v in counts.items()) or "no images found")
+                  + (f"; ignored {ignored_text(ignored)}" if ignored else ""), highlight=False, soft_wrap=True)
 
 
 def _run_with_progress(conv, inputs: list[str], label: str):
@@ -144,6 +157,8 @@ def _print_summary(s) -> None:
     t.add_row("converted", str(s.converted))
     t.add_row("skipped", str(s.skipped))
     t.add_row("failed", str(len(s.failed)))
+    if s.ignored:
+        t.add_row("ignored", escape(ignored_text(s.ignored)))
     t.add_row("time", f"{s.elapsed_s:.1f} s" + (f"  ({s.converted / s.elapsed_s:.2f} files/s)" if s.elapsed_s else ""))
     if s.stats:
         t.add_row("stage rates", "  ".join(f"{k} {getattr(s.stats, k).rate:.2f}/s" for k in ("decode", "infer", "encode")))
