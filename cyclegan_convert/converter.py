@@ -362,6 +362,8 @@ class _ImageStages:
             raise  # a usage or environment problem ends the command, never one file
         except Exception as e:  # noqa: BLE001  (a decoder bug on a strange file: that file fails)
             raise DecodeFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
+        if img.note:
+            say("note", f"{job.src}: {img.note}")
         if img.frames > 1:
             say("note", f"{job.src}: {img.frames_note()}")
         if img.format == "RAW" and opt.ext == "same" and not self._told_raw.is_set():

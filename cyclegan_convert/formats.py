@@ -80,19 +80,66 @@ def avif_problem() -> Optional[str]:
     return "this Pillow has no AVIF support (Pillow 11.3 or later has it: pip install -U pillow)"
 
 
-def need_decoder(path: PathLike) -> None:
-    """Makes the decoder for ``path``'s format ready (registers pillow-heif with Pillow), or raises
-    ``MediaError`` naming the file and the missing package."""
-    s = suffix_of(path)
+def need_decoder(path: PathLike, fmt: Optional[str] = None) -> None:
+    """Makes the decoder for ``path``'s format (``fmt`` from ``format_of``, else its name) ready
+    (registers pillow-heif with Pillow), or raises ``MediaError`` naming the file and the missing
+    package."""
+    fmt = fmt or NAME_FORMATS.get(suffix_of(path))
     kind, problem = None, None
-    if s in HEIF_SUFFIXES:
+    if fmt == "HEIF":
         kind, problem = "HEIC/HEIF", heif_problem()
-    elif s in AVIF_SUFFIXES:
+    elif fmt == "AVIF":
         kind, problem = "AVIF", avif_problem()
-    elif s in RAW_SUFFIXES:
+    elif fmt == "RAW":
         kind, problem = "camera RAW", raw_problem()
     if problem:
         raise MediaError(f"{path}: cannot read {kind}: {problem}")
+
+
+# -- what a file is: by its content where that is unambiguous, else by its name -------------------------
+
+NAME_FORMATS = {**{s: "RAW" for s in RAW_SUFFIXES}, **{s: "HEIF" for s in HEIF_SUFFIXES}, ".avif": "AVIF",
+                ".jpg": "JPEG", ".jpeg": "JPEG", ".mpo": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP",
+                ".tif": "TIFF", ".tiff": "TIFF"}
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+
+
+def content_format(head: bytes) -> Optional[str]:
+    """The format the first 16 bytes of a file say, where they say it alone. A TIFF header is
+    "TIFF": most camera RAWs (DNG, NEF, CR2, ARW ...) are TIFF files too, so the name decides there."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head.startswith((b"FUJIFILMCCD-RAW", b"IIRO", b"IIRS", b"MMOR", b"IIU\0")):  # RAF, ORF, RW2
+        return "RAW"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "RAW" if brand == b"crx " else "AVIF" if brand in (b"avif", b"avis") else \
+            "HEIF" if brand in _HEIF_BRANDS else None  # CR3; other brands: a video, or unknown
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        return "TIFF"
+    return None
+
+
+def format_of(path: PathLike) -> tuple[Optional[str], str]:
+    """(format to read ``path`` as, note): by content where the first bytes decide, else by the name;
+    the note says when name and content disagree (a JPEG named .nef, a HEIC named .jpg). Formats:
+    those of ``NAME_FORMATS`` (RAW for LibRaw, the others for Pillow)."""
+    by_name = NAME_FORMATS.get(suffix_of(path))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except (OSError, TypeError):
+        return by_name, ""  # the reader says what is wrong with it
+    by_content = content_format(head)
+    if by_content is None or by_content == by_name or (by_content == "TIFF" and by_name == "RAW"):
+        return by_name, ""
+    return by_content, f"named {suffix_of(path) or 'without an extension'} but its content is {by_content}: read as {by_content}"
 
 
 def check_writable(ext: str) -> None:
@@ -126,8 +173,9 @@ def probe(path: Path) -> Optional[str]:
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        need_decoder(path)
-        if is_raw_name(path):
+        fmt, _ = format_of(path)
+        need_decoder(path, fmt)
+        if fmt == "RAW":
             from . import camera_raw
 
             camera_raw.upright_size(path)
@@ -153,8 +201,9 @@ def upright_size(path: Path) -> tuple[int, int]:
 
     from . import decode_limits  # noqa: F401  (ccv's size check instead of Pillow's pixel guard)
 
-    need_decoder(path)
-    if is_raw_name(path):
+    fmt, _ = format_of(path)
+    need_decoder(path, fmt)
+    if fmt == "RAW":
         from . import camera_raw
 
         return camera_raw.upright_size(path)

@@ -47,9 +47,10 @@ def read_rgb(path: Union[str, Path], min_side: Optional[int] = None) -> Image.Im
     ``min_side``: the caller shrinks the image to about this side anyway (training), so a RAW whose
     half-size development is still that large is developed at half size (about 4x faster)."""
     path = Path(path)
-    if formats.is_raw_name(path):
+    fmt, _ = formats.format_of(path)
+    if fmt == "RAW":
         return Image.fromarray(_read_raw(path, metadata=False, min_side=min_side).rgb)
-    formats.need_decoder(path)
+    formats.need_decoder(path, fmt)
     try:
         with Image.open(path) as img:
             decode_limits.check(path, img.size)
@@ -92,6 +93,7 @@ class DecodedImage:
     bits: int = 8  # 16 for a developed RAW: a TIFF output is written with 16 bits per sample
     format: str = ""  # what it was read from: Pillow's format name (JPEG, HEIF, AVIF ...) or RAW
     full_size: Optional[tuple[int, int]] = None  # upright (H, W) in the file when ``rgb`` was decoded smaller
+    note: str = ""  # for the user: the file's name and content disagree (``formats.format_of``)
 
     def frames_note(self) -> str:
         """What a user is told about the frames left out (``frames`` > 1)."""
@@ -116,13 +118,21 @@ def _alpha_of(img: Image.Image) -> Optional[np.ndarray]:
     return None
 
 
-def _mpo_views(img: Image.Image) -> int:
-    """Images of an MPO other than a camera's embedded previews ("Large Thumbnail" entries): the
-    views of a 3D camera (a Nintendo 3DS, a Fujifilm W3) or of a panorama."""
+def _mpo_views(img: Image.Image, stored: tuple[int, int]) -> int:
+    """Views in an MPO: the images of the primary's size (a 3D camera's second eye: a Nintendo 3DS,
+    a Fujifilm W3), not the smaller previews many cameras embed in their JPEGs. ``stored``: the
+    primary's (W, H) in the file (before a draft). Called after the pixels were taken: it moves
+    through the frames."""
     try:
         entries = img.mpinfo[0xB002]  # type: ignore[attr-defined]
-        return max(1, sum(not str(e["Attribute"]["MPType"]).startswith("Large Thumbnail") for e in entries))
-    except (AttributeError, KeyError, TypeError):
+        views = 1
+        for i, e in enumerate(entries[1:], 1):
+            if not str(e["Attribute"]["MPType"]).startswith("Large Thumbnail"):
+                img.seek(i)  # its header only
+                views += img.size == stored
+        img.seek(0)
+        return views
+    except (AttributeError, KeyError, TypeError, EOFError, OSError, ValueError):
         return 1
 
 
@@ -167,9 +177,12 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
     Raises ``MediaError`` for missing, empty, non-image, corrupt or truncated files, and for HEIC or
     RAW files when their package is missing here."""
     path = Path(path)
-    if formats.is_raw_name(path):
-        return _read_raw(path, metadata)
-    formats.need_decoder(path)
+    fmt, note = formats.format_of(path)  # by content: a JPEG named .nef is a JPEG
+    if fmt == "RAW":
+        raw = _read_raw(path, metadata)
+        raw.note = note
+        return raw
+    formats.need_decoder(path, fmt)
     try:
         with Image.open(path) as img:
             stored = img.size  # (W, H) before a draft shrinks it
@@ -199,8 +212,8 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
                 turned = upright.size != img.size
                 full_size = (stored[0], stored[1]) if turned else (stored[1], stored[0])
             return DecodedImage(rgb=rgb, alpha=alpha, exif=exif, icc=icc or None, xmp=xmp, dpi=dpi,
-                                frames=_mpo_views(img) if img.format == "MPO" else getattr(img, "n_frames", 1),
-                                format=img.format or "", full_size=full_size)
+                                frames=_mpo_views(img, stored) if img.format == "MPO" else getattr(img, "n_frames", 1),
+                                format=img.format or "", full_size=full_size, note=note)
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:
@@ -217,7 +230,7 @@ def _read_raw(path: Path, metadata: bool, min_side: Optional[int] = None) -> Dec
     which an editor would apply again to the converted image."""
     from . import camera_raw
 
-    formats.need_decoder(path)
+    formats.need_decoder(path, "RAW")
     try:
         data = path.read_bytes()
     except FileNotFoundError:

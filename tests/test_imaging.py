@@ -187,7 +187,11 @@ def test_camera_jpeg_with_an_embedded_preview_counts_as_one_frame(tmp_path):
     photo.save(mpo, format="MPO", save_all=True, append_images=[photo.resize((32, 24))])
     with Image.open(mpo) as im:
         assert im.format == "MPO" and im.n_frames == 2  # the case in question
-    assert read_image(mpo).frames == 1
+    assert read_image(mpo).frames == read_image(mpo, max_side=20).frames == 1  # also decoded smaller
+    views = tmp_path / "3d.mpo"  # a 3D camera's second eye: the primary's size, so a view
+    photo.save(views, save_all=True, append_images=[photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
+    assert read_image(views).frames == read_image(views, max_side=20).frames == 2
+    assert "2 views in one MPO file" in read_image(views).frames_note()
     anim = tmp_path / "anim.webp"
     photo.save(anim, save_all=True, append_images=[photo.rotate(90)])
     assert read_image(anim).frames == 2

@@ -470,3 +470,36 @@ def test_unreadable_raw_exif_is_no_exif_not_a_failure():
     assert camera_raw.exif_of(b"II*\0" + b"\xff" * 20) is None
     assert camera_raw.exif_of(b"FUJIFILMCCD-RAW " + bytes(100)) is None
     assert camera_raw.exif_of(bytes(64)) is None
+
+
+# -- name and content ---------------------------------------------------------------------------------
+
+def test_files_are_read_by_their_content_and_a_disagreeing_name_is_said(tmp_path):
+    """A JPEG named .nef failed as "cannot decode the RAW data" while a JPEG named .heic converted:
+    the content decides, and the note says that name and content disagree."""
+    jpeg = tmp_path / "DSC_0001.nef"
+    Image.fromarray(scene()).save(jpeg, format="JPEG", quality=95)
+    img = read_image(jpeg)
+    assert img.format == "JPEG" and img.size == (64, 96)
+    assert img.note == "named .nef but its content is JPEG: read as JPEG"
+    assert np.array_equal(np.asarray(read_rgb(jpeg)), img.rgb)  # training reads it the same way
+    heic = tmp_path / "IMG_0001.jpg"
+    write_phone_photo(heic, "HEIF")
+    img = read_image(heic)
+    assert img.format == "HEIF" and img.size == (96, 64) and "its content is HEIF" in img.note  # turned upright
+    dng = tmp_path / "a.dng"  # a DNG's content is a TIFF: the name decides, and nothing is said
+    write_dng(dng, scene())
+    assert formats.format_of(dng) == ("RAW", "")
+    assert read_image(dng).format == "RAW" and read_image(dng).note == ""
+    # through ccv convert: converted, the note shown, output named by the file's name (--ext same)
+    model = tmp_path / "m.pth"
+    torch.manual_seed(0)
+    from cyclegan_convert.networks import ResnetGenerator, init_weights
+
+    torch.save(init_weights(ResnetGenerator(ngf=8, n_blocks=2)).state_dict(), model)
+    src = tmp_path / "card"
+    src.mkdir()
+    jpeg.rename(src / jpeg.name)
+    r = CliRunner().invoke(app, ["convert", str(src), "--model", str(model)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "named .nef but its content is JPEG" in r.output and (tmp_path / "card_m" / "DSC_0001.tif").is_file()
