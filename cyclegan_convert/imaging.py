@@ -12,7 +12,7 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import decode_limits, formats
+from . import colour_profiles, decode_limits, formats
 from .errors import MediaError
 from .formats import IMAGE_SUFFIXES
 
@@ -55,8 +55,8 @@ def read_rgb(path: Union[str, Path], min_side: Optional[int] = None) -> Image.Im
         with Image.open(path) as img:
             decode_limits.check(path, img.size)
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_rgb8(img)
+            profile = img.info.get("icc_profile")
+            return _in_srgb(ImageOps.exif_transpose(img), profile)[0]
     except FileNotFoundError:
         raise MediaError(f"{path}: no such file") from None
     except UnidentifiedImageError:
@@ -85,7 +85,7 @@ class DecodedImage:
     rgb: np.ndarray  # (H, W, 3) uint8, upright
     alpha: Optional[np.ndarray] = None  # (H, W) uint8, or None when the image has no transparency
     exif: Optional[bytes] = None  # EXIF with the orientation reset (pixels are upright now)
-    icc: Optional[bytes] = None  # ICC profile, copied as is
+    icc: Optional[bytes] = None  # the source's ICC profile, or sRGB's where the pixels were converted to sRGB (colour_profiles)
     xmp: Optional[bytes] = None  # XMP packet (ratings, keywords, rights), orientation already removed
     dpi: Optional[tuple[float, float]] = None  # print resolution (JFIF, pHYs, TIFF), upright (x, y)
     frames: int = 1  # frames or pages in the file (animated WebP, multi-page TIFF): only the first is here;
@@ -107,6 +107,14 @@ class DecodedImage:
     def size(self) -> tuple[int, int]:
         """(height, width)."""
         return self.rgb.shape[0], self.rgb.shape[1]
+
+
+def _in_srgb(img: Image.Image, profile: Optional[bytes]) -> tuple[Image.Image, bool]:
+    """(8-bit RGB image in sRGB, whether it was converted from its ICC profile): a CMYK image goes
+    through its press profile where it has one, not through Pillow's naive CMYK formula."""
+    pixels = img if img.mode == "CMYK" else to_rgb8(img)
+    converted = colour_profiles.to_srgb(pixels, profile)
+    return (to_rgb8(pixels), False) if converted is None else (converted, True)
 
 
 def _alpha_of(img: Image.Image) -> Optional[np.ndarray]:
@@ -206,7 +214,10 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
                     ex[ORIENTATION_TAG] = 1  # the pixels are upright now; keep the tag, say so
                     exif = ex.tobytes()
             alpha = _alpha_of(upright)
-            rgb = np.asarray(to_rgb8(upright))
+            rgb_img, converted = _in_srgb(upright, img.info.get("icc_profile"))
+            if converted:  # the pixels are sRGB now: say so to colour-managed viewers
+                icc = colour_profiles.srgb_profile_bytes() if metadata else None
+            rgb = np.asarray(rgb_img)
             full_size = None
             if img.size != stored:  # decoded smaller: the file's size, upright
                 turned = upright.size != img.size

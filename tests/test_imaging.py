@@ -67,6 +67,31 @@ def test_icc_profile_of_another_colour_space_is_not_copied_to_rgb(tmp_path, mode
     assert img.rgb.shape[2] == 3 and img.icc is None  # an RGB output cannot carry it
 
 
+def test_a_photo_in_another_rgb_profile_reaches_the_model_in_srgb_and_leaves_tagged_srgb(tmp_path):
+    """Pixels tagged Display P3 (phones) or XYB (JPEG XL's) went to the model as if sRGB and kept
+    their profile. Now LittleCMS converts them first: the values are ImageCms' own, not the file's."""
+    from cyclegan_convert.colour_profiles import srgb_profile_bytes
+    from icc import matrix_profile
+
+    p3 = matrix_profile("Test Display P3")
+    src = tmp_path / "iphone.png"
+    Image.new("RGB", (16, 8), (200, 120, 60)).save(src, icc_profile=p3)
+    img = read_image(src)
+    assert img.rgb[0, 0].tolist() == [214, 116, 38]  # ImageCms.profileToProfile of the same, perceptual
+    assert img.icc == srgb_profile_bytes()
+    assert read_rgb(src).getpixel((0, 0)) == (214, 116, 38)  # training sees the same colours
+    stripped = read_image(src, metadata=False)  # no metadata: still converted, the output untagged
+    assert stripped.rgb[0, 0].tolist() == [214, 116, 38] and stripped.icc is None
+    out = tmp_path / "out.jpg"
+    encode_image(img, out, "JPEG")
+    with Image.open(out) as o:
+        assert o.info["icc_profile"] == srgb_profile_bytes()
+    tagged = tmp_path / "srgb.png"  # tagged sRGB: passes untouched, its profile copied as it is
+    Image.new("RGB", (16, 8), (200, 120, 60)).save(tagged, icc_profile=_srgb_icc())
+    img = read_image(tagged)
+    assert img.rgb[0, 0].tolist() == [200, 120, 60] and img.icc == _srgb_icc()
+
+
 def test_alpha_passed_through_and_dropped_for_jpeg(tmp_path):
     rgba = np.dstack([_gradient(), np.tile(np.arange(40, dtype=np.uint8) * 6, (24, 1))])
     p = tmp_path / "a.png"
