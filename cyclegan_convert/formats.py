@@ -8,6 +8,7 @@ naming it.
 """
 from __future__ import annotations
 
+import struct
 import threading
 from pathlib import Path
 from typing import Optional, Union
@@ -124,6 +125,23 @@ def content_format(head: bytes) -> Optional[str]:
     if head[:4] in (b"II*\0", b"MM\0*"):
         return "TIFF"
     return None
+
+
+HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}  # H.273 transfer characteristics
+
+
+def hdr_transfer(path: PathLike) -> Optional[str]:
+    """The HDR transfer a HEIF or AVIF declares in its colour box (``colr`` of type ``nclx``: 16 PQ,
+    18 HLG), or None. The box sits in the header's ``meta``, within the first kilobytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except (OSError, TypeError):
+        return None
+    at = head.find(b"colrnclx")
+    if at < 0 or len(head) < at + 12:
+        return None
+    return HDR_TRANSFERS.get(struct.unpack(">H", head[at + 10:at + 12])[0])
 
 
 def format_of(path: PathLike) -> tuple[Optional[str], str]:

@@ -191,6 +191,10 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
         raw.note = note
         return raw
     formats.need_decoder(path, fmt)
+    if fmt in ("HEIF", "AVIF") and (hdr := formats.hdr_transfer(path)):
+        # as `ccv video` does: 8-bit sRGB from PQ or HLG code values would be wrong colours, silently
+        raise MediaError(f"{path}: an HDR image ({hdr} transfer); the model was trained on SDR images "
+                         "and its colours would be wrong: convert it to SDR first")
     try:
         with Image.open(path) as img:
             stored = img.size  # (W, H) before a draft shrinks it

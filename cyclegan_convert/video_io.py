@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .errors import MediaError, UsageError
+from .formats import HDR_TRANSFERS
 
 # Encoders tried in this order when naming alternatives; the build decides which exist.
 KNOWN_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "h264_nvenc", "hevc_nvenc", "av1_nvenc", "mpeg4")
@@ -33,7 +34,6 @@ _UNSPECIFIED = 2
 RANGE_LIMITED, RANGE_FULL = 1, 2  # AVColorRange: MPEG (16-235), JPEG (0-255)
 _MAX_BAD_PACKETS_AT_START = 3000  # a long GOP at 60 frames/s, cut just after its keyframe
 _GREY = ("gray", "ya")  # pixel formats swscale always converts as full range, whatever it is told
-HDR_TRANSFERS = {16: "PQ (SMPTE ST 2084)", 18: "HLG (ARIB STD-B67)"}
 
 
 @dataclass(frozen=True)

@@ -503,3 +503,28 @@ def test_files_are_read_by_their_content_and_a_disagreeing_name_is_said(tmp_path
     r = CliRunner().invoke(app, ["convert", str(src), "--model", str(model)], terminal_width=200)
     assert r.exit_code == 0, r.output
     assert "named .nef but its content is JPEG" in r.output and (tmp_path / "card_m" / "DSC_0001.tif").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", pytest.param("AVIF", marks=needs_avif)])
+def test_hdr_stills_are_refused_as_video_refuses_them_and_sdr_ones_read(tmp_path, fmt):
+    """An HDR AVIF (PQ, BT.2020, 10-bit) was written as 8-bit sRGB with no note; `ccv video`
+    refuses HDR with a reason, and so does a still now, alone among the other files."""
+    suffix = ".heic" if fmt == "HEIF" else ".avif"
+    scene_img = Image.fromarray(scene())
+    for name, trc in (("pq", 16), ("hlg", 18), ("sdr", 1)):
+        nclx = {"color_primaries": 9 if trc != 1 else 1, "transfer_characteristics": trc,
+                "matrix_coefficients": 9 if trc != 1 else 1, "full_range_flag": 1}
+        if fmt == "HEIF":
+            scene_img.save(tmp_path / f"{name}{suffix}", quality=90, nclx_profile=nclx)
+        else:  # Pillow's AVIF writer has no colour-box option: libavif's own tags, set in the box by hand
+            scene_img.save(tmp_path / f"{name}{suffix}", quality=90)
+            data = bytearray((tmp_path / f"{name}{suffix}").read_bytes())
+            at = data.find(b"colrnclx")
+            assert at > 0
+            data[at + 8:at + 14] = struct.pack(">HHH", nclx["color_primaries"], trc, nclx["matrix_coefficients"])
+            (tmp_path / f"{name}{suffix}").write_bytes(bytes(data))
+    with pytest.raises(MediaError, match=rf"pq{suffix}: an HDR image \(PQ \(SMPTE ST 2084\) transfer\); .*convert it to SDR first"):
+        read_image(tmp_path / f"pq{suffix}")
+    with pytest.raises(MediaError, match=r"HLG \(ARIB STD-B67\)"):
+        read_image(tmp_path / f"hlg{suffix}")
+    assert read_image(tmp_path / f"sdr{suffix}").size == (64, 96)
