@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from . import colour_profiles, decode_limits, formats
 from .errors import MediaError
 from .formats import IMAGE_SUFFIXES
+from .xmp import without_embedded_items
 
 
 def is_image_name(path: Union[str, Path]) -> bool:
@@ -86,7 +87,7 @@ class DecodedImage:
     alpha: Optional[np.ndarray] = None  # (H, W) uint8, or None when the image has no transparency
     exif: Optional[bytes] = None  # EXIF with the orientation reset (pixels are upright now)
     icc: Optional[bytes] = None  # the source's ICC profile, or sRGB's where the pixels were converted to sRGB (colour_profiles)
-    xmp: Optional[bytes] = None  # XMP packet (ratings, keywords, rights), orientation already removed
+    xmp: Optional[bytes] = None  # XMP packet (ratings, keywords, rights), without orientation and embedded items
     dpi: Optional[tuple[float, float]] = None  # print resolution (JFIF, pHYs, TIFF), upright (x, y)
     frames: int = 1  # frames or pages in the file (animated WebP, multi-page TIFF): only the first is here;
     # a camera JPEG's embedded previews (Pillow reads it as MPO) do not count; HEIF: top-level images
@@ -213,6 +214,7 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
             if metadata:
                 xmp = upright.info.get("xmp") or upright.info.get("XML:com.adobe.xmp")  # JPEG/WebP/TIFF, PNG
                 xmp = (xmp.encode("utf-8") if isinstance(xmp, str) else bytes(xmp)) if xmp else None
+                xmp = without_embedded_items(xmp) if xmp else None  # a Motion Photo's video is not in the output
                 ex = upright.getexif()
                 if len(ex):
                     ex[ORIENTATION_TAG] = 1  # the pixels are upright now; keep the tag, say so

@@ -347,3 +347,40 @@ def test_pillows_own_pixel_guard_is_off_and_ccvs_budget_decides(tmp_path, monkey
     src = tmp_path / "wide.png"
     Image.new("RGB", (5000, 4000), (90, 120, 150)).save(src)
     assert read_image(src).size == (4000, 5000)
+
+
+MOTION_PHOTO_XMP = b"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:GCamera="http://ns.google.com/photos/1.0/camera/"
+    xmlns:Container="http://ns.google.com/photos/1.0/container/"
+    xmlns:Item="http://ns.google.com/photos/1.0/container/item/" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmp:Rating="5" GCamera:MotionPhoto="1" GCamera:MotionPhotoVersion="1"
+    GCamera:MotionPhotoPresentationTimestampUs="968644" GCamera:MicroVideoOffset="4242">
+  <Container:Directory><rdf:Seq>
+    <rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="image/jpeg" Item:Semantic="Primary" Item:Length="0"/></rdf:li>
+    <rdf:li rdf:parseType="Resource"><Container:Item Item:Mime="video/mp4" Item:Semantic="MotionPhoto" Item:Length="4242"/></rdf:li>
+  </rdf:Seq></Container:Directory>
+  <GCamera:MicroVideo>1</GCamera:MicroVideo>
+</rdf:Description></rdf:RDF></x:xmpmeta>"""
+
+
+def test_a_motion_photos_xmp_no_longer_announces_the_video_the_output_lacks(tmp_path):
+    """Outputs of Google Motion Photos kept XMP announcing an embedded MP4 that is no longer there;
+    viewers look for it. Those properties go; the rest of the packet (the rating) stays, well formed."""
+    import xml.dom.minidom
+
+    src = tmp_path / "PXL_0001.MP.jpg"
+    Image.fromarray(_gradient()).save(src, quality=95, xmp=MOTION_PHOTO_XMP)
+    with open(src, "ab") as f:
+        f.write(b"\0\0\0\x18ftypmp42" + bytes(4230))  # the video after the JPEG, as a Pixel writes it
+    img = read_image(src)
+    assert b'xmp:Rating="5"' in img.xmp and b"rdf:Description" in img.xmp
+    for gone in (b"MotionPhoto", b"MicroVideo", b"Container:Directory", b"video/mp4"):
+        assert gone not in img.xmp, gone
+    xml.dom.minidom.parseString(img.xmp)  # still XML
+    out = tmp_path / "out.jpg"
+    encode_image(img, out, "JPEG")
+    with Image.open(out) as o:
+        assert b'xmp:Rating="5"' in o.info["xmp"] and b"MotionPhoto" not in o.info["xmp"]
+    plain = tmp_path / "plain.jpg"  # an XMP without such items passes byte for byte
+    Image.fromarray(_gradient()).save(plain, xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><a b="1"/></x:xmpmeta>')
+    assert read_image(plain).xmp == b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><a b="1"/></x:xmpmeta>'
