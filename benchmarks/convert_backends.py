@@ -21,11 +21,9 @@ import torch
 from cyclegan_convert.networks import HalfPrecisionGenerator
 from cyclegan_convert.backends.base import pad_to_multiple, to_model_input, to_uint8_images
 from cyclegan_convert.networks import ResnetGenerator, init_weights
+from quality_metrics import psnr  # benchmarks/ is on sys.path when run as a script
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def timed(fn, x, repeats: int) -> tuple[float, torch.Tensor]:

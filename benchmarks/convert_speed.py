@@ -44,6 +44,7 @@ from cyclegan_convert.networks import ResnetGenerator, init_weights
 from cyclegan_convert.resolve import ModelRef
 
 from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
+from quality_metrics import psnr
 
 DATA = shared_data()  # ../shared/data beside the repository; --data overrides
 LAYOUT = "a folder with monet2photo/trainB/ and photos-large/ or large/"
@@ -84,9 +85,6 @@ def baseline(files: list[Path], net: torch.nn.Module, out: Path, device: torch.d
     return time.perf_counter() - t0
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def command_run(files: list[Path], weights: Path, out: Path, cache: Path, args: argparse.Namespace

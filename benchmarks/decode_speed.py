@@ -25,6 +25,7 @@ from PIL import Image
 from cyclegan_convert.imaging import read_image, resize_rgb, working_size
 
 from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
+from quality_metrics import psnr
 
 DATA = shared_data("photos-large")  # --data overrides
 
@@ -49,9 +50,6 @@ def working_image(path: Path, max_side: int, draft: bool) -> np.ndarray:
     return resize_rgb(img.rgb, *working_size(h, w, max_side))
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean()
-    return float(10 * np.log10(255**2 / mse)) if mse else float("inf")
 
 
 def main() -> int:
