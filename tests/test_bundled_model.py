@@ -32,8 +32,9 @@ def test_bundled_monet_is_a_checked_generator_with_its_card():
     assert (net.ngf, net.n_blocks, net.upsample, net.notch) == (32, 6, "resize", (4, 32.0))
     assert entry.arch == "resnet_6blocks_resize_notch"
     card = entry.card
-    assert card["steps_total"] >= 9000 and card["quality"] and card["verdict"]
-    assert entry.look == {"colors": 0.5, "strength": 0.8}  # the recommended look, chosen by measuring
+    assert card["steps_total"] >= 12000 and card["quality"] and card["verdict"]
+    assert card["config"]["crop_size"] == 256 and card["fine_tuned_from"]["config"]["crop_size"] == 128  # its lineage
+    assert entry.look == {"colors": 0.5, "strength": 1.0}  # the recommended look, chosen by measuring
     assert entry.weights.stat().st_size < 10e6  # a few MB in the package
 
 
