@@ -44,7 +44,7 @@ def to_rgb8(img: Image.Image) -> Image.Image:
 
 
 def read_rgb(path: Union[str, Path], min_side: Optional[int] = None) -> Image.Image:
-    """An upright 8-bit RGB image, fully decoded; ``MediaError`` names the file and the reason.
+    """An upright 8-bit RGB image in sRGB, fully decoded; ``MediaError`` names the file and the reason.
     ``min_side``: the caller shrinks the image to about this side anyway (training), so a RAW whose
     half-size development is still that large is developed at half size (about 4x faster)."""
     path = Path(path)
@@ -177,7 +177,10 @@ def _draft_for(img: Image.Image, max_side: Optional[int]) -> None:
 
 
 def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional[int] = None) -> DecodedImage:
-    """Reads an image for conversion: upright RGB, alpha if any, EXIF (orientation reset) and ICC.
+    """Reads an image for conversion: upright RGB in sRGB (converted through its ICC profile where
+    that is another, ``colour_profiles``), alpha if any, EXIF (orientation reset), ICC and XMP. The
+    format is decided by content where it can be (``formats.format_of``; ``note`` says when the name
+    disagrees), the size it may have by ``decode_limits``; HDR HEIF/AVIF stills are refused.
 
     ``max_side``: the caller shrinks the image to this longest side (``working_size``), so a JPEG may
     be decoded smaller, though never below that size; ``full_size`` then holds the size in the file.
