@@ -1,7 +1,9 @@
-"""Reading images as users have them: EXIF orientation, any mode, any bit depth, into 8-bit RGB.
+"""Reading images as users have them: EXIF orientation, any mode, any bit depth, any colour profile,
+into 8-bit sRGB.
 
-Which files are images, and the optional decoders (HEIC, camera RAW), are in ``formats``; RAW
-development is in ``camera_raw``."""
+Which files are images (by content, else by name) and the optional decoders (HEIC, camera RAW) are
+in ``formats``; RAW development in ``camera_raw``; how large an image may be in ``decode_limits``;
+the conversion to sRGB in ``colour_profiles``; XMP clean-up in ``xmp``."""
 from __future__ import annotations
 
 import struct
