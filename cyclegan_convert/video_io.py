@@ -236,6 +236,10 @@ def probe(path: Path, container=None) -> VideoInfo:
             for s in c.streams if s.type in ("audio", "subtitle")
         )
         skipped = tuple(_skipped_line(s) for s in c.streams if s.index != video_stream.index and s.type not in ("audio", "subtitle"))
+        if str(video_stream.metadata.get("alpha_mode", "")).strip() == "1":
+            # WebM's VP8/VP9 transparency: a side channel FFmpeg's decoder leaves out unless asked
+            # (libvpx), and the model makes opaque frames: said, not silently lost
+            skipped += ("the video's transparency (alpha channel) left out: the output is opaque",)
         sar = video_stream.sample_aspect_ratio if video_stream.sample_aspect_ratio else cc.sample_aspect_ratio
         return VideoInfo(
             path=Path(path), width=first.width, height=first.height, pix_fmt=fmt.name, bit_depth=_bit_depth(fmt),

@@ -361,6 +361,28 @@ def test_streams_that_are_not_kept_are_named_in_a_note(tmp_path):
     assert [n for n in notes if "video stream #2" in n and "left out" in n], notes
 
 
+def test_a_webm_with_transparency_is_converted_and_says_its_alpha_is_left_out(tmp_path):
+    """VP9 transparency (WebM's alpha side channel) was dropped with no note."""
+    src = tmp_path / "sticker.webm"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libvpx-vp9", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuva420p"
+        for i in range(3):
+            rgba = np.full((48, 64, 4), 40 * i, np.uint8)
+            rgba[..., 3] = 128
+            for p in s.encode(av.VideoFrame.from_ndarray(rgba, format="rgba")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].metadata.get("alpha_mode") == "1"  # the case in question
+    notes = []
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough(),
+                            on_message=lambda kind, text: notes.append(text)).run(src)
+    assert result.frames == 3
+    assert [n for n in notes if "transparency (alpha channel) left out" in n], notes
+
+
 def test_grey_video_keeps_its_levels(tmp_path):
     """FFmpeg reads and writes grey pixels as full range whatever the tag says; the output was
     tagged limited range, so players stretched it (darker shadows, brighter highlights)."""
