@@ -49,12 +49,20 @@ def develop(data: bytes, path: Path, min_side: Optional[int] = None) -> np.ndarr
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
             half = bool(min_side) and min(raw.sizes.height, raw.sizes.width) // 2 >= min_side  # type: ignore[operator]
-            return raw.postprocess(use_camera_wb=True, output_color=rawpy.ColorSpace.sRGB, output_bps=16,
-                                   half_size=half)
+            rgb = raw.postprocess(use_camera_wb=True, output_color=rawpy.ColorSpace.sRGB, output_bps=16,
+                                  half_size=half)
     except rawpy.LibRawFileUnsupportedError as e:
         raise MediaError(f"{path}: not a RAW file LibRaw can read ({_reason(e)})") from None
     except rawpy.LibRawError as e:  # truncated or corrupt data
         raise MediaError(f"{path}: cannot decode the RAW data ({_reason(e)})") from None
+    # LibRaw develops some damaged files without an error: a truncated DNG came out one flat grey, a
+    # film scanner's NEF all white. A sensor's noise alone keeps a real photo, even a black frame
+    # brightened by the automatic exposure, from being one flat colour
+    sample = rgb[::7, ::7]
+    if int(sample.max()) - int(sample.min()) <= 2 * 257:
+        raise MediaError(f"{path}: the RAW developed to a blank image (one flat colour): its image data "
+                         "is damaged, missing or not one LibRaw understands")
+    return rgb
 
 
 def to_rgb8(rgb16: np.ndarray) -> np.ndarray:

@@ -528,3 +528,17 @@ def test_hdr_stills_are_refused_as_video_refuses_them_and_sdr_ones_read(tmp_path
     with pytest.raises(MediaError, match=r"HLG \(ARIB STD-B67\)"):
         read_image(tmp_path / f"hlg{suffix}")
     assert read_image(tmp_path / f"sdr{suffix}").size == (64, 96)
+
+
+def test_a_raw_that_develops_to_one_flat_colour_fails_instead_of_converting(tmp_path):
+    """A truncated DNG developed to a flat grey 12 MP TIFF and a film scanner's NEF to white, both
+    "converted" with exit 0. A developed image of one flat colour is no photo: the file fails alone."""
+    flat = tmp_path / "cut.dng"
+    write_dng(flat, np.full((64, 96, 3), 128, np.uint8))
+    with pytest.raises(MediaError, match=r"cut\.dng: the RAW developed to a blank image"):
+        read_image(flat)
+    ok = tmp_path / "ok.dng"  # the smallest real content passes: two colours
+    a = np.full((64, 96, 3), 128, np.uint8)
+    a[:, :48] = 120
+    write_dng(ok, a)
+    assert read_image(ok).format == "RAW"
