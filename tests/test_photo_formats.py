@@ -474,7 +474,7 @@ def test_unreadable_raw_exif_is_no_exif_not_a_failure():
 
 # -- name and content ---------------------------------------------------------------------------------
 
-def test_files_are_read_by_their_content_and_a_disagreeing_name_is_said(tmp_path):
+def test_files_are_read_by_their_content_and_a_disagreeing_name_is_said(tmp_path, model):
     """A JPEG named .nef failed as "cannot decode the RAW data" while a JPEG named .heic converted:
     the content decides, and the note says that name and content disagree."""
     jpeg = tmp_path / "DSC_0001.nef"
@@ -492,11 +492,6 @@ def test_files_are_read_by_their_content_and_a_disagreeing_name_is_said(tmp_path
     assert formats.format_of(dng) == ("RAW", "")
     assert read_image(dng).format == "RAW" and read_image(dng).note == ""
     # through ccv convert: converted, the note shown, output named by the file's name (--ext same)
-    model = tmp_path / "m.pth"
-    torch.manual_seed(0)
-    from cyclegan_convert.networks import ResnetGenerator, init_weights
-
-    torch.save(init_weights(ResnetGenerator(ngf=8, n_blocks=2)).state_dict(), model)
     src = tmp_path / "card"
     src.mkdir()
     jpeg.rename(src / jpeg.name)
