@@ -385,6 +385,7 @@ class _VideoSource:
         self.problem: Optional[str] = None
         self.notes: list[str] = []
         self.decoded = 0
+        self.discarded = 0  # video packets the file's own edit list leaves out (FFmpeg shows none of them)
         self.first_pts: Optional[int] = None  # of the first frame converted
 
     def __iter__(self) -> Iterator[Union[_Frame, _Copy]]:
@@ -423,6 +424,8 @@ class _VideoSource:
                     if (copy := self._copy(packet, start, end)) is not None:
                         yield copy
                     continue
+                if packet.is_discard and packet.size:
+                    self.discarded += 1  # the decoder drops its frame, as every player does
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError as e:
@@ -437,7 +440,9 @@ class _VideoSource:
                         pts = last_pts + 1  # encoders need increasing pts
                         fixed += 1
                     t = pts * time_base
-                    if t < start:
+                    if opt.start and t < start:
+                        # without --start every decodable frame is kept, also those a camera's
+                        # .mts puts before the stream's start time (leading frames of an open GOP)
                         continue
                     if end is not None and t >= end:
                         done = True
@@ -455,7 +460,10 @@ class _VideoSource:
                         motion = analyzer(rgb, cut)
                         cut = cut or motion is None  # a cut the histograms missed restarts the statistics too
                     self.decoded += 1
-                    yield _Frame(pts - shift, frame.duration or None, rgb, cut, motion)
+                    duration = frame.duration or None
+                    if duration and end is not None:  # the last frame kept is shown until --duration ends
+                        duration = max(1, min(duration, int(end / time_base) - pts))
+                    yield _Frame(pts - shift, duration, rgb, cut, motion)
                 if done:
                     break
         except av.error.FFmpegError as e:
@@ -466,27 +474,31 @@ class _VideoSource:
         if bad_packets and self.problem and "some packets" in self.problem:
             self.problem = self.problem.replace("some packets", f"{bad_packets} video packets", 1)
         if self.problem is None:
-            self._check_complete(last_pts, time_base, bad_packets, end)
+            self._check_complete(last_pts, last_dur, time_base, end)
 
     def _note_bad(self, e: Exception, last_pts: Optional[int], time_base: Fraction) -> None:
         if self.problem is None:
             where = f"{float(last_pts * time_base):.2f} s" if last_pts is not None else "the start"
             self.problem = f"the input is damaged near {where}: some packets could not be decoded ({_reason(e)})"
 
-    def _check_complete(self, last_pts: Optional[int], time_base: Fraction, bad: int, end) -> None:
-        """A truncated file often just ends: compare with what its header promised."""
+    def _check_complete(self, last_pts: Optional[int], last_dur: int, time_base: Fraction, end) -> None:
+        """A truncated file often just ends: compare with what its header promised. The frame count,
+        where the container has one, decides: the duration also counts how long the last frame is
+        shown, which a variable-rate phone video can make seconds long."""
         info, opt = self.info, self.options
         whole = not opt.start and opt.duration is None
-        if whole and info.frames and self.decoded < info.frames:
-            where = f"{float(last_pts * time_base):.2f} s" if last_pts is not None else "the start"
-            self.problem = (f"the input ends early: decoding stopped at {where}, after {self.decoded} of "
-                            f"{info.frames} frames (truncated or damaged file)")
+        if whole and info.frames:
+            expected = info.frames - self.discarded
+            if self.decoded < expected:
+                where = f"{float(last_pts * time_base):.2f} s" if last_pts is not None else "the start"
+                self.problem = (f"the input ends early: decoding stopped at {where}, after {self.decoded} of "
+                                f"{expected} frames (truncated or damaged file)")
             return
         if info.duration_s is not None and last_pts is not None and (info.rate or self.decoded > 1):
             expected_end = info.start_s + info.duration_s
             if end is not None:
                 expected_end = min(expected_end, float(end))
-            got = float(last_pts * time_base)
+            got = float((last_pts + last_dur) * time_base)  # the end of the last frame
             # a frame's length from the frames read: the container's rate can be a guess (1000/s, its
             # time base, for Matroska without a default duration, as OBS writes it)
             if self.decoded > 1 and self.first_pts is not None and last_pts > self.first_pts:
@@ -533,13 +545,18 @@ def _seek_at_or_before(container, video_stream, target: int) -> None:
 class _VideoSink:
     """The encode stage and sink (one thread, frames in order): frames back to YUV with the source's
     matrix, encoded with their pts; copied packets muxed as they come (the muxer interleaves them by
-    time). ``finish`` flushes the encoder once the runner is done."""
+    time). ``finish`` flushes the encoder once the runner is done.
+
+    Encoders drop the frames' durations, and a muxer takes the last frame's from its packet (else it
+    repeats the one before), so a phone video whose last frame is shown for 1.5 s came out 1.5 s
+    short: each packet gets its frame's duration back."""
 
     def __init__(self, options: VideoOptions, container, video_stream, info: VideoInfo,
                  frame_converter: FrameConverter, mapping: dict):
         self.options, self.container, self.video_stream, self.info = options, container, video_stream, info
         self.frame_converter, self.mapping = frame_converter, mapping
         self.written = 0  # frames encoded
+        self._durations: dict[Fraction, Fraction] = {}  # seconds: pts -> duration of frames in the encoder
 
     def write(self, item: Union[_Frame, _Copy]) -> None:
         import av
@@ -557,15 +574,24 @@ class _VideoSink:
         out_frame.time_base = self.info.time_base
         if item.duration:
             out_frame.duration = item.duration
+            self._durations[item.pts * self.info.time_base] = item.duration * self.info.time_base
         try:
             packets = self.video_stream.encode(out_frame)
         except av.error.FFmpegError as e:
             raise MediaError(f"{self.video_stream.codec_context.name}: encoding failed ({_reason(e)})") from None
-        self._mux(packets)
+        self._mux_video(packets)
         self.written += 1
 
     def finish(self) -> None:
-        self._mux(self.video_stream.encode(None))  # flush: the encoder holds frames for its lookahead
+        self._mux_video(self.video_stream.encode(None))  # flush: the encoder holds frames for its lookahead
+
+    def _mux_video(self, packets) -> None:
+        for packet in packets:
+            if packet.pts is not None and packet.time_base:
+                duration = self._durations.pop(packet.pts * packet.time_base, None)
+                if duration:
+                    packet.duration = round(duration / packet.time_base)
+        self._mux(packets)
 
     def _mux(self, packets) -> None:
         import av

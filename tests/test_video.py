@@ -17,7 +17,7 @@ from cyclegan_convert.errors import MediaError, UsageError
 from cyclegan_convert.networks import ResnetGenerator, init_weights
 from cyclegan_convert.resolve import resolve_model
 from cyclegan_convert.video import VideoConverter, VideoOptions
-from videoclips import PHOTOS, ClipSpec, make_clip, read_video
+from videoclips import PHOTOS, ClipSpec, end_edit_list_at, make_clip, read_video
 
 
 
@@ -585,3 +585,59 @@ def test_a_colon_in_a_relative_file_name_is_not_a_url(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = VideoConverter(None, VideoOptions(output=Path("scene:1.mkv")), backend=Passthrough()).run(Path("take:2.mp4")).output
     assert out == Path("scene:1.mkv") and len(read_video(tmp_path / "scene:1.mkv")["frames"]) == 2
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_last_frame_shown_for_seconds_is_complete_and_keeps_its_time(tmp_path, suffix):
+    """A variable-rate phone video whose last frame is held 1.5 s: every frame was decoded, yet it
+    was called truncated ("stopped at 0.44 s of 1.94 s", exit 1) and its output came out 1.5 s
+    short. Matroska (no frame count in its header) is checked by the end of the last frame."""
+    times_ms = [0, 40, 80, 120, 200, 240, 280, 320, 360, 440]
+    src = make_clip(tmp_path / f"phone{suffix}", ClipSpec(pts_ms=times_ms, last_hold_ms=1500, audio_streams=0))
+    a = read_video(src)
+    assert a["duration"] > 1.9  # the file itself says it lasts until the hold ends
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
+    assert result.problem is None and result.frames == 10
+    b = read_video(result.output)
+    assert b["times"] == a["times"]
+    assert abs(b["duration"] - a["duration"]) <= 0.05, (a["duration"], b["duration"])
+
+
+def test_a_frame_the_edit_list_leaves_out_is_not_a_missing_frame(tmp_path):
+    """An iPhone clip's own edit list skipped its last packet; FFmpeg shows the frames before it, but
+    the header counts every packet, so the complete file was called truncated (exit 1)."""
+    src = end_edit_list_at(make_clip(tmp_path / "iphone.mp4", ClipSpec(frames=6, audio_streams=0)), 200)
+    assert len(read_video(src)["times"]) == 5  # 5 frames of 40 ms: what a player shows
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
+    assert result.problem is None and result.frames == 5
+    # a file that really lost its last frames is still found (its index first, then the data, cut)
+    whole = make_clip(tmp_path / "whole.mp4", ClipSpec(frames=30, audio_streams=0, mux_options={"movflags": "faststart"}))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(cut)
+    assert result.problem is not None and "of 30 frames" in result.problem, result.problem
+
+
+def test_frames_before_the_streams_start_time_are_kept(tmp_path, monkeypatch):
+    """A Sony camera's .mts starts with two frames shown before its stream's start time (the leading
+    frames of an open GOP, which the camera's decoder shows): they were skipped with exit 0 and no
+    note. Without --start, every frame the decoder gives is kept. (No such file here: the start time
+    is moved after the first two frames of a clip instead.)"""
+    import dataclasses
+
+    import cyclegan_convert.video as video
+
+    src = make_clip(tmp_path / "cam.mkv", ClipSpec(frames=8, audio_streams=0))
+
+    def later_start(path):
+        info = video_io_probe(path)
+        return dataclasses.replace(info, start_s=info.start_s + 0.08)  # the third frame's time
+
+    video_io_probe = video.probe
+    monkeypatch.setattr(video, "probe", later_start)
+    result = VideoConverter(None, VideoOptions(), backend=Passthrough()).run(src)
+    assert result.problem is None and result.frames == 8
+    assert read_video(result.output)["times"] == read_video(src)["times"]
+    # --start still counts from the start time (as ffmpeg's -ss does)
+    cut = VideoConverter(None, VideoOptions(output=tmp_path / "cut.mkv", start=0.04), backend=Passthrough()).run(src)
+    assert cut.frames == 5

@@ -39,6 +39,8 @@ class ClipSpec:
     subtitle_codec: str = "subrip"  # or mov_text (MP4's own)
     photos: Sequence[Path] = ()  # one per shot; the frames are split evenly (cuts between them)
     sar: Optional[Fraction] = None
+    last_hold_ms: Optional[int] = None  # the last frame shown this long (a phone's variable-rate video)
+    mux_options: Optional[dict] = None  # the muxer's, e.g. {"movflags": "faststart"}
 
 
 def pan_zoom_frames(spec: ClipSpec) -> list[np.ndarray]:
@@ -63,7 +65,7 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
     tb = Fraction(1, 1000)
     pts = list(spec.pts_ms) if spec.pts_ms is not None else [round(i * 1000 / spec.fps) for i in range(spec.frames)]
     spec.frames = len(pts)
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", options=spec.mux_options) as c:
         vs = c.add_stream(spec.codec, rate=spec.fps)
         vs.width, vs.height, vs.pix_fmt = spec.size[0], spec.size[1], spec.pix_fmt
         cc = vs.codec_context
@@ -84,12 +86,22 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
             a.metadata["language"] = ["eng", "fra", "deu"][k % 3]
             audio.append(a)
         sub = c.add_mux_stream(spec.subtitle_codec) if spec.subtitles else None
+        packets = []
         for t, rgb in zip(pts, pan_zoom_frames(spec)):
             f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                 format=spec.pix_fmt, dst_colorspace=matrix, dst_color_range="JPEG" if spec.full_range else "MPEG")
             f.pts, f.time_base = t, tb
-            c.mux(vs.encode(f))
-        c.mux(vs.encode(None))
+            packets += vs.encode(f)
+        packets += vs.encode(None)
+        if spec.last_hold_ms:  # encoders leave packet durations at 0; the muxers take the last frame's from:
+            end = Fraction(pts[-1] + spec.last_hold_ms, 1000)
+            if path.suffix == ".mkv":  # the packet of the last frame shown, as its own duration
+                last = max(packets, key=lambda p: p.pts)
+                last.duration = round(end / last.time_base) - last.pts
+            else:  # MP4: the last packet in decode order, up to the end of the last frame
+                last = max(packets, key=lambda p: p.dts)
+                last.duration = round(end / last.time_base) - last.dts
+        c.mux(packets)
         seconds = (pts[-1] + 1000 / spec.fps) / 1000
         for k, a in enumerate(audio):
             n, freq = 0, 440.0 * (k + 1)
@@ -111,6 +123,18 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
             p.pts, p.dts, p.duration = 100, 100, 300
             p.time_base = sub.time_base if sub.time_base else tb
             c.mux(p)
+    return path
+
+
+def end_edit_list_at(path: Path, ms: int) -> Path:
+    """Rewrites an MP4's edit list (one entry, as FFmpeg writes it with use_editlist) to show only its
+    first ``ms`` milliseconds, as an iPhone's can leave a last frame out: the packets stay in the
+    file, marked to be discarded."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"elst")
+    assert at > 0 and data[at + 4] == 0 and int.from_bytes(data[at + 8:at + 12], "big") == 1, "one version-0 entry"
+    data[at + 12:at + 16] = ms.to_bytes(4, "big")  # segment duration, in the movie's time scale (1/1000 s)
+    path.write_bytes(bytes(data))
     return path
 
 
