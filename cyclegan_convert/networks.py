@@ -13,7 +13,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# (layer, its input as it comes, any dtype) -> (mean, var), fp32, (N or 1, C, 1, 1). A hook that
+# computes statistics converts to fp32 itself: one that only hands out stored ones costs nothing.
 StatsHook = Callable[["InstanceNorm", torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def normalise(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float) -> torch.Tensor:
+    """(x - mean) / sqrt(var + eps) with given per-image, per-channel fp32 statistics, in x's dtype.
+
+    batch_norm in inference mode is exactly that for one image: one pass, computed in fp32 inside
+    PyTorch's kernel, channels_last kept. The elementwise form (copy to fp32, subtract, scale, copy
+    back) took a quarter of a tiled 12 MP photo: 228 against 31 ms for a 32x1152x1152 bf16 tile
+    (AMD EPYC, 2 threads), with outputs within one bf16 step of each other."""
+    if x.dtype == torch.float16:  # fp16 (CUDA): the fp32 round trip keeps large values in range
+        xf = x.float()
+        return ((xf - mean) * torch.rsqrt(var + eps)).half()
+    parts = [F.batch_norm(x[i:i + 1], mean[min(i, len(mean) - 1)].flatten(), var[min(i, len(var) - 1)].flatten(),
+                          training=False, eps=eps) for i in range(x.shape[0])]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class InstanceNorm(nn.InstanceNorm2d):
@@ -49,9 +66,8 @@ class InstanceNorm(nn.InstanceNorm2d):
             # bf16 has fp32's range and PyTorch's kernels accumulate it in fp32: no copy needed
             # (the fp32 round trip cost a third of a bf16 CPU forward pass on large images)
             return F.instance_norm(x, eps=self.eps)
-        xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-        mean, var = self.stats_hook(self, xf)
-        return ((xf - mean) * torch.rsqrt(var + self.eps)).to(x.dtype)
+        mean, var = self.stats_hook(self, x)
+        return normalise(x, mean.float(), var.float(), self.eps)
 
 
 class ResnetBlock(nn.Module):

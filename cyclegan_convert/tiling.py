@@ -56,8 +56,8 @@ def record_stats(model: torch.nn.Module, x: torch.Tensor, run: Callable[[torch.T
     """Runs ``run(x)`` once and returns every InstanceNorm layer's (mean, var), per image and channel."""
     stats: Stats = {}
 
-    def hook(module: InstanceNorm, xf: torch.Tensor):
-        var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, unbiased=False)
+    def hook(module: InstanceNorm, x: torch.Tensor):
+        var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
         stats[id(module)] = (mean, var)
         return mean, var
 
@@ -114,7 +114,7 @@ def generate_tiled(model: torch.nn.Module, x: torch.Tensor, spec: TileSpec,
         return torch.cat([generate_tiled(model, xi[None], spec, run) for xi in x])
     stats = record_stats(model, stats_input(x, spec.stats_side), run)
 
-    def use_stats(module: InstanceNorm, xf: torch.Tensor):
+    def use_stats(module: InstanceNorm, x: torch.Tensor):
         return stats[id(module)]
 
     h, w = x.shape[-2:]

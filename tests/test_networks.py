@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from cyclegan_convert.errors import NotAGeneratorError
-from cyclegan_convert.networks import (HalfPrecisionGenerator, LatticeNotch, NLayerDiscriminator, ResizeConv,
+from cyclegan_convert.networks import (normalise, HalfPrecisionGenerator, LatticeNotch, NLayerDiscriminator, ResizeConv,
                                        ResnetGenerator, init_weights)
 from cyclegan_convert.weights import infer_arch, load_generator
 
@@ -327,3 +327,20 @@ def test_the_cpu_norm_compiles_once_for_every_size_with_dynamic_shapes():
     for h, w in ((16, 24), (20, 36), (28, 12), (9, 13)):
         norm(torch.randn(1, 8, h, w).contiguous(memory_format=torch.channels_last))
     assert counter.frame_count == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_normalise_with_given_statistics_is_the_formula_per_image(dtype):
+    """The tiles' and video's InstanceNorm path (batch_norm in inference mode, one image at a time)
+    against the formula in fp64, each image with its own statistics, channels_last kept."""
+    torch.manual_seed(0)
+    x = (torch.randn(3, 16, 24, 20, dtype=torch.float64) * 4 + 30).to(dtype).contiguous(memory_format=torch.channels_last)
+    mean = torch.randn(3, 16, 1, 1) * 5 + 30
+    var = torch.rand(3, 16, 1, 1) * 20 + 1
+    y = normalise(x, mean, var, 1e-5)
+    want = (x.double() - mean.double()) / (var.double() + 1e-5).sqrt()
+    assert y.dtype == dtype and y.is_contiguous(memory_format=torch.channels_last)
+    step = 2 ** -7 if dtype == torch.bfloat16 else 1e-5  # one bf16 step at values up to 2 (relative 2^-8)
+    assert (y.double() - want).abs().max() <= step * max(1.0, want.abs().max().item())
+    # one image's statistics are not another's
+    assert (normalise(x, mean[:1], var[:1], 1e-5)[1:].double() - want[1:]).abs().max() > 0.5
