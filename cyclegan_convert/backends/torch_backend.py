@@ -51,6 +51,7 @@ class TorchBackend(Backend):
         self.on_note = on_note
         self.model: torch.nn.Module | None = None
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._may_compile = False  # a plan's: torch.compile is called when it first picks a size
         self._norms: list[InstanceNorm] = []
         self._ready: set[tuple[int, ...]] = set()  # shapes the plan chose to compile
         self._timed: set[tuple[int, ...]] = set()  # of those, the ones whose compile was timed
@@ -58,7 +59,8 @@ class TorchBackend(Backend):
 
     def describe(self) -> str:
         compiled = "compiled" if self.plan is None else "compiles the sizes that pay for it"
-        extras = [e for e, on in (("channels_last", self.channels_last), (compiled, self._compiled is not None)) if on]
+        on = self._compiled is not None or self._may_compile
+        extras = [e for e, on in (("channels_last", self.channels_last), (compiled, on)) if on]
         return f"PyTorch {self.precision} on {self.device}" + (f" ({', '.join(extras)})" if extras else "")
 
     def _open(self) -> None:
@@ -78,17 +80,25 @@ class TorchBackend(Backend):
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self._norms = [m for m in model.modules() if isinstance(m, InstanceNorm)]
-        if self.compile:
+        if self.compile and self.plan is None:
             # explicit --compile: dynamic shapes, one compilation serves most image sizes (a few
-            # recompile); a plan compiles a few chosen sizes, each static (faster kernels). It
-            # happens on the first call, tens of seconds on a CPU, and needs a C++ compiler there
-            try:
-                self._compiled = torch.compile(model, dynamic=self.plan is None)
-            except Exception as e:  # noqa: BLE001  (an interpreter torch.compile does not support)
-                self._compile_failed(e)
+            # recompile). It happens on the first call, tens of seconds on a CPU, and needs a C++
+            # compiler there
+            self._make_compiled(dynamic=True)
+        # a plan compiles a few chosen sizes, each static (faster kernels); torch.compile is
+        # called only then: importing the compiler costs 1.9 s of a process's start, and most
+        # runs (one photo, tiles, a few sizes) never compile
+        self._may_compile = self.plan is not None
+
+    def _make_compiled(self, dynamic: bool) -> None:
+        try:
+            self._compiled = torch.compile(self.model, dynamic=dynamic)
+        except Exception as e:  # noqa: BLE001  (an interpreter torch.compile does not support)
+            self._compile_failed(e)
 
     def _close(self) -> None:
         self.model = self._compiled = None
+        self._may_compile = False
         self._norms = []
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -138,11 +148,13 @@ class TorchBackend(Backend):
         t0 = time.perf_counter()
         y = self._done(plan, shape, self.model(x).float())
         eager_s = time.perf_counter() - t0
-        if plan is not None and self._compiled is not None:
+        if plan is not None and (self._compiled is not None or self._may_compile):
             # a size's first call includes oneDNN's warm-up (0.34 s against 0.2 s later at 256 px):
             # the estimate starts from the second
             if shape in self._warmed_up and plan.should_compile(shape, eager_s):
                 self._ready.add(shape)
+                if self._compiled is None:
+                    self._make_compiled(dynamic=False)
             self._warmed_up.add(shape)
         return y
 
@@ -154,4 +166,5 @@ class TorchBackend(Backend):
 
     def _compile_failed(self, e: Exception) -> None:
         self._compiled = None
+        self._may_compile = False
         self.on_note(f"torch.compile failed ({first_line(e)}); running PyTorch uncompiled")
