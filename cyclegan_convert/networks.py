@@ -141,6 +141,11 @@ class LatticeNotch(nn.Module):
         r = int(3 * sigma / period)
         # Gaussian weights, one per cell; plain floats, so casting the generator to 16 bits leaves them
         self.taps = [math.exp(-(k * period) ** 2 / (2 * sigma**2)) for k in range(-r, r + 1)]
+        # how far an output pixel's inputs reach: two smoothings in a row (the local mean, then the
+        # phases' means of what is left), each r cells, the cell itself and the interpolation's
+        self.reach = 2 * (r + 2) * period
+        self.bypass = False  # set by tiling, which runs the notch once on the assembled image
+
 
     def _smooth(self, x: torch.Tensor) -> torch.Tensor:
         taps = torch.tensor(self.taps, dtype=x.dtype, device=x.device)
@@ -163,6 +168,8 @@ class LatticeNotch(nn.Module):
         return F.pixel_shuffle(means.view(b, -1, hh // p, ww // p), p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bypass:
+            return x
         with torch.autocast(x.device.type, enabled=False):  # training with --amp: still fp32
             return self._filter(x if x.dtype == torch.float64 else x.float())
 

@@ -1,4 +1,6 @@
-"""Tiles with whole-image InstanceNorm statistics match the whole-image output; per-tile ones do not."""
+"""Tiles with whole-image InstanceNorm statistics match the whole-image output; per-tile ones do not.
+With the generator's receptive radius as margin they meet without seams or blending, and the lattice
+notch, run once on the assembled image, gives what it gives on the whole."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +9,9 @@ import torch
 from PIL import Image
 
 from cyclegan_convert.backends import TorchBackend
-from cyclegan_convert.tiling import TileSpec, _layout, generate_tiled
+from cyclegan_convert.networks import LatticeNotch, ResnetGenerator, init_weights
+from cyclegan_convert.tiling import TileSpec, _layout, generate_tiled, notch_in_bands, receptive_radius
+from pixels import assert_same_pixels
 
 from conftest import PHOTOS, psnr as _psnr
 
@@ -55,3 +59,40 @@ def test_per_tile_statistics_would_show_seams(tiny_generator, photo):
                 naive[..., y0:y0 + th, x0:x0 + tw] = tiny_generator(x[..., y0:y0 + th, x0:x0 + tw])
     to8 = lambda t: ((t + 1) * 127.5).round().clamp(0, 255)  # noqa: E731
     assert _psnr(to8(hooked), to8(whole)) > _psnr(to8(naive), to8(whole)) + 8
+
+
+@pytest.mark.parametrize("arch", [dict(ngf=4, n_blocks=6, upsample="resize"), dict(ngf=4, n_blocks=9),
+                                  dict(ngf=4, n_blocks=2, upsample="bilinear")])
+def test_the_receptive_radius_covers_every_input_an_output_pixel_depends_on(arch):
+    torch.manual_seed(0)
+    g = init_weights(ResnetGenerator(**arch)).eval()
+    radius = receptive_radius(g)
+    for m in g.modules():  # fixed statistics: otherwise every pixel depends on the whole image
+        if hasattr(m, "stats_hook"):
+            m.stats_hook = lambda mod, x: (torch.zeros(1, x.shape[1], 1, 1), torch.ones(1, x.shape[1], 1, 1))
+    x = torch.randn(1, 3, 256, 256, requires_grad=True)
+    g(x)[0, :, 128, 130].sum().backward()
+    reach = (x.grad[0].abs().sum(0) > 0).nonzero() - torch.tensor([128, 130])
+    assert radius % 4 == 0 and reach.abs().max().item() <= radius < reach.abs().max().item() + 12, (radius, reach.abs().max())
+
+
+def test_tiles_with_the_receptive_radius_as_margin_are_the_whole_image(photo):
+    """No overlap, no blending: each tile's kept pixels are the whole-image pass's (shared statistics),
+    notch included; a margin one cell short of the radius is not."""
+    torch.manual_seed(0)
+    g = init_weights(ResnetGenerator(ngf=8, n_blocks=2, upsample="resize", notch=(4, 8.0))).eval()
+    with TorchBackend(g, device="cpu", channels_last=False) as be:
+        whole = be.infer(photo)
+        tiled = be.infer_tiled(photo, tile=64, stats_side=1024)
+        short = be.infer_tiled(photo, tile=64, stats_side=1024, margin=receptive_radius(g) - 24)
+    assert_same_pixels(tiled, whole, "tiles with the default margin")
+    assert _psnr(short, whole) < 50
+
+
+def test_the_notch_in_bands_is_the_notch_on_the_whole():
+    notch = LatticeNotch(4, 32.0)
+    y = torch.rand(1, 3, 1400, 96)
+    assert torch.equal(notch_in_bands(notch, y, band=256), notch(y))
+    notch.reach //= 4  # the mutation: too little context around each band (the Gaussian's tails
+    #                    are small: at half the reach the bands are 4e-6 off)
+    assert not torch.allclose(notch_in_bands(notch, y, band=256), notch(y), atol=1e-3)

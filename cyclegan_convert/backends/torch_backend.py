@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import torch
 
@@ -103,8 +103,8 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def infer_tiled(self, images: torch.Tensor, tile: int = 1024, overlap: int = 64,
-                    stats_side: int = 768, margin: int = 64) -> torch.Tensor:
+    def infer_tiled(self, images: torch.Tensor, tile: int = 1024, overlap: int = 0,
+                    stats_side: int = 768, margin: Optional[int] = None) -> torch.Tensor:
         """Like ``infer``, tile by tile with whole-image InstanceNorm statistics (see ``tiling``):
         for images too large to run whole. Same contract: uint8 NHWC in, uint8 NHWC out."""
         from ..tiling import TileSpec, generate_tiled
