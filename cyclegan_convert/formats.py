@@ -168,17 +168,18 @@ def check_writable(ext: str) -> None:
 
 
 def unidentified_reason(path: Path) -> str:
-    """Why Pillow could not identify ``path``: empty, a damaged HEIF/AVIF (its header says it is one:
-    libheif and libavif refuse truncated files at identification), or not an image at all."""
+    """Why Pillow could not identify ``path``: empty, a damaged file whose first bytes say what it
+    is (libheif and libavif refuse truncated HEIF/AVIF files at identification; the name does not
+    matter: a HEIC named .jpg is a HEIC), or not an image at all."""
     try:
         with open(path, "rb") as f:
-            head = f.read(12)
+            head = f.read(16)
     except OSError:
         head = b""
     if not head:
         return "empty file"
-    if head[4:8] == b"ftyp" and suffix_of(path) in HEIF_SUFFIXES | AVIF_SUFFIXES:
-        kind = "AVIF" if suffix_of(path) in AVIF_SUFFIXES else "HEIC/HEIF"
+    kind = {"HEIF": "HEIC/HEIF", "AVIF": "AVIF"}.get(content_format(head) or "")
+    if kind is not None:
         return f"cannot decode (a damaged or truncated {kind} file)"
     return "not an image or an unsupported format"
 

@@ -308,9 +308,11 @@ def test_damaged_heic_avif_and_raw_files_raise_one_line_naming_the_file(tmp_path
         write_phone_photo(ok, fmt)
     data = ok.read_bytes()
     (tmp_path / f"cut_{ok.name}").write_bytes(data[: len(data) // 2])
+    misnamed = ((f"cut_{ok.stem}.jpg", reason),) if fmt != "RAW" else ()  # the content decides, not the name
+    (tmp_path / f"cut_{ok.stem}.jpg").write_bytes(data[: len(data) // 2])
     (tmp_path / "text.cr2").write_text("not a raw file at all " * 10)
     (tmp_path / "empty.nef").write_bytes(b"")
-    for name, reason in ((f"cut_{ok.name}", reason), ("text.cr2", "not a RAW file"),
+    for name, reason in misnamed + ((f"cut_{ok.name}", reason), ("text.cr2", "not a RAW file"),
                          ("empty.nef", "empty file"), ("missing.arw", "no such file")):
         with pytest.raises(MediaError, match=reason) as e:
             read_image(tmp_path / name)
