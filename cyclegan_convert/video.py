@@ -31,8 +31,9 @@ from .errors import MediaError, UsageError
 from .look import apply_look, look_for, look_note
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
-from .video_io import (FrameConverter, OutputPlan, VideoInfo, check_encoder, check_output, choose_pix_fmt, default_output,
-                       encoder_options, fit_within, open_input, open_output, probe, subsampled, _reason)
+from .video_io import (FrameConverter, OutputPlan, VideoInfo, alpha_decoder, check_encoder, check_output, choose_pix_fmt,
+                       decode, default_output, encoder_options, fit_within, has_alpha, open_input, open_output, probe,
+                       subsampled, _reason)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class _Frame:
     cut: bool = False  # starts a new shot (for --stable)
     motion: Optional[object] = None  # temporal.Motion from the previous frame (for --stable); None: starts afresh
     result: Optional[np.ndarray] = None
+    alpha: Optional[np.ndarray] = None  # (H, W) uint8: the source's transparency, kept where the output holds it
 
 
 @dataclass
@@ -188,6 +190,9 @@ class VideoConverter:
         even_w, even_h = out_w - (out_w % 2 if sub_w else 0), out_h - (out_h % 2 if sub_h else 0)
         if (even_w, even_h) != (out_w, out_h):
             self.on_message("note", f"{pix_fmt} needs even sides: writing {even_w}x{even_h} instead of {out_w}x{out_h}")
+        if info.alpha and not has_alpha(pix_fmt):
+            self.on_message("note", f"the video's transparency (alpha channel) left out: {opt.codec} writes {pix_fmt}, "
+                                    "which has none (--codec libvpx-vp9 with a .webm or .mkv output keeps it)")
         c = info.colour
         converter = FrameConverter(matrix=c.matrix(info.height), full_range=c.full_range(info.pix_fmt),
                                    work_size=work, out_size=(even_w, even_h), pix_fmt=pix_fmt,
@@ -394,6 +399,7 @@ class _VideoSource:
         opt, info = self.options, self.info
         video_stream = self.container.streams.video[0]
         video_stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg: several times faster
+        decoder = alpha_decoder(video_stream) if self.frame_converter.alpha else None
         time_base = info.time_base
         # --start and --duration count from the video's first frame, which MPEG-TS and some other
         # containers put at a non-zero time (1.4 s is common).
@@ -427,7 +433,7 @@ class _VideoSource:
                 if packet.is_discard and packet.size:
                     self.discarded += 1  # the decoder drops its frame, as every player does
                 try:
-                    decoded = packet.decode()
+                    decoded = decode(decoder, packet)
                 except av.error.FFmpegError as e:
                     bad_packets += 1
                     self._note_bad(e, last_pts, time_base)
@@ -453,7 +459,7 @@ class _VideoSource:
                     last_pts = pts
                     if self.first_pts is None:
                         self.first_pts = pts
-                    rgb = self.frame_converter.to_rgb(frame)
+                    rgb, alpha = self.frame_converter.to_rgb_alpha(frame)
                     cut = detector(rgb) if detector is not None else False
                     motion = None
                     if analyzer is not None:
@@ -463,7 +469,7 @@ class _VideoSource:
                     duration = frame.duration or None
                     if duration and end is not None:  # the last frame kept is shown until --duration ends
                         duration = max(1, min(duration, int(end / time_base) - pts))
-                    yield _Frame(pts - shift, duration, rgb, cut, motion)
+                    yield _Frame(pts - shift, duration, rgb, cut, motion, alpha=alpha)
                 if done:
                     break
         except av.error.FFmpegError as e:
@@ -567,9 +573,13 @@ class _VideoSink:
             return
         out_w, out_h = self.frame_converter.out_size
         rgb = np.concatenate([item.rgb, item.result], axis=1) if self.options.side_by_side else item.result
+        alpha = item.alpha
+        if alpha is not None and self.options.side_by_side:
+            alpha = np.concatenate([alpha, alpha], axis=1)
         if rgb.shape[1] == out_w + 1 or rgb.shape[0] == out_h + 1:  # odd side with 4:2:0: crop, not rescale
             rgb = rgb[:out_h, :out_w]
-        out_frame = self.frame_converter.from_rgb(rgb)
+            alpha = None if alpha is None else alpha[:out_h, :out_w]
+        out_frame = self.frame_converter.from_rgb(rgb, alpha)
         out_frame.pts = item.pts
         out_frame.time_base = self.info.time_base
         if item.duration:

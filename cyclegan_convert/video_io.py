@@ -97,6 +97,7 @@ class VideoInfo:
     sar: Optional[Fraction]
     others: tuple[CopiedStream, ...] = field(default=())
     skipped: tuple[str, ...] = field(default=())  # a line per stream that is neither converted nor copied
+    alpha: bool = False  # transparency decoded with the frames (WebM VP8/VP9: see ``alpha_decoder``)
 
     def frame_estimate(self, start_s: float = 0.0, duration_s: Optional[float] = None) -> Optional[int]:
         """Frames expected in [start, start + duration): the index count, else duration x rate."""
@@ -174,6 +175,47 @@ def _reason(e: Exception) -> str:
     return str(msg).strip().splitlines()[0][:160] if msg else type(e).__name__
 
 
+# WebM keeps VP8/VP9 transparency in a side channel (alpha_mode 1) that FFmpeg's own decoders leave
+# out; libvpx's decoders read it and give frames with an alpha plane
+_ALPHA_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
+
+
+def alpha_decoder(video_stream):
+    """A decoder that keeps the stream's transparency, or None when it has none (or this FFmpeg
+    build has no libvpx: then the transparency is left out, with a note)."""
+    import av
+
+    name = _ALPHA_DECODERS.get(video_stream.codec_context.name)
+    if name is None or str(video_stream.metadata.get("alpha_mode", "")).strip() != "1":
+        return None
+    try:
+        decoder = av.CodecContext.create(name, "r")
+    except (ValueError, av.error.FFmpegError):
+        return None
+    if video_stream.codec_context.extradata:
+        decoder.extradata = video_stream.codec_context.extradata
+    decoder.thread_type = "AUTO"
+    return decoder
+
+
+def decode(decoder, packet) -> list:
+    """``packet``'s frames, from ``decoder`` if there is one (the stream's own otherwise)."""
+    import av
+
+    if decoder is None:
+        return packet.decode()
+    try:
+        return decoder.decode(packet if packet.size else None)
+    except av.error.EOFError:  # flushed already
+        return []
+
+
+def has_alpha(pix_fmt: str) -> bool:
+    import av
+
+    return any(c.is_alpha for c in av.VideoFormat(pix_fmt, 16, 16).components)
+
+
 def probe(path: Path, container=None) -> VideoInfo:
     """Reads stream parameters and the first frame (colour tags and rotation live on frames)."""
     import av
@@ -189,10 +231,11 @@ def probe(path: Path, container=None) -> VideoInfo:
         # "unspecified" where the container says BT.709)
         cc_tags = (cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc)
         first, bad, error = None, 0, None
+        decoder = alpha_decoder(video_stream)
         try:
             for packet in c.demux(video_stream):
                 try:
-                    frames = packet.decode()
+                    frames = decode(decoder, packet)
                 except av.error.FFmpegError as e:
                     # a recording that starts mid-stream (MPEG-TS cut at the head) has packets that
                     # cannot be decoded before its first keyframe and parameter sets: skip them, as
@@ -236,9 +279,9 @@ def probe(path: Path, container=None) -> VideoInfo:
             for s in c.streams if s.type in ("audio", "subtitle")
         )
         skipped = tuple(_skipped_line(s) for s in c.streams if s.index != video_stream.index and s.type not in ("audio", "subtitle"))
-        if str(video_stream.metadata.get("alpha_mode", "")).strip() == "1":
-            # WebM's VP8/VP9 transparency: a side channel FFmpeg's decoder leaves out unless asked
-            # (libvpx), and the model makes opaque frames: said, not silently lost
+        alpha = has_alpha(fmt.name)
+        if str(video_stream.metadata.get("alpha_mode", "")).strip() == "1" and not alpha:
+            # WebM's VP8/VP9 transparency, with no libvpx to read it: said, not silently lost
             skipped += ("the video's transparency (alpha channel) left out: the output is opaque",)
         sar = video_stream.sample_aspect_ratio if video_stream.sample_aspect_ratio else cc.sample_aspect_ratio
         return VideoInfo(
@@ -246,7 +289,7 @@ def probe(path: Path, container=None) -> VideoInfo:
             codec=cc.name, time_base=video_stream.time_base, rate=video_stream.average_rate or video_stream.guessed_rate or None,
             frames=video_stream.frames or None, duration_s=dur, duration_exact=exact, start_s=start, colour=colour,
             display_matrix=display_matrix_of(first), rotation=first.rotation,
-            sar=sar if sar and sar != 1 else None, others=others, skipped=skipped,
+            sar=sar if sar and sar != 1 else None, others=others, skipped=skipped, alpha=alpha,
         )
     finally:
         if own:
@@ -396,12 +439,15 @@ class FrameConverter:
     primaries: int
     trc: int
 
-    def to_rgb(self, frame) -> np.ndarray:
+    def to_rgb_alpha(self, frame) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(RGB, alpha or None) at the working size; alpha only where the output keeps it."""
         w, h = self.work_size
         scaling = (w, h) != (frame.width, frame.height)
         interp = _interp("AREA" if scaling else "BILINEAR", "ACCURATE_RND", "FULL_CHR_H_INT")
-        return frame.to_ndarray(width=w, height=h, format="rgb24", src_colorspace=self.matrix,
-                                src_color_range="JPEG" if self.full_range else "MPEG", interpolation=interp)
+        keep_alpha = self.alpha and has_alpha(frame.format.name)
+        out = frame.to_ndarray(width=w, height=h, format="rgba" if keep_alpha else "rgb24", src_colorspace=self.matrix,
+                               src_color_range="JPEG" if self.full_range else "MPEG", interpolation=interp)
+        return (np.ascontiguousarray(out[..., :3]), np.ascontiguousarray(out[..., 3])) if keep_alpha else (out, None)
 
     @property
     def out_full_range(self) -> bool:
@@ -409,11 +455,19 @@ class FrameConverter:
         writes it so, whatever range it is asked for), and is tagged so."""
         return self.full_range or self.pix_fmt.startswith(_GREY)
 
-    def from_rgb(self, rgb: np.ndarray):
+    @property
+    def alpha(self) -> bool:
+        """Whether the output format has an alpha plane (the source's transparency is kept)."""
+        return has_alpha(self.pix_fmt)
+
+    def from_rgb(self, rgb: np.ndarray, alpha: Optional[np.ndarray] = None):
         import av
 
         w, h = self.out_size
-        src = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        if alpha is not None and self.alpha:
+            src = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.dstack([rgb, alpha])), format="rgba")
+        else:
+            src = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         scaling = (w, h) != (src.width, src.height)
         interp = _interp("BICUBIC" if scaling else "BILINEAR", "ACCURATE_RND", "FULL_CHR_H_INP")
         out = src.reformat(width=w, height=h, format=self.pix_fmt, dst_colorspace=self.matrix,

@@ -361,26 +361,53 @@ def test_streams_that_are_not_kept_are_named_in_a_note(tmp_path):
     assert [n for n in notes if "video stream #2" in n and "left out" in n], notes
 
 
-def test_a_webm_with_transparency_is_converted_and_says_its_alpha_is_left_out(tmp_path):
-    """VP9 transparency (WebM's alpha side channel) was dropped with no note."""
-    src = tmp_path / "sticker.webm"
-    with av.open(str(src), "w") as c:
+def _transparent_webm(path: Path, frames: int = 3) -> np.ndarray:
+    """A VP9 WebM with an alpha channel (a sticker, an overlay): a left-to-right alpha ramp."""
+    alpha = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[None], 48, 0)
+    with av.open(str(path), "w") as c:
         s = c.add_stream("libvpx-vp9", rate=10)
         s.width, s.height, s.pix_fmt = 64, 48, "yuva420p"
-        for i in range(3):
-            rgba = np.full((48, 64, 4), 40 * i, np.uint8)
-            rgba[..., 3] = 128
+        for i in range(frames):
+            rgba = np.full((48, 64, 4), 40 * i + 60, np.uint8)
+            rgba[..., 3] = alpha
             for p in s.encode(av.VideoFrame.from_ndarray(rgba, format="rgba")):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
+    return alpha
+
+
+def _alpha_planes(path: Path) -> list[np.ndarray]:
+    from cyclegan_convert.video_io import alpha_decoder, decode
+
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        decoder = alpha_decoder(vs)
+        assert decoder is not None, "no alpha side channel"
+        return [f.to_ndarray(format="rgba")[..., 3] for p in c.demux(vs) for f in decode(decoder, p)]
+
+
+def test_a_webm_with_transparency_keeps_it_where_the_output_can_hold_it(tmp_path):
+    """VP9 transparency (WebM's alpha side channel) was dropped with no note. FFmpeg's own VP9
+    decoder leaves it out; libvpx's reads it, and libvpx-vp9 writes it back (yuva420p)."""
+    src = tmp_path / "sticker.webm"
+    alpha = _transparent_webm(src)
     with av.open(str(src)) as c:
         assert c.streams.video[0].metadata.get("alpha_mode") == "1"  # the case in question
     notes = []
+    kept = VideoConverter(None, VideoOptions(codec="libvpx-vp9", output=tmp_path / "kept.webm"), backend=Passthrough(),
+                          on_message=lambda kind, text: notes.append(text)).run(src)
+    assert kept.frames == 3 and not [n for n in notes if "transparency" in n], notes
+    planes = _alpha_planes(kept.output)
+    assert len(planes) == 3 and all(np.abs(a.astype(int) - alpha).max() <= 6 for a in planes)
+    side = VideoConverter(None, VideoOptions(codec="libvpx-vp9", output=tmp_path / "side.webm", side_by_side=True),
+                          backend=Passthrough()).run(src)
+    assert np.abs(_alpha_planes(side.output)[0].astype(int) - np.hstack([alpha, alpha])).max() <= 6
+    # H.264 in MP4 (the default) has no alpha: it is said, with what keeps it
     result = VideoConverter(None, VideoOptions(), backend=Passthrough(),
                             on_message=lambda kind, text: notes.append(text)).run(src)
     assert result.frames == 3
-    assert [n for n in notes if "transparency (alpha channel) left out" in n], notes
+    assert [n for n in notes if "transparency (alpha channel) left out" in n and "libvpx-vp9" in n], notes
 
 
 def test_grey_video_keeps_its_levels(tmp_path):
