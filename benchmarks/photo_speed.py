@@ -14,7 +14,12 @@ upscaling the 12 MP one), in a process of its own so that its peak memory is its
   bf16, fp32 elsewhere): "x limit" is ccv's time over that;
 - quality: ccv's output against the baseline's (PSNR, dB).
 
-    python benchmarks/photo_speed.py [--data DIR] [--sizes 24,48] [--repeat 1] [--markdown FILE]
+Video (``--video 720,1080``): a clip of ``--video-frames`` frames at each height (16:9, real photos of
+the data folder panned and zoomed, 30 fps, AAC audio), `ccv video CLIP -o OUT.mp4 --colors model
+--strength 1` at default settings and with `--max-side 360`, its own process: frames/s end to end
+(start-up included) and "x limit" against the FLOPs of the working size at the same peak.
+
+    python benchmarks/photo_speed.py [--data DIR] [--sizes 24,48] [--repeat 1] [--video 720,1080] [--markdown FILE]
 """
 from __future__ import annotations
 
@@ -106,12 +111,39 @@ def baseline_one(src: Path, dst: Path) -> None:
     Image.fromarray(a).save(dst)
 
 
+def video_rows(tmp: Path, heights: list[int], frames: int, photos: list[Path], fpp: float, peak: float) -> list[dict]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from videoclips import ClipSpec, make_clip
+
+    from cyclegan_convert.video_io import fit_within
+
+    rows = []
+    for height in heights:
+        size = (height * 16 // 9 // 2 * 2, height)
+        clip = make_clip(tmp / f"clip_{height}p.mp4", ClipSpec(size=size, frames=frames, fps=30, photos=photos))
+        for max_side in (None, 360):
+            work = fit_within(*size, max_side)
+            extra = ["--max-side", str(max_side)] if max_side else []
+            seconds, rss, _ = _measured([sys.executable, "-m", "cyclegan_convert", "video", str(clip), "-o",
+                                         str(tmp / f"out_{height}_{max_side}.mp4"), "--to", "monet", "--colors", "model",
+                                         "--strength", "1", *extra])
+            tflop = fpp * ((work[0] + 3) // 4 * 4) * ((work[1] + 3) // 4 * 4) * frames / 1e12
+            row = {"clip": f"{size[0]}x{size[1]}" + (f" --max-side {max_side}" if max_side else ""),
+                   "work": f"{work[0]}x{work[1]}", "fps": frames / seconds, "gflops": tflop * 1e3 / seconds,
+                   "x_limit": seconds / (tflop * 1e3 / peak), "rss": rss}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=shared_data("photos-large"), help="photos-large folder")
     ap.add_argument("--sizes", default="24,48", help="MP of photos made by upscaling the 12 MP one ('' for none)")
     ap.add_argument("--baseline-max-mp", type=float, default=13.0)
     ap.add_argument("--repeat", type=int, default=1, help="ccv runs per photo (the best is kept)")
+    ap.add_argument("--video", default="720,1080", help="heights of the video clips ('' for none)")
+    ap.add_argument("--video-frames", type=int, default=24)
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--baseline-one", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -156,6 +188,7 @@ def main() -> int:
                 row.update(base_s=base_s, base_rss=base_rss, psnr=psnr(got, np.asarray(Image.open(ref).convert("RGB"))))
             rows.append(row)
             print(json.dumps(row), flush=True)
+        videos = video_rows(tmp, [int(v) for v in args.video.split(",") if v], args.video_frames, photos[:2], fpp, peak)
     load1 = os.getloadavg()
     lines = [f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}; peak "
              f"{'bf16' if native else 'fp32'} matmul (4096^3) {peak:.0f} GFLOP/s; the network: "
@@ -171,6 +204,13 @@ def main() -> int:
                 if "base_s" in r else "not run | - | - | -")
         lines.append(f"| {r['photo']} | {r['MP']:.1f} | {r['ccv_s']:.1f} | {r['tflop'] * 1e3 / r['ccv_s']:.0f} | "
                      f"{r['ccv_s'] / r['limit_s']:.2f}x | {r['ccv_rss']:.2f} | {base} |")
+    if videos:
+        lines += ["", f"Video: `ccv video CLIP -o OUT.mp4 --to monet --colors model --strength 1 [--max-side 360]`, "
+                  f"{args.video_frames} frames at 30 fps (photos panned and zoomed, AAC audio), its own process "
+                  "(start-up included).", "",
+                  "| clip | working size | frames/s | GFLOP/s | x limit | peak GB |", "|---|---|---|---|---|---|"]
+        for v in videos:
+            lines.append(f"| {v['clip']} | {v['work']} | {v['fps']:.2f} | {v['gflops']:.0f} | {v['x_limit']:.2f}x | {v['rss']:.2f} |")
     text = "\n".join(lines)
     print(text)
     if args.markdown:
