@@ -146,7 +146,6 @@ class LatticeNotch(nn.Module):
         self.reach = 2 * (r + 2) * period
         self.bypass = False  # set by tiling, which runs the notch once on the assembled image
 
-
     def _smooth(self, x: torch.Tensor) -> torch.Tensor:
         taps = torch.tensor(self.taps, dtype=x.dtype, device=x.device)
         c, n = x.shape[1], taps.numel()

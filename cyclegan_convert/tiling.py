@@ -8,8 +8,8 @@ statistics of every InstanceNorm layer; every tile is then normalised with those
 whole image's, and each tile runs with a margin of context that is thrown away: by default the
 generator's receptive radius, so every kept pixel is computed from the same inputs as in a
 whole-image pass and the tiles meet without seams and without blending (an overlap, blended with
-linear ramps, remains for smaller margins). A ``LatticeNotch`` reaches 200 px: it runs once on the
-assembled image (in bands), not on each tile, where a 64 px margin cut it off.
+linear ramps, remains for smaller margins). A ``LatticeNotch`` reaches about 200 px: it runs once on
+the assembled image (in bands), not on each tile, where the margin would cut it off.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
 from .networks import InstanceNorm, LatticeNotch, ResizeConv
@@ -75,8 +74,8 @@ def record_stats(model: torch.nn.Module, x: torch.Tensor, run: Callable[[torch.T
 def receptive_radius(model: nn.Module) -> int:
     """How far from an output pixel, in input pixels, the inputs it depends on reach (a multiple
     of 4), its LatticeNotch aside: each convolution adds its half kernel at the scale it runs at,
-    each x2 resize one pixel of its input. 68 for ccv's compact generators (6 blocks), 92 for the
-    original's 9 blocks."""
+    each x2 resize one pixel of its input. 68 for ccv's compact generators (6 blocks), 88 for the
+    original's 9 blocks (a gradient shows 62 for the first: the count is an upper bound)."""
     radius, scale = 0.0, 1.0  # scale: input pixels per pixel of the current layer
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
