@@ -70,7 +70,7 @@ class Colour:
 @dataclass(frozen=True)
 class CopiedStream:
     index: int
-    kind: str  # audio, subtitle
+    kind: str  # audio, subtitle, data (GoPro telemetry)
     codec: str
     language: Optional[str] = None
 
@@ -277,8 +277,9 @@ def probe(path: Path, container=None) -> VideoInfo:
         others = tuple(
             CopiedStream(s.index, s.type, s.codec_context.name, s.language)
             for s in c.streams if s.type in ("audio", "subtitle")
-        )
-        skipped = tuple(_skipped_line(s) for s in c.streams if s.index != video_stream.index and s.type not in ("audio", "subtitle"))
+        ) + tuple(CopiedStream(s.index, "data", GOPRO_TELEMETRY) for s in c.streams if _is_gopro_telemetry(s))
+        copied = {o.index for o in others}
+        skipped = tuple(_skipped_line(s) for s in c.streams if s.index != video_stream.index and s.index not in copied)
         alpha = has_alpha(fmt.name)
         if str(video_stream.metadata.get("alpha_mode", "")).strip() == "1" and not alpha:
             # WebM's VP8/VP9 transparency, with no libvpx to read it: said, not silently lost
@@ -296,6 +297,16 @@ def probe(path: Path, container=None) -> VideoInfo:
             c.close()
 
 
+GOPRO_TELEMETRY = "gpmd"  # GoPro's GPS, accelerometer and gyroscope track
+
+
+def _is_gopro_telemetry(s) -> bool:
+    """A GoPro's telemetry track (a timed data track FFmpeg's MP4 muxer writes back as 'gpmd',
+    the only kind of data track it can). Other timed metadata (Apple's 'mebx' camera motion, for
+    one) it would mislabel, so those are left out with a note."""
+    return s.type == "data" and s.metadata.get("handler_name", "").strip() == "GoPro MET"
+
+
 def _skipped_line(s) -> str:
     try:
         codec = s.codec_context.name if s.codec_context is not None else None
@@ -306,7 +317,7 @@ def _skipped_line(s) -> str:
         cover = bool(int(s.disposition) & 1024)  # AV_DISPOSITION_ATTACHED_PIC
         what = "cover picture" if cover else "only the first video stream is converted"
         return f"video stream #{s.index} ({codec}) left out: {what}"
-    return f"{s.type} stream #{s.index} ({codec}) left out: ccv video copies only audio and subtitles"
+    return f"{s.type} stream #{s.index} ({codec}) left out: ccv video copies only audio, subtitles and GoPro telemetry"
 
 
 # -- encoders ---------------------------------------------------------------------------------------
@@ -642,11 +653,18 @@ def open_output(tmp: Path, plan: OutputPlan, info: VideoInfo, in_container,
 
 
 def streams_to_copy(info: VideoInfo, out_container, no_audio: bool) -> tuple[list[CopiedStream], list[str]]:
-    """The audio and subtitle streams the output container can hold, and a line for each it cannot."""
+    """The audio, subtitle and telemetry streams the output container can hold, and a line for each it cannot."""
     keep, dropped = [], list(info.skipped)
     holds = out_container.supported_codecs
     for s in info.others:
         if s.kind == "audio" and no_audio:
+            continue
+        if s.kind == "data":
+            if out_container.format.name == "mp4":  # PyAV's .mov muxer refuses the data codec
+                keep.append(s)
+            else:
+                dropped.append(f"data stream #{s.index} (GoPro telemetry: GPS, motion) left out: the "
+                               f"{out_container.format.name} container cannot hold it (write to .mp4 to keep it)")
             continue
         if s.codec in holds:
             keep.append(s)

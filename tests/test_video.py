@@ -668,3 +668,32 @@ def test_frames_before_the_streams_start_time_are_kept(tmp_path, monkeypatch):
     # --start still counts from the start time (as ffmpeg's -ss does)
     cut = VideoConverter(None, VideoOptions(output=tmp_path / "cut.mkv", start=0.04), backend=Passthrough()).run(src)
     assert cut.frames == 5
+
+
+def test_gopro_telemetry_is_kept_in_mp4_and_other_timed_metadata_is_named(tmp_path):
+    """A GoPro's GPS and motion track was dropped (with a note only). FFmpeg's MP4 muxer writes a
+    data track back as 'gpmd', GoPro's own; other timed metadata (Apple's camera motion) it would
+    mislabel, so that is still left out, with a note."""
+    src = make_clip(tmp_path / "GX010001.MP4", ClipSpec(frames=6, telemetry="GoPro MET"))
+    notes = []
+    out = VideoConverter(None, VideoOptions(start=0.08), backend=Passthrough(),
+                         on_message=lambda kind, text: notes.append(text)).run(src).output
+
+    def telemetry(path):
+        with av.open(str(path)) as c:
+            ds = [s for s in c.streams if s.type == "data"]
+            return ([(p.pts * p.time_base, bytes(p)) for s in ds for p in c.demux(s) if p.size],
+                    [s.metadata.get("handler_name") for s in ds])
+
+    packets, handlers = telemetry(out)
+    want = [(Fraction(t - 80, 1000), b"GPS5" + t.to_bytes(4, "big") * 3) for t in (80, 120, 160, 200)]  # cut and moved with --start
+    assert packets == want and handlers == ["GoPro MET"], (packets, notes)
+    assert b"gpmd" in out.read_bytes() and not [n for n in notes if "data stream" in n], notes
+    mkv = VideoConverter(None, VideoOptions(output=tmp_path / "o.mkv"), backend=Passthrough(),
+                         on_message=lambda kind, text: notes.append(text)).run(src).output
+    assert telemetry(mkv)[0] == [] and [n for n in notes if "GoPro telemetry" in n and ".mp4" in n], notes
+    apple = make_clip(tmp_path / "IMG_0001.mp4", ClipSpec(frames=3, telemetry="Core Media Metadata"))
+    notes.clear()
+    out = VideoConverter(None, VideoOptions(), backend=Passthrough(),
+                         on_message=lambda kind, text: notes.append(text)).run(apple).output
+    assert telemetry(out)[0] == [] and [n for n in notes if "data stream #" in n and "left out" in n], notes

@@ -41,6 +41,7 @@ class ClipSpec:
     sar: Optional[Fraction] = None
     last_hold_ms: Optional[int] = None  # the last frame shown this long (a phone's variable-rate video)
     mux_options: Optional[dict] = None  # the muxer's, e.g. {"movflags": "faststart"}
+    telemetry: Optional[str] = None  # a timed data track with this handler name ("GoPro MET": GPS and motion)
 
 
 def pan_zoom_frames(spec: ClipSpec) -> list[np.ndarray]:
@@ -86,6 +87,9 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
             a.metadata["language"] = ["eng", "fra", "deu"][k % 3]
             audio.append(a)
         sub = c.add_mux_stream(spec.subtitle_codec) if spec.subtitles else None
+        data = c.add_data_stream("bin_data") if spec.telemetry else None
+        if data is not None:
+            data.metadata["handler_name"] = spec.telemetry
         packets = []
         for t, rgb in zip(pts, pan_zoom_frames(spec)):
             f = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
@@ -93,6 +97,12 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec()) -> Path:
             f.pts, f.time_base = t, tb
             packets += vs.encode(f)
         packets += vs.encode(None)
+        for t in pts if data is not None else ():  # one telemetry sample per frame, as a GoPro writes them
+            p = av.Packet(b"GPS5" + t.to_bytes(4, "big") * 3)
+            p.stream, p.time_base = data, tb
+            p.pts = p.dts = t
+            p.duration = round(1000 / spec.fps)
+            c.mux(p)
         if spec.last_hold_ms:  # encoders leave packet durations at 0; the muxers take the last frame's from:
             end = Fraction(pts[-1] + spec.last_hold_ms, 1000)
             if path.suffix == ".mkv":  # the packet of the last frame shown, as its own duration
