@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# (layer, its input as it comes, any dtype) -> (mean, var), fp32, (N or 1, C, 1, 1). A hook that
-# computes statistics converts to fp32 itself: one that only hands out stored ones costs nothing.
+# (layer, its input as it comes, any dtype) -> (mean, var), (N or 1, C, 1, 1), fp32 or fp64. A hook
+# that computes statistics converts 16-bit inputs itself: one that hands out stored ones costs nothing.
 StatsHook = Callable[["InstanceNorm", torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -28,6 +28,9 @@ def normalise(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float
     if x.dtype == torch.float16:  # fp16 (CUDA): the fp32 round trip keeps large values in range
         xf = x.float()
         return ((xf - mean) * torch.rsqrt(var + eps)).half()
+    # batch_norm takes fp32 statistics with 16-bit inputs; fp64 (tests) stays fp64
+    stats_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    mean, var = mean.to(stats_dtype), var.to(stats_dtype)
     parts = [F.batch_norm(x[i:i + 1], mean[min(i, len(mean) - 1)].flatten(), var[min(i, len(var) - 1)].flatten(),
                           training=False, eps=eps) for i in range(x.shape[0])]
     return parts[0] if len(parts) == 1 else torch.cat(parts)
@@ -67,7 +70,7 @@ class InstanceNorm(nn.InstanceNorm2d):
             # (the fp32 round trip cost a third of a bf16 CPU forward pass on large images)
             return F.instance_norm(x, eps=self.eps)
         mean, var = self.stats_hook(self, x)
-        return normalise(x, mean.float(), var.float(), self.eps)
+        return normalise(x, mean, var, self.eps)
 
 
 class ResnetBlock(nn.Module):

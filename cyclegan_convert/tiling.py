@@ -62,7 +62,7 @@ def record_stats(model: torch.nn.Module, x: torch.Tensor, run: Callable[[torch.T
     stats: Stats = {}
 
     def hook(module: InstanceNorm, x: torch.Tensor):
-        var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
+        var, mean = torch.var_mean(x if x.dtype == torch.float64 else x.float(), dim=(2, 3), keepdim=True, unbiased=False)
         stats[id(module)] = (mean, var)
         return mean, var
 

@@ -329,7 +329,7 @@ def test_the_cpu_norm_compiles_once_for_every_size_with_dynamic_shapes():
     assert counter.frame_count == 1
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_normalise_with_given_statistics_is_the_formula_per_image(dtype):
     """The tiles' and video's InstanceNorm path (batch_norm in inference mode, one image at a time)
     against the formula in fp64, each image with its own statistics, channels_last kept."""
