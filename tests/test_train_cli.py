@@ -738,3 +738,33 @@ def test_notch_trains_inside_the_generators_and_init_from_moves_between_runs_wit
     assert wider.notch == (4, 16.0) and wider.model[-1].notch.tolist() == [4.0, 16.0]
     r = _invoke([*base, "--name", "huge", "--notch", "300"], tmp_path)  # more than loaders accept: refused first
     assert r.exit_code == 2 and not (tmp_path / "checkpoints" / "huge").exists(), r.output
+
+
+def test_a_killed_loading_worker_saves_the_run_where_it_was(dataroot, tmp_path):
+    """A kill of the whole process group (a session's end) reaches the DataLoader's workers, whose
+    SIGTERM is left at its default: the run crashed on "DataLoader worker ... killed by signal" and
+    lost every step since its last save. It now saves at its last step and can be resumed."""
+    import os
+
+    from cyclegan_convert.train import model as model_mod
+
+    real_step = model_mod.CycleGAN.train_step
+    calls = {"n": 0}
+
+    def step_then_kill_a_worker(self, a, b):
+        out = real_step(self, a, b)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            children = [int(c) for t in Path(f"/proc/{os.getpid()}/task").iterdir()
+                        for c in (t / "children").read_text().split()]
+            assert children, "no loading worker to stop"
+            for pid in children:
+                os.kill(pid, signal.SIGTERM)
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(model_mod.CycleGAN, "train_step", step_then_kill_a_worker)
+        result = train(_tiny_config(dataroot), RunOptions(name="killed", checkpoints_dir=str(tmp_path / "c"), workers=1,
+                                                          register=False, save_every=1000))
+    assert result.stopped == "interrupted" and 2 <= result.step <= 3, (result.stopped, result.step)
+    assert _states(result.folder)["step"] == result.step

@@ -23,7 +23,7 @@ import torch
 
 from cyclegan_convert.atomic import ensure_writable_folder
 from cyclegan_convert.backends.device import DeviceSpec
-from cyclegan_convert.errors import BackendUnavailableError, UsageError
+from cyclegan_convert.errors import BackendUnavailableError, UsageError, first_line
 
 from . import checkpoint
 from .config import RunOptions, TrainConfig
@@ -113,22 +113,32 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
             while at.epoch <= config.total_epochs and stopped == "finished":
                 lr = lr_at(at.epoch, config.lr, config.n_epochs, config.n_epochs_decay)
                 model.set_lr(lr)
-                for real_A, real_B, bad in data.loader(at, options.workers, pin_memory=device.type == "cuda"):
-                    out.report_skipped(bad)
-                    losses = model.train_step(real_A, real_B)
-                    at.advance()
-                    elapsed = out.elapsed()
-                    out.record(at, lr, losses, elapsed)
-                    if at.epoch_step == data.steps_per_epoch and (at.epoch % options.save_epoch_every == 0
-                                                                  or at.epoch == config.total_epochs):
-                        out.save(at, epoch_label=at.epoch)
-                    if at.step % options.save_every == 0:
-                        out.save(at)
-                    elif options.sample_every and at.step % options.sample_every == 0:
-                        out.sample(at.step)
-                    stopped = _stop_reason(at.step, options, elapsed, interrupt, dist, device)
-                    if stopped != "finished":
-                        break
+                try:
+                    for real_A, real_B, bad in data.loader(at, options.workers, pin_memory=device.type == "cuda"):
+                        out.report_skipped(bad)
+                        losses = model.train_step(real_A, real_B)
+                        at.advance()
+                        elapsed = out.elapsed()
+                        out.record(at, lr, losses, elapsed)
+                        if at.epoch_step == data.steps_per_epoch and (at.epoch % options.save_epoch_every == 0
+                                                                      or at.epoch == config.total_epochs):
+                            out.save(at, epoch_label=at.epoch)
+                        if at.step % options.save_every == 0:
+                            out.save(at)
+                        elif options.sample_every and at.step % options.sample_every == 0:
+                            out.sample(at.step)
+                        stopped = _stop_reason(at.step, options, elapsed, interrupt, dist, device)
+                        if stopped != "finished":
+                            break
+                except RuntimeError as e:
+                    # a loading worker ended by a signal (a kill of the process group at a session's
+                    # end reaches the workers too): the networks are whole at the last step, so save
+                    # them there instead of losing everything since the last save
+                    if "DataLoader worker" not in str(e):
+                        raise
+                    run.say(f"a data loading worker was stopped ({first_line(e)}): saving at step {at.step}")
+                    stopped = "interrupted"
+                    break
                 at.epoch, at.epoch_step = at.continues_at(data.steps_per_epoch)
             out.save(at)  # latest_* and the state where we stopped (nothing new if this step was saved)
     finally:
