@@ -59,8 +59,8 @@ class TorchBackend(Backend):
 
     def describe(self) -> str:
         compiled = "compiled" if self.plan is None else "compiles the sizes that pay for it"
-        on = self._compiled is not None or self._may_compile
-        extras = [e for e, on in (("channels_last", self.channels_last), (compiled, on)) if on]
+        compiling = self._compiled is not None or self._may_compile
+        extras = [e for e, on in (("channels_last", self.channels_last), (compiled, compiling)) if on]
         return f"PyTorch {self.precision} on {self.device}" + (f" ({', '.join(extras)})" if extras else "")
 
     def _open(self) -> None:
