@@ -18,6 +18,13 @@ from torch import nn
 StatsHook = Callable[["InstanceNorm", torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
+def instance_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, var) of each image's channels, (N, C, 1, 1): what a statistics hook computes, in fp32
+    (fp64 stays fp64) whatever the layer's dtype."""
+    var, mean = torch.var_mean(x if x.dtype == torch.float64 else x.float(), dim=(2, 3), keepdim=True, unbiased=False)
+    return mean, var
+
+
 def normalise(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float) -> torch.Tensor:
     """(x - mean) / sqrt(var + eps) with given per-image, per-channel fp32 statistics, in x's dtype.
 

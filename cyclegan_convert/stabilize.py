@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .networks import InstanceNorm
+from .networks import InstanceNorm, instance_stats
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class StatsSmoother:
         self._cuts = list(cuts)
 
     def _hook(self, module: InstanceNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        var, mean = torch.var_mean(x if x.dtype == torch.float64 else x.float(), dim=(2, 3), unbiased=False, keepdim=True)
+        mean, var = instance_stats(x)  # (N, C, 1, 1) each
         if len(self._cuts) != x.shape[0]:
             raise RuntimeError(f"StatsSmoother.begin() got {len(self._cuts)} flags for a batch of {x.shape[0]}")
         m = self.options.momentum

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .networks import InstanceNorm, LatticeNotch, ResizeConv
+from .networks import InstanceNorm, LatticeNotch, ResizeConv, instance_stats
 
 Stats = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
@@ -62,9 +62,8 @@ def record_stats(model: torch.nn.Module, x: torch.Tensor, run: Callable[[torch.T
     stats: Stats = {}
 
     def hook(module: InstanceNorm, x: torch.Tensor):
-        var, mean = torch.var_mean(x if x.dtype == torch.float64 else x.float(), dim=(2, 3), keepdim=True, unbiased=False)
-        stats[id(module)] = (mean, var)
-        return mean, var
+        stats[id(module)] = instance_stats(x)
+        return stats[id(module)]
 
     with _hooks(model, hook):
         run(x)
