@@ -8,6 +8,7 @@ subtitles are copied packet for packet (no re-encoding).
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -186,7 +187,7 @@ def alpha_decoder(video_stream):
     import av
 
     name = _ALPHA_DECODERS.get(video_stream.codec_context.name)
-    if name is None or str(video_stream.metadata.get("alpha_mode", "")).strip() != "1":
+    if name is None or not _alpha_side_channel(video_stream):
         return None
     try:
         decoder = av.CodecContext.create(name, "r")
@@ -196,6 +197,10 @@ def alpha_decoder(video_stream):
         decoder.extradata = video_stream.codec_context.extradata
     decoder.thread_type = "AUTO"
     return decoder
+
+
+def _alpha_side_channel(video_stream) -> bool:
+    return str(video_stream.metadata.get("alpha_mode", "")).strip() == "1"
 
 
 def decode(decoder, packet) -> list:
@@ -210,6 +215,7 @@ def decode(decoder, packet) -> list:
         return []
 
 
+@functools.lru_cache(maxsize=None)  # asked for every frame, of a handful of formats
 def has_alpha(pix_fmt: str) -> bool:
     import av
 
@@ -281,7 +287,7 @@ def probe(path: Path, container=None) -> VideoInfo:
         copied = {o.index for o in others}
         skipped = tuple(_skipped_line(s) for s in c.streams if s.index != video_stream.index and s.index not in copied)
         alpha = has_alpha(fmt.name)
-        if str(video_stream.metadata.get("alpha_mode", "")).strip() == "1" and not alpha:
+        if _alpha_side_channel(video_stream) and not alpha:
             # WebM's VP8/VP9 transparency, with no libvpx to read it: said, not silently lost
             skipped += ("the video's transparency (alpha channel) left out: the output is opaque",)
         sar = video_stream.sample_aspect_ratio if video_stream.sample_aspect_ratio else cc.sample_aspect_ratio
