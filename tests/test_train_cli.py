@@ -146,23 +146,30 @@ def test_resume_refuses_a_different_recipe_and_new_run_refuses_existing(dataroot
     assert r.exit_code == 2 and "no checkpoint" in r.output
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
-def test_ctrl_c_saves_and_exits_130(dataroot, tmp_path, monkeypatch, request, sig):
-    """Ctrl-C, SIGTERM (kill, docker stop, preemption) and SIGHUP (a closed terminal or SSH session)
-    alike: the run saves, then stops."""
+def _after_step(monkeypatch, n: int, action) -> dict:
+    """Makes training call ``action()`` right after its n-th step; returns the step counter."""
     from cyclegan_convert.train import model as model_mod
 
     real_step = model_mod.CycleGAN.train_step
     calls = {"n": 0}
 
-    def step_then_ctrl_c(self, a, b):
+    def step_then_act(self, a, b):
         out = real_step(self, a, b)
         calls["n"] += 1
-        if calls["n"] == 2:
-            signal.raise_signal(sig)  # as a terminal's Ctrl-C (or a kill) would, mid-run
+        if calls["n"] == n:
+            action()
         return out
 
-    monkeypatch.setattr(model_mod.CycleGAN, "train_step", step_then_ctrl_c)
+    monkeypatch.setattr(model_mod.CycleGAN, "train_step", step_then_act)
+    return calls
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
+def test_ctrl_c_saves_and_exits_130(dataroot, tmp_path, monkeypatch, request, sig):
+    """Ctrl-C, SIGTERM (kill, docker stop, preemption) and SIGHUP (a closed terminal or SSH session)
+    alike: the run saves, then stops."""
+    # as a terminal's Ctrl-C (or a kill) would, mid-run
+    calls = _after_step(monkeypatch, 2, lambda: signal.raise_signal(sig))
     if sig != signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
         # nohup or a job runner ignores it in this test run (and ccv train rightly leaves an ignored
         # signal alone): give the run the default a terminal session has, restored afterwards
@@ -740,31 +747,21 @@ def test_notch_trains_inside_the_generators_and_init_from_moves_between_runs_wit
     assert r.exit_code == 2 and not (tmp_path / "checkpoints" / "huge").exists(), r.output
 
 
-def test_a_killed_loading_worker_saves_the_run_where_it_was(dataroot, tmp_path):
+def test_a_killed_loading_worker_saves_the_run_where_it_was(dataroot, tmp_path, monkeypatch):
     """A kill of the whole process group (a session's end) reaches the DataLoader's workers, whose
     SIGTERM is left at its default: the run crashed on "DataLoader worker ... killed by signal" and
     lost every step since its last save. It now saves at its last step and can be resumed."""
     import os
 
-    from cyclegan_convert.train import model as model_mod
+    def kill_the_workers():
+        children = [int(c) for t in Path(f"/proc/{os.getpid()}/task").iterdir()
+                    for c in (t / "children").read_text().split()]
+        assert children, "no loading worker to stop"
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
 
-    real_step = model_mod.CycleGAN.train_step
-    calls = {"n": 0}
-
-    def step_then_kill_a_worker(self, a, b):
-        out = real_step(self, a, b)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            children = [int(c) for t in Path(f"/proc/{os.getpid()}/task").iterdir()
-                        for c in (t / "children").read_text().split()]
-            assert children, "no loading worker to stop"
-            for pid in children:
-                os.kill(pid, signal.SIGTERM)
-        return out
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(model_mod.CycleGAN, "train_step", step_then_kill_a_worker)
-        result = train(_tiny_config(dataroot), RunOptions(name="killed", checkpoints_dir=str(tmp_path / "c"), workers=1,
-                                                          register=False, save_every=1000))
+    _after_step(monkeypatch, 2, kill_the_workers)
+    result = train(_tiny_config(dataroot), RunOptions(name="killed", checkpoints_dir=str(tmp_path / "c"), workers=1,
+                                                      register=False, save_every=1000))
     assert result.stopped == "interrupted" and 2 <= result.step <= 3, (result.stopped, result.step)
     assert _states(result.folder)["step"] == result.step
