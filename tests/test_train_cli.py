@@ -765,3 +765,31 @@ def test_a_killed_loading_worker_saves_the_run_where_it_was(dataroot, tmp_path, 
                                                       register=False, save_every=1000))
     assert result.stopped == "interrupted" and 2 <= result.step <= 3, (result.stopped, result.step)
     assert _states(result.folder)["step"] == result.step
+
+
+def test_generator_average_is_saved_resumed_exactly_and_restarted_by_init_from(dataroot, tmp_path):
+    """With --g-average, latest_net_G_* are the averages (not the trained weights), a resumed run's
+    averages equal an uninterrupted run's, and --init-from starts the averages at the weights it loads."""
+    args = [str(dataroot), *TINY, "--epochs", "1", "--epochs-decay", "1", "--pool-size", "2", "--seed", "5",
+            "--workers", "0", "--no-register", "--g-average", "0.5"]
+    assert _invoke([*args, "--max-steps", "2"], tmp_path).exit_code == 0
+    r = _invoke(["--name", "monet2photo", "--resume", "--max-steps", "4", "--workers", "0", "--no-register"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert _invoke([*args, "--name", "straight", "--max-steps", "4"], tmp_path).exit_code == 0
+    run, straight = tmp_path / "checkpoints" / "monet2photo", tmp_path / "checkpoints" / "straight"
+    a, b = _states(run)["model"], _states(straight)["model"]
+    for g in ("G_A", "G_B"):
+        latest = torch.load(run / f"latest_net_{g}.pth", weights_only=True)
+        for k, v in a["averages"][g].items():
+            assert torch.equal(v, b["averages"][g][k]), (g, k)
+            assert torch.equal(latest[k], v)
+        assert any(not torch.equal(latest[k], a["nets"][g][k]) for k in latest)
+    latest_D = torch.load(run / "latest_net_D_A.pth", weights_only=True)
+    assert all(torch.equal(latest_D[k], v) for k, v in a["nets"]["D_A"].items())
+
+    r = _invoke([*args, "--name", "tuned", "--init-from", str(run), "--max-steps", "1"], tmp_path)
+    assert r.exit_code == 0, r.output
+    tuned = _states(tmp_path / "checkpoints" / "tuned")["model"]
+    start = torch.load(run / "latest_net_G_A.pth", weights_only=True)  # the loaded weights
+    for k, v in tuned["averages"]["G_A"].items():  # one step from them: halfway to the trained weights
+        torch.testing.assert_close(v, 0.5 * start[k] + 0.5 * tuned["nets"]["G_A"][k], rtol=0, atol=1e-6)

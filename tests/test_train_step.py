@@ -329,3 +329,30 @@ def test_color_loss_is_logged_and_pulls_the_translation_toward_the_inputs_chroma
         with torch.no_grad():
             runs[w] = color_loss(m.G_A(a), a, 8).item()
     assert runs[1000.0] < runs[0.0]
+
+
+def test_generator_average_follows_the_trained_weights_and_is_what_is_saved():
+    """--g-average d: after a step each averaged weight is d * before + (1 - d) * the trained one;
+    the averages stand in for the generators in saved_nets (the discriminators stay), and without
+    the option saved_nets are the trained networks themselves."""
+    a, b = _images(PAINTINGS, 32, 1), _images(PHOTOS, 32, 1)
+    m = CycleGAN(TrainConfig(ngf=8, ndf=8, n_blocks=1, pool_size=0, seed=3, g_average=0.9, lr=1e-2))
+    before = {k: v.clone() for k, v in m.G_A.state_dict().items()}
+    for _ in range(2):
+        start = {k: v.clone() for k, v in m.averages["G_A"].state_dict().items()}
+        m.train_step(a, b)
+        trained = m.G_A.state_dict()
+        for k, v in m.averages["G_A"].state_dict().items():
+            torch.testing.assert_close(v, 0.9 * start[k] + 0.1 * trained[k], rtol=0, atol=1e-6)
+    moved = max((m.G_A.state_dict()[k] - before[k]).abs().max().item() for k in before)
+    apart = max((m.averages["G_A"].state_dict()[k] - m.G_A.state_dict()[k]).abs().max().item() for k in before)
+    assert moved > 1e-3 and apart > 1e-4  # the step moved the weights, and the average lags behind
+    assert m.saved_nets["G_A"] is m.averages["G_A"] and m.saved_nets["G_B"] is m.averages["G_B"]
+    assert m.saved_nets["D_A"] is m.D_A
+    state = m.state_dict()
+    m2 = CycleGAN(TrainConfig(ngf=8, ndf=8, n_blocks=1, pool_size=0, seed=4, g_average=0.9))
+    m2.load_state_dict(state)
+    for k, v in m2.averages["G_B"].state_dict().items():
+        assert torch.equal(v, m.averages["G_B"].state_dict()[k])
+    plain = CycleGAN(TrainConfig(ngf=8, ndf=8, n_blocks=1, pool_size=0))
+    assert plain.saved_nets == plain.nets and not plain.averages

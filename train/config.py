@@ -43,6 +43,8 @@ class TrainConfig:
     grid_penalty: float = 0.0     # weight of the fakes' 2/4-pixel lattice energy in the generator loss (ccv's)
     color_loss: float = 0.0       # weight of an L1 loss between input and fake chroma blurred to color_scale (ccv's)
     color_scale: int = 16         # the cell (px) the colour loss averages over: colour layout, not texture
+    g_average: float = 0.0        # decay of an exponential moving average of the generators' weights, which
+                                  # is what the run saves as its generators (ccv's; 0: none, the original)
     seed: int = 0                 # weights init, data order, augmentation and pool choices
     init_from: str = ""           # a run folder whose latest_net_*.pth start the networks (fine-tuning)
 

@@ -92,6 +92,7 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     at, wall_before = _resume(run, state, model, data) if state is not None else (_Position(), 0.0)
     if state is None and config.init_from:
         checkpoint.load_init_nets(Path(config.init_from), model.nets)
+        model.start_averages()
         run.say(f"networks start from {config.init_from} (fine-tuning: optimizers and schedule start fresh)")
     run.say(_device_line(device, model.amp))
     _make_run_folder(folder)  # only now: a refused --init-from leaves nothing behind
@@ -239,7 +240,7 @@ OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_bloc
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
                  "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise", "grid_penalty", "color_loss",
-                 "color_scale")}}
+                 "color_scale", "g_average")}}
 
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
@@ -503,7 +504,7 @@ class _Outputs:
                     checkpoint.save_state(run.folder, model.state_dict(), run.config.to_dict(), epoch=epoch,
                                           epoch_step=epoch_step, step=at.step, wall_time=wall,
                                           extra={"world": run.dist.world, "images": self.data.counts})
-                    weights = checkpoint.save_nets(run.folder, model.nets, "latest")
+                    weights = checkpoint.save_nets(run.folder, model.saved_nets, "latest")
                     self.sample(at.step)
                     if run.options.register:
                         card = _card(run, self.data, at.step, wall, model.amp, self.mean_losses())
@@ -512,7 +513,7 @@ class _Outputs:
                     checkpoint.save_rank_state(run.folder, run.dist.rank, run.dist.world, at.step, model.pool_state())
                 self.last_saved = at.step
             if epoch_label is not None and run.dist.main:
-                checkpoint.save_nets(run.folder, model.nets, str(epoch_label))
+                checkpoint.save_nets(run.folder, model.saved_nets, str(epoch_label))
         except OSError as e:
             # A full disk or a lost mount hours into a run: one line that says what is safe, not a traceback.
             safe = (f"the last save (step {self.last_saved}) is intact: --resume continues from it"

@@ -71,6 +71,11 @@ def train(
                                                 "is the original. (default: 0)", "--color-loss", min=0.0)] = None,
     color_scale: Annotated[Optional[int], _opt("Cell size in pixels of --color-loss. (default: 16)", "--color-scale",
                                                min=1)] = None,
+    g_average: Annotated[Optional[float], _opt("Save the generators as an exponential moving average of their "
+                                               "weights with this decay, e.g. 0.999 (about the last 1,000 steps): "
+                                               "fewer of the blobs and grain that come and go from one step to the "
+                                               "next; ccv's, 0 is the original. (default: 0)", "--g-average",
+                                               min=0.0, max=0.99999)] = None,
     pool_size: Annotated[Optional[int], _opt("Generated images kept for the discriminators; 0 disables the "
                                              "pool. (default: 50)", "--pool-size", min=0)] = None,
     ngf: Annotated[Optional[int], _opt("Generator width. (default: 64)", "--ngf", min=1)] = None,
@@ -139,7 +144,8 @@ def train(
         "n_epochs": epochs, "n_epochs_decay": epochs_decay, "batch_size": batch_size, "load_size": load_size,
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
         "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "cycle_noise": cycle_noise,
-        "grid_penalty": grid_penalty, "color_loss": color_loss, "color_scale": color_scale, "ngf": ngf, "ndf": ndf,
+        "grid_penalty": grid_penalty, "color_loss": color_loss, "color_scale": color_scale,
+        "g_average": g_average, "ngf": ngf, "ndf": ndf,
         "n_blocks": blocks, "upsample": upsample, "notch": notch, "seed": seed, "a_name": a_name, "b_name": b_name,
         "init_from": str(init_from.resolve()) if init_from is not None else None,
     }
