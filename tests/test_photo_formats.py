@@ -28,6 +28,8 @@ from cyclegan_convert.train.data import UnpairedDataset, list_images, scan_domai
 
 import tifffile  # the test extra's: it writes the DNG files
 
+from conftest import PHOTOS
+
 # pillow-heif and rawpy are dependencies wherever pyproject.toml's markers install them (the machines
 # with wheels): there a failed import is a broken install and fails here. Elsewhere ccv runs without
 # them (test_without_the_packages_... shows how), and these tests cannot run.
@@ -539,3 +541,24 @@ def test_a_raw_that_develops_to_one_flat_colour_fails_instead_of_converting(tmp_
     a[:, :48] = 120
     write_dng(ok, a)
     assert read_image(ok).format == "RAW"
+
+
+def test_a_raw_that_develops_to_noise_fails_and_a_noisy_photo_does_not(tmp_path):
+    """An RW2 whose image data was stripped developed to 16 MB of noise and "converted". Here: a DNG
+    whose raw strip is overwritten with random 12-bit values fails alone with one line; the same
+    photo under strong sensor noise (a quarter of the range) still converts."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    rgb = np.asarray(Image.open(PHOTOS[0]).convert("RGB").resize((192, 128)))
+    ok, bad, noisy = tmp_path / "ok.dng", tmp_path / "P1000001.dng", tmp_path / "iso25600.dng"
+    write_dng(ok, rgb)
+    with tifffile.TiffFile(ok) as t:
+        at, n = t.pages[0].dataoffsets[0], t.pages[0].databytecounts[0]
+    data = bytearray(ok.read_bytes())
+    data[at:at + n] = rng.integers(0, 4096, n // 2, dtype=np.uint16).tobytes()
+    bad.write_bytes(bytes(data))
+    with pytest.raises(MediaError, match=r"P1000001\.dng: the RAW developed to noise"):
+        read_image(bad)
+    write_dng(noisy, np.clip(rgb + rng.normal(0, 64, rgb.shape), 0, 255).astype(np.uint8))
+    assert read_image(noisy).format == "RAW" and read_image(ok).format == "RAW"
