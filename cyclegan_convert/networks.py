@@ -175,10 +175,11 @@ class LatticeNotch(nn.Module):
     def _phase_mean(self, y: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
         """The mean of the pixels of each pixel's phase around it: the phases as quarter-size images
         (a dilated convolution does the same, several times slower on the CPU)."""
-        p, (b, c, hh, ww) = self.period, y.shape
-        sums, weights = self._smooth(F.pixel_unshuffle(y, p)), self._smooth(F.pixel_unshuffle(ones, p))
+        p = self.period
+        sums, weights = self._smooth(_phases(y, p)), self._smooth(_phases(ones, p))
+        b, c, hh, ww = y.shape
         means = sums.view(b, c, p * p, hh // p, ww // p) / weights[:, None]  # channel c*p*p + phase
-        return F.pixel_shuffle(means.view(b, -1, hh // p, ww // p), p)
+        return _from_phases(means, p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bypass:
@@ -196,6 +197,22 @@ class LatticeNotch(nn.Module):
         rest = (y - self._local_mean(y, ones)) * ones  # the padding stays empty
         lattice = self._phase_mean(rest, ones) - self._local_mean(rest, ones)
         return (y - lattice)[..., :h, :w]
+
+
+def _phases(x: torch.Tensor, p: int) -> torch.Tensor:
+    """``F.pixel_unshuffle(x, p)`` (channel c*p*p + row phase*p + column phase), laid out
+    channels_last: one copy, where pixel_unshuffle and a conversion made two (33 against 61 ms for a
+    band of a 12 MP image)."""
+    b, c, h, w = x.shape
+    return (x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+            .reshape(b, h // p, w // p, c * p * p).permute(0, 3, 1, 2))
+
+
+def _from_phases(m: torch.Tensor, p: int) -> torch.Tensor:
+    """(B, C, p*p, H/p, W/p) in any layout -> (B, C, H, W): ``F.pixel_shuffle`` as one copy
+    (pixel_shuffle of a channels_last tensor took 117 against 25 ms)."""
+    b, c, _, h, w = m.shape
+    return m.reshape(b, c, p, p, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c, h * p, w * p)
 
 
 class ResnetGenerator(nn.Module):
