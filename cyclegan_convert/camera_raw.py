@@ -53,7 +53,8 @@ def develop(data: bytes, path: Path, min_side: Optional[int] = None) -> np.ndarr
                                   half_size=half)
     except rawpy.LibRawFileUnsupportedError as e:
         raise MediaError(f"{path}: not a RAW file LibRaw can read ({_reason(e)})") from None
-    except rawpy.LibRawError as e:  # truncated or corrupt data
+    except rawpy.LibRawError as e:  # truncated or corrupt data (LibRaw's data errors too: rawpy >= 0.23
+        # raises them, where LibRaw alone printed "Unexpected end of file" and went on)
         raise MediaError(f"{path}: cannot decode the RAW data ({_reason(e)})") from None
     # LibRaw develops some damaged files without an error: a truncated DNG came out one flat grey, a
     # film scanner's NEF all white. A sensor's noise alone keeps a real photo, even a black frame
