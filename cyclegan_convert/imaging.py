@@ -45,6 +45,20 @@ def to_rgb8(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _check_heif_container(path: Path, fmt: Optional[str]) -> None:
+    """What a HEIF/AVIF decoder lets through: a file cut short (libheif paints the missing grid
+    tiles green) and HDR, whose PQ or HLG code values read as 8-bit sRGB would be wrong colours,
+    silently (`ccv video` refuses HDR the same way)."""
+    if fmt not in ("HEIF", "AVIF"):
+        return
+    if cut := formats.boxes_past_end(path):
+        raise MediaError(f"{path}: truncated (its boxes claim {cut[0]:,} bytes, the file has {cut[1]:,}); "
+                         "copy it again from the camera or phone")
+    if hdr := formats.hdr_transfer(path):
+        raise MediaError(f"{path}: an HDR image ({hdr} transfer); the model was trained on SDR images "
+                         "and its colours would be wrong: convert it to SDR first")
+
+
 def read_rgb(path: Union[str, Path], min_side: Optional[int] = None) -> Image.Image:
     """An upright 8-bit RGB image in sRGB, fully decoded; ``MediaError`` names the file and the reason.
     ``min_side``: the caller shrinks the image to about this side anyway (training), so a RAW whose
@@ -54,6 +68,7 @@ def read_rgb(path: Union[str, Path], min_side: Optional[int] = None) -> Image.Im
     if fmt == "RAW":
         return Image.fromarray(_read_raw(path, metadata=False, min_side=min_side).rgb)
     formats.need_decoder(path, fmt)
+    _check_heif_container(path, fmt)
     try:
         with Image.open(path) as img:
             decode_limits.check(path, img.size)
@@ -197,10 +212,7 @@ def read_image(path: Union[str, Path], metadata: bool = True, max_side: Optional
         raw.note = note
         return raw
     formats.need_decoder(path, fmt)
-    if fmt in ("HEIF", "AVIF") and (hdr := formats.hdr_transfer(path)):
-        # as `ccv video` does: 8-bit sRGB from PQ or HLG code values would be wrong colours, silently
-        raise MediaError(f"{path}: an HDR image ({hdr} transfer); the model was trained on SDR images "
-                         "and its colours would be wrong: convert it to SDR first")
+    _check_heif_container(path, fmt)
     try:
         with Image.open(path) as img:
             stored = img.size  # (W, H) before a draft shrinks it
