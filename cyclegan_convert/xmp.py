@@ -1,8 +1,7 @@
 """XMP that would lie about the output: what the source file held beside its image and the output
 does not (Google's Motion Photo video, an Ultra HDR gain map, a JPEG's extended XMP segments).
 Viewers read these properties and look for the embedded item; in a converted photo it is gone, so
-they go too. Everything else in the
-packet (ratings, keywords, rights) is kept as it is."""
+they go too. Everything else in the packet (ratings, keywords, rights) is kept as it is."""
 from __future__ import annotations
 
 import re
@@ -17,7 +16,7 @@ _DIRECTORY = re.compile(rb"<Container:Directory\b.*?</Container:Directory\s*>|<C
 
 
 def without_embedded_items(packet: bytes) -> bytes:
-    """``packet`` without the properties that announce an embedded video or gain map."""
+    """``packet`` without the properties that announce an embedded video, a gain map or extended XMP."""
     if not any(k in packet for k in (b"GCamera:", b"Container:", b"hdrgm:", b"xmpNote:HasExtendedXMP")):
         return packet  # the common case: nothing to look for
     for pattern in (_DIRECTORY, _ELEMENT, _ATTRIBUTE):

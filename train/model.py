@@ -72,6 +72,8 @@ class CycleGAN:
     group_norm's channels_last kernel for inference; not re-measured for training); tests set it to
     compare both.
     ``distributed`` wraps the networks in DistributedDataParallel (the process group must exist).
+    With ``g_average`` the generators' moving averages (``averages``) follow each generator step and
+    are what ``saved_nets`` gives to be saved.
     """
 
     def __init__(self, config: TrainConfig, device: Union[str, torch.device] = "cpu", amp: bool = False,
