@@ -1,7 +1,8 @@
 """Real files that phones, cameras and editors made (tests/corpus; where each came from, its licence
 and what is expected of it in tests/corpus/manifest.json), all through one `ccv convert`, and
 every outcome checked: converted upright at its size with its colours and metadata right, or failed
-with one clear line. Damaged copies made here from those files go along.
+with one clear line; videos converted with their rotation, timing, audio and telemetry, or HDR
+refused. Damaged copies made here from those files go along.
 
 The expected orientations are 16x16 luminance thumbnails of outputs that were checked by eye (an
 arrow pointing up, a lamp standing, the words top/left/right/bottom where they belong); the colours
@@ -23,10 +24,14 @@ from typer.testing import CliRunner
 from cyclegan_convert.cli.app import app
 from cyclegan_convert.imaging import ORIENTATION_TAG
 
+pytestmark = pytest.mark.bundled  # the bundled model, as a new user has it
+
 CORPUS = Path(__file__).parent / "corpus"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())
-CONVERTED = [e for e in MANIFEST if e["expect"]["outcome"] == "converted"]
-FAILED = [e for e in MANIFEST if e["expect"]["outcome"] == "failed"]
+VIDEOS = [e for e in MANIFEST if e["file"].endswith(".mp4")]
+PHOTOS = [e for e in MANIFEST if e not in VIDEOS]
+CONVERTED = [e for e in PHOTOS if e["expect"]["outcome"] == "converted"]
+FAILED = [e for e in PHOTOS if e["expect"]["outcome"] == "failed"]
 # the eight ways a photo can be turned and mirrored (the identity first)
 TURNS = [None, *Image.Transpose]
 THUMB_TOLERANCE = 2.0  # mean levels over the 16x16 thumbnail: decoders' versions differ by less
@@ -51,14 +56,18 @@ def _profile(icc: bytes) -> ImageCms.ImageCmsProfile:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """The whole photo corpus through one `ccv convert`, with a model store of its own (the
+    per-test one is not made yet at module scope)."""
     src, out = tmp_path_factory.mktemp("corpus"), tmp_path_factory.mktemp("out")
-    for e in MANIFEST:
+    for e in PHOTOS:
         shutil.copy(CORPUS / e["file"], src / e["file"])
     for name, origin, kept, _ in DAMAGED:
         data = (CORPUS / origin).read_bytes()
         (src / name).write_bytes(data[:int(len(data) * kept)] if kept else data)
-    r = CliRunner().invoke(app, ["convert", str(src), "-o", str(out), "--max-side", "512", "--strength", "0",
-                                 "--ext", "png"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CCV_HOME", str(tmp_path_factory.mktemp("ccv_home")))
+        r = CliRunner().invoke(app, ["convert", str(src), "-o", str(out), "--max-side", "512", "--strength", "0",
+                                     "--ext", "png"])
     return r, src, out
 
 
@@ -130,3 +139,46 @@ def test_metadata_the_outputs_carry(run):
         after = after.encode() if isinstance(after, str) else after
         for gone in (b"GainMap", b"Container:Directory", b"hdrgm:Version", b"HasExtendedXMP"):
             assert gone in before and gone not in after, gone
+
+
+def _streams(path: Path) -> dict:
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        out = {"frames": sum(1 for _ in c.decode(v)), "duration": float(c.duration or 0) / 1e6}
+        c.seek(0)
+        out["audio"] = [bytes(p) for p in c.demux(c.streams.audio) if p.size] if c.streams.audio else []
+    with av.open(str(path)) as c:
+        data = [s for s in c.streams if s.type == "data" and s.metadata.get("handler_name", "").strip() == "GoPro MET"]
+        out["telemetry"] = [bytes(p) for p in c.demux(data) if p.size] if data else []
+    return out
+
+
+@pytest.mark.parametrize("entry", VIDEOS, ids=lambda e: e["file"])
+def test_real_videos(entry, tmp_path):
+    """A Samsung 4K clip (turned 90 degrees, frame times that vary) and a GoPro's (telemetry track):
+    every frame of the first second, the rotation, the duration, the audio packets byte for byte and
+    the GoPro's GPS and motion data come through. An iPhone's and an Android phone's HLG clips are
+    refused with one line (exit 2), as HDR is."""
+    from cyclegan_convert.video_io import probe
+
+    src, out = tmp_path / entry["file"], tmp_path / "out.mp4"
+    shutil.copy(CORPUS / entry["file"], src)
+    r = CliRunner().invoke(app, ["video", str(src), "-o", str(out), "--max-side", "96", "--duration", "1"])
+    want = entry["expect"]
+    assert "Traceback" not in r.output
+    if want["outcome"] == "refused":
+        assert r.exit_code == 2 and want["reason"] in r.output and not out.exists()
+        return
+    assert r.exit_code == 0, r.output
+    assert probe(src).rotation == probe(out).rotation == want["rotation"]
+    got, given = _streams(out), _streams(src)
+    kept = given["duration"] if given["duration"] <= 1.0 else 1.0  # --duration 1
+    assert abs(got["duration"] - kept) < 0.05
+    if given["duration"] <= 1.0:
+        assert got["frames"] == given["frames"] and got["audio"] == given["audio"]
+    else:
+        assert got["frames"] == 30 and got["audio"] == given["audio"][:len(got["audio"])] and len(got["audio"]) > 40
+    if "telemetry" in want:
+        assert got["telemetry"] and got["telemetry"] == given["telemetry"][:len(got["telemetry"])]
