@@ -82,3 +82,20 @@ def test_a_fine_tune_of_a_folder_without_ccvs_state_names_it_with_its_steps_unkn
     out = bundle.lineage({"init_from": str(tmp_path / "original")}, 10, 5.0)
     assert out == {"fine_tuned_from": {"run": "original", "steps": None}, "steps_total": None,
                    "wall_time_total_s": None}
+
+
+def test_lineage_follows_a_chain_of_fine_tunes(tmp_path):
+    """scratch (100 steps) -> tuned (20 steps from it) -> this run (10): the card counts 130 steps and
+    names both runs before it."""
+    def state(folder, step, wall, **config):
+        folder.mkdir()
+        torch.save({"step": step, "wall_time": wall, "config": config}, folder / "state.pth")
+
+    state(tmp_path / "scratch", 100, 50.0, lr=2e-4, dir_a="/somewhere")
+    state(tmp_path / "tuned", 20, 10.0, lr=1e-4, init_from=str(tmp_path / "scratch"))
+    out = bundle.lineage({"init_from": str(tmp_path / "tuned")}, 10, 5.0)
+    assert out["steps_total"] == 130 and out["wall_time_total_s"] == 65.0
+    tuned = out["fine_tuned_from"]
+    assert (tuned["run"], tuned["steps"], tuned["config"]["lr"]) == ("tuned", 20, 1e-4)
+    assert tuned["fine_tuned_from"]["run"] == "scratch" and tuned["fine_tuned_from"]["steps"] == 100
+    assert "dir_a" not in tuned["fine_tuned_from"]["config"] and "init_from" not in tuned["config"]

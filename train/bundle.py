@@ -60,9 +60,9 @@ LOCAL_PATHS = ("dir_a", "dir_b", "init_from")  # where things were on the mainta
 def lineage(config: dict[str, Any], step: int, wall_time_s: float) -> dict[str, Any]:
     """For a run that started from another one's weights (``ccv train --init-from``): that run's
     steps, wall time and recipe at its last save (its state.pth: exact across resumes; the latest
-    weights, which --init-from takes, are that save's), and the totals, so the card counts all the
-    training behind the model. A folder without ccv's state (the original implementation's) is named
-    with its steps unknown."""
+    weights, which --init-from takes, are that save's), followed back through the runs it started
+    from in turn, and the totals, so the card counts all the training behind the model. A folder
+    without ccv's state (the original implementation's) is named with its steps unknown."""
     init = config.get("init_from")
     if not init:
         return {"steps_total": step, "wall_time_total_s": wall_time_s}
@@ -71,10 +71,13 @@ def lineage(config: dict[str, Any], step: int, wall_time_s: float) -> dict[str, 
         state = torch.load(Path(init) / "state.pth", map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, KeyError):
         return {"fine_tuned_from": {**prior, "steps": None}, "steps_total": None, "wall_time_total_s": None}
+    before = lineage(state["config"], state["step"], round(state["wall_time"], 1))
     prior.update(steps=state["step"], wall_time_s=round(state["wall_time"], 1),
-                 config={k: v for k, v in state["config"].items() if k not in LOCAL_PATHS})
-    return {"fine_tuned_from": prior, "steps_total": state["step"] + step,
-            "wall_time_total_s": round(prior["wall_time_s"] + wall_time_s, 1)}
+                 config={k: v for k, v in state["config"].items() if k not in LOCAL_PATHS},
+                 **({"fine_tuned_from": before["fine_tuned_from"]} if "fine_tuned_from" in before else {}))
+    known = before["steps_total"] is not None
+    return {"fine_tuned_from": prior, "steps_total": before["steps_total"] + step if known else None,
+            "wall_time_total_s": round(before["wall_time_total_s"] + wall_time_s, 1) if known else None}
 
 
 def half_precision_psnr(sd32: dict[str, torch.Tensor], sd16: dict[str, torch.Tensor]) -> float:
