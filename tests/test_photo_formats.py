@@ -299,8 +299,8 @@ def test_avif_and_heic_outputs_open_in_another_decoder(tmp_path, fmt, suffix, co
 
 # -- damaged files and missing packages ---------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt, reason", [("HEIF", "damaged or truncated HEIC"),
-                                         pytest.param("AVIF", "damaged or truncated AVIF", marks=needs_avif),
+@pytest.mark.parametrize("fmt, reason", [("HEIF", r"truncated \(its boxes claim [\d,]+ bytes, the file has [\d,]+\)"),
+                                         pytest.param("AVIF", r"truncated \(its boxes claim", marks=needs_avif),
                                          ("RAW", "cannot decode the RAW data")])
 def test_damaged_heic_avif_and_raw_files_raise_one_line_naming_the_file(tmp_path, fmt, reason):
     ok = tmp_path / {"HEIF": "ok.heic", "AVIF": "ok.avif", "RAW": "ok.dng"}[fmt]
@@ -413,7 +413,7 @@ def test_a_damaged_heic_fails_alone_in_a_convert_run(camera_folder, model, tmp_p
     (camera_folder / "iphone" / "IMG_0003.HEIC").write_bytes(data[: len(data) // 3])
     r = _ccv(camera_folder, "--model", model, "-o", tmp_path / "out", "--ext", "jpg")
     assert r.exit_code == 1
-    assert "IMG_0003.HEIC: cannot decode (a damaged or truncated HEIC/HEIF file)" in r.output
+    assert "IMG_0003.HEIC: truncated (its boxes claim" in r.output
     assert len(list((tmp_path / "out").rglob("*.jpg"))) == 4
 
 
