@@ -192,10 +192,10 @@ def test_every_file_is_accounted_for_and_a_3d_mpo_converts_to_a_jpeg(tmp_path, m
     r = _ccv(src, "--model", model, "--dry-run")
     assert r.exit_code == 0, r.output
     assert "HNI_0001.jpg" in r.output and "2 convert" in r.output
-    assert "ignored 4 files that are not images (.txt 2, .gpr 1, .mov 1)" in r.output
+    assert "ignored 4 files that are not images ccv reads (.txt 2, .gpr 1, .mov 1)" in r.output
     r = _ccv(src, "--model", model, "--ext", "tiff")
     assert r.exit_code == 0, r.output
-    assert "4 files that are not images" in r.output and "2 views in one MPO file" in r.output
+    assert "4 files that are not images ccv reads" in r.output and "2 views in one MPO file" in r.output
     assert _outputs(tmp_path / "card_m") == ["3ds/HNI_0001.tiff", "a.tiff"]
     r = _ccv(src, "--model", model, "-o", tmp_path / "same")
     assert r.exit_code == 0, r.output

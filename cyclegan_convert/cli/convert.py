@@ -99,11 +99,13 @@ def convert(
 
 
 def ignored_text(ignored) -> str:
-    """``3 files that are not images (.gpr 1, .mov 2)``, or empty."""
+    """``3 files that are not images ccv reads (.gpr 1, .mov 2)``, or empty. A GoPro .gpr is a photo
+    (a RAW that LibRaw cannot decode): "not images" alone would be wrong about it."""
     if not ignored:
         return ""
     n = sum(ignored.values())
-    return f"{n} file{'s' if n != 1 else ''} that {'are' if n != 1 else 'is'} not images (" + \
+    what = "files that are not images" if n != 1 else "file that is not an image"
+    return f"{n} {what} ccv reads (" + \
         ", ".join(f"{k} {v}" for k, v in sorted(ignored.items(), key=lambda kv: (-kv[1], kv[0]))) + ")"
 
 
