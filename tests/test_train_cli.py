@@ -406,21 +406,25 @@ def test_resuming_with_another_number_of_processes_says_it_is_not_exact(dataroot
 
 
 def test_the_printed_resume_command_works_as_printed(dataroot, tmp_path, ccv_home):
-    """'continue with:' is one unwrapped line, quoted for the shell, and keeps --no-register and --amp
-    (neither is saved in the checkpoint: without them the resume would fill the store the user kept
-    out of it, or go on in another precision)."""
+    """'continue with:' is one unwrapped line, quoted for the shell, and keeps --no-register, --amp
+    and the save cadence (none is saved in the checkpoint: without them the resume would fill the
+    store the user kept out of it, go on in another precision, or save every 1000 steps where the run
+    saved every 300)."""
     import shlex
 
     ck = tmp_path / "my checkpoints" / ("deep" * 20)  # a space, and longer than a console line
     r = _invoke([str(dataroot), *TINY, "--workers", "0", "--no-register", "--amp", "--max-steps", "1",
-                 "--checkpoints-dir", str(ck)], tmp_path)
+                 "--save-every", "2", "--checkpoints-dir", str(ck)], tmp_path)
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("continue with: "))
     argv = shlex.split(line[len("continue with: "):])
     assert argv[:2] == ["ccv", "train"] and "--no-register" in argv and "--amp" in argv and str(ck) in argv
-    r = _invoke([*argv[2:], "--max-steps", "2", "--workers", "0"], tmp_path)
+    assert argv[argv.index("--save-every") + 1] == "2" and argv[argv.index("--workers") + 1] == "0"
+    assert "--sample-every" not in argv and "--save-epoch-every" not in argv  # left at their defaults
+    r = _invoke([*argv[2:], "--max-steps", "3"], tmp_path)
     assert r.exit_code == 0 and "AMP bf16" in r.output, r.output
-    assert _states(ck / "monet2photo")["step"] == 2
+    assert _states(ck / "monet2photo")["step"] == 3
+    assert (ck / "monet2photo" / "samples" / "step_0000002.png").exists()  # saved at 2: the cadence kept
     assert ModelStore(ccv_home).entries() == [] or all(e.origin == "bundled" for e in ModelStore(ccv_home).entries())
 
 

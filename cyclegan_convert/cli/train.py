@@ -196,19 +196,31 @@ def train(
                       f"{config.a_name}); ccv convert {to_args(store, config.a_name, config.b_name)} (G_B, from "
                       f"{config.b_name})", **line)
     if result.stopped != "finished":
-        console.print(f"continue with: {resume_command(name, checkpoints_dir, no_register, amp)}", **line)
+        console.print(f"continue with: {resume_command(options)}", **line)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def resume_command(name: str, checkpoints_dir: Path, no_register: bool, amp: Optional[bool] = None) -> str:
-    """The command that continues this run, ready to paste: --no-register and --amp/--no-amp are
-    not saved in the checkpoint, so a resume without them would put the models in the store after
-    all (or be refused because the store holds other models of these names), or change precision
-    (a bf16 CPU run would go on in fp32 at half the speed)."""
-    amp_flag = [] if amp is None else ["--amp" if amp else "--no-amp"]
-    return " ".join(["ccv train --name", shlex.quote(name), "--checkpoints-dir", shlex.quote(str(checkpoints_dir)),
-                     "--resume", *(["--no-register"] if no_register else []), *amp_flag])
+def resume_command(options) -> str:
+    """The command that continues this run (``RunOptions``), ready to paste. What steers one
+    invocation is not saved in the checkpoint, so the command carries what was given: without
+    --no-register a resume would put the models in the store after all (or be refused because the
+    store holds other models of these names), without --amp/--no-amp it could change precision (a bf16
+    CPU run would go on in fp32 at half the speed), and without the save cadence and the workers it
+    would save every 1000 steps where the run saved every 300, or load with another number of
+    processes."""
+    from ..train.config import RunOptions
+
+    default = RunOptions()
+    flags = [*(["--no-register"] if not options.register else []),
+             *([] if options.amp is None else ["--amp" if options.amp else "--no-amp"])]
+    for flag, field in (("--save-every", "save_every"), ("--save-epoch-every", "save_epoch_every"),
+                        ("--sample-every", "sample_every"), ("--workers", "workers")):
+        value = getattr(options, field)
+        if value is not None and value != getattr(default, field):
+            flags += [flag, str(value)]
+    return " ".join(["ccv train --name", shlex.quote(options.name), "--checkpoints-dir",
+                     shlex.quote(options.checkpoints_dir), "--resume", *flags])
 
 
 def _clock(seconds: float) -> str:
