@@ -31,7 +31,7 @@ from .resolve import ModelRef
 ON_EXISTS = ("skip", "overwrite")
 METADATA = ("keep", "strip")
 AUTO_TILE_PIXELS = 2048 * 2048  # larger images run in tiles (about 4 GB of activations at fp32)
-AUTO_TILE = 1024
+AUTO_TILE = 768  # the residual blocks' tiles (tiling.TileSpec): small enough to stay in the CPU's cache
 _PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^.]+)?$")  # atomic.atomic_path's temporary names
 
 

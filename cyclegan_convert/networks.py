@@ -258,6 +258,28 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def stages(self) -> list[nn.Module]:
+        """The network as consecutive pieces, composed equal to ``forward``: the encoder (full
+        resolution in, a quarter out), each residual block, the decoder (a quarter in, full out, the
+        notch included). ``tiling`` runs each over the whole image in tiles of its own."""
+        return _stages(list(self.model))
+
+
+class _Cast(nn.Module):
+    def __init__(self, dtype: torch.dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.dtype)
+
+
+def _stages(layers: list[nn.Module]) -> list[nn.Module]:
+    blocks = [i for i, m in enumerate(layers) if isinstance(m, ResnetBlock)]
+    if not blocks:
+        return [nn.Sequential(*layers)]
+    return [nn.Sequential(*layers[:blocks[0]]), *(layers[i] for i in blocks), nn.Sequential(*layers[blocks[-1] + 1:])]
+
 
 class HalfPrecisionGenerator(nn.Module):
     """A generator in half precision except its stem (the first conv, its InstanceNorm and ReLU),
@@ -278,6 +300,10 @@ class HalfPrecisionGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.stem(x.float()).to(self.dtype)).float()
+
+    def stages(self) -> list[nn.Module]:
+        """As ``ResnetGenerator.stages``, with this module's casts."""
+        return _stages([_Cast(torch.float32), *self.stem, _Cast(self.dtype), *self.body, _Cast(torch.float32)])
 
 
 class NLayerDiscriminator(nn.Module):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 import torch
 
@@ -103,8 +103,7 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def infer_tiled(self, images: torch.Tensor, tile: int = 1024, overlap: int = 0,
-                    stats_side: int = 768, margin: Optional[int] = None) -> torch.Tensor:
+    def infer_tiled(self, images: torch.Tensor, tile: int = 768, stats_side: int = 768) -> torch.Tensor:
         """Like ``infer``, tile by tile with whole-image InstanceNorm statistics (see ``tiling``):
         for images too large to run whole. Same contract: uint8 NHWC in, uint8 NHWC out."""
         from ..tiling import TileSpec, generate_tiled
@@ -113,10 +112,10 @@ class TorchBackend(Backend):
         if not self._is_open or self.model is None:
             raise RuntimeError("torch backend used before open()")
         tile = max(64, tile - tile % 4)
-        spec = TileSpec(tile=tile, overlap=min(overlap, tile // 4 - (tile // 4) % 4), stats_side=stats_side, margin=margin)
+        spec = TileSpec(tile=tile, stats_side=stats_side)
         x, h, w = pad_to_multiple(to_model_input(images, self.device, self.input_dtype))
         with torch.inference_mode():
-            y = generate_tiled(self.model, x, spec, self._run)
+            y = generate_tiled(self.model, x, spec, self._run, self.channels_last)
         return to_uint8_images(y[..., :h, :w]).cpu()
 
     @torch.inference_mode()
