@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -133,10 +133,17 @@ def _notches_left_out(model: nn.Module) -> Iterator[list[LatticeNotch]]:
             m.bypass = False
 
 
-def notch_in_bands(notch: LatticeNotch, y: torch.Tensor, band: int = 1024) -> torch.Tensor:
+NOTCH_BAND_PIXELS = 16_000_000  # a band of this many pixels takes about 1.1 GB in the notch
+
+
+def notch_in_bands(notch: LatticeNotch, y: torch.Tensor, band: Optional[int] = None) -> torch.Tensor:
     """``notch(y)`` on a whole image, computed in bands of rows with the filter's reach around each
-    (the same result; a 48 MP image at once would take several GB)."""
+    (the same result; a 48 MP image at once would take several GB). ``band``: rows, by default as
+    many as ``NOTCH_BAND_PIXELS`` allows: each band recomputes its reach (208 rows) on both sides,
+    so a 12 MP photo in one piece took 1.16 s against 1.45 s in bands of 1024 rows."""
     h, reach = y.shape[-2], notch.reach
+    if band is None:
+        band = max(256, NOTCH_BAND_PIXELS // y.shape[-1] // 4 * 4)
     if h <= band + 2 * reach:
         return notch(y)
     out = torch.empty_like(y)
@@ -175,21 +182,22 @@ def generate_tiled(model: nn.Module, x: torch.Tensor, spec: TileSpec, run: Calla
     memory format the tiles run in."""
     if x.shape[0] != 1:
         return torch.cat([generate_tiled(model, xi[None], spec, run, channels_last) for xi in x])
-    stats = record_stats(model, stats_input(x, spec.stats_side), run)
-
-    def use_stats(module: InstanceNorm, x: torch.Tensor):
-        return stats[id(module)]
-
     size = (x.shape[-2] // GRID, x.shape[-1] // GRID)  # in cells of the grid
     y = x
-    with _hooks(model, use_stats), _notches_left_out(model) as notches:
-        stages = model.stages()
-        for i, stage in enumerate(stages):
-            fin = y.shape[-2] // size[0]  # pixels per cell of the stage's input, then its output
-            fout = round(fin * zoom(stage))
-            side = max(1, spec.tile // GRID // (2 if max(fin, fout) == GRID else 1))
-            y = _stage_in_tiles(stage, y, size, side, stage_margin(stage, fin, fout), fin, fout, channels_last,
-                                last=i == len(stages) - 1)
+    with _notches_left_out(model) as notches:  # the statistics pass's output is not used
+        stats = record_stats(model, stats_input(x, spec.stats_side), run)
+
+        def use_stats(module: InstanceNorm, x: torch.Tensor):
+            return stats[id(module)]
+
+        with _hooks(model, use_stats):
+            stages = model.stages()
+            for i, stage in enumerate(stages):
+                fin = y.shape[-2] // size[0]  # pixels per cell of the stage's input, then its output
+                fout = round(fin * zoom(stage))
+                side = max(1, spec.tile // GRID // (2 if max(fin, fout) == GRID else 1))
+                y = _stage_in_tiles(stage, y, size, side, stage_margin(stage, fin, fout), fin, fout, channels_last,
+                                    last=i == len(stages) - 1)
     out = y.float()
     for notch in notches:
         out = notch_in_bands(notch, out)
