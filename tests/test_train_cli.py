@@ -15,7 +15,7 @@ from cyclegan_convert.cli.app import app
 from cyclegan_convert.store import ModelStore
 from cyclegan_convert.weights import load_generator, sha256_file
 from cyclegan_convert.train.config import RunOptions, TrainConfig
-from cyclegan_convert.train.loop import train
+from cyclegan_convert.train.loop import _loading_worker_lost, train
 
 from conftest import PAINTINGS, PHOTOS
 
@@ -769,6 +769,23 @@ def test_a_killed_loading_worker_saves_the_run_where_it_was(dataroot, tmp_path, 
                                                       register=False, save_every=1000))
     assert result.stopped == "interrupted" and 2 <= result.step <= 3, (result.stopped, result.step)
     assert _states(result.folder)["step"] == result.step
+
+
+def test_only_a_lost_loading_worker_counts_as_one():
+    """A worker killed while it hands over a batch fails the main process's receive of the batch's
+    shared memory with "Connection reset by peer" (seen under load: the run crashed without saving).
+    That error from inside PyTorch's loading counts as a lost worker; the same error elsewhere does not."""
+    import os
+
+    assert _loading_worker_lost(RuntimeError("DataLoader worker (pid 12) is killed by signal: Terminated. "))
+    assert not _loading_worker_lost(RuntimeError("Expected all tensors to be on the same device"))
+    raise_it = "raise ConnectionResetError(104, 'Connection reset by peer')"
+    for filename, lost in ((os.path.join("torch", "multiprocessing", "reductions.py"), True),
+                           (os.path.join("cyclegan_convert", "store.py"), False)):
+        try:
+            exec(compile(raise_it, filename, "exec"))
+        except ConnectionResetError as e:
+            assert _loading_worker_lost(e) is lost, filename
 
 
 def test_generator_average_is_saved_resumed_exactly_and_restarted_by_init_from(dataroot, tmp_path):

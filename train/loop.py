@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,11 +132,11 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
                         stopped = _stop_reason(at.step, options, elapsed, interrupt, dist, device)
                         if stopped != "finished":
                             break
-                except RuntimeError as e:
+                except (RuntimeError, ConnectionError, EOFError) as e:
                     # a loading worker ended by a signal (a kill of the process group at a session's
                     # end reaches the workers too): the networks are whole at the last step, so save
                     # them there instead of losing everything since the last save
-                    if "DataLoader worker" not in str(e):
+                    if not _loading_worker_lost(e):
                         raise
                     run.say(f"a data loading worker was stopped ({first_line(e)}): saving at step {at.step}")
                     stopped = "interrupted"
@@ -151,6 +152,17 @@ def train(config: Optional[TrainConfig], options: RunOptions, *, resume: bool = 
     # -- finish: where it stopped and why
     return TrainResult(folder, at.step, at.epochs_done(data.steps_per_epoch), stopped, out.mean_losses(),
                        out.registered, out.wall())
+
+
+def _loading_worker_lost(e: BaseException) -> bool:
+    """Whether ``e`` says a data loading worker is gone: PyTorch's "DataLoader worker ... killed"
+    (raised wherever the main process is when it notices), or a worker killed while it handed over
+    a batch (the main process's receive of the batch's shared memory fails: "Connection reset by
+    peer", seen under load)."""
+    if isinstance(e, RuntimeError):
+        return "DataLoader worker" in str(e)
+    return any(f"torch{os.sep}utils{os.sep}data" in frame.filename or f"torch{os.sep}multiprocessing" in frame.filename
+               for frame in traceback.extract_tb(e.__traceback__))
 
 
 # ---- setup
