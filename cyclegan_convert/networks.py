@@ -331,6 +331,25 @@ class NLayerDiscriminator(nn.Module):
         return self.model(x)
 
 
+class MultiScaleDiscriminator(nn.Module):
+    """``scales`` PatchGANs, the k-th judging the image downscaled k times by 2 (3x3 average,
+    stride 2, as pix2pixHD, Wang et al. 2018): the same 70x70 patch covers 140 and 280 pixels of the
+    image at the coarser scales, masses and strokes rather than grain. Returns one prediction map per
+    scale. ccv's; the original has one ``NLayerDiscriminator`` (``scales=1`` is not this class)."""
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, scales: int = 2):
+        super().__init__()
+        self.scales = nn.ModuleList(NLayerDiscriminator(input_nc, ndf, n_layers) for _ in range(scales))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for k, d in enumerate(self.scales):
+            if k:
+                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            out.append(d(x))
+        return out
+
+
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
     """The original 'normal' init: conv weights N(0, gain), biases 0 (no affine norm layers here)."""
     for m in net.modules():

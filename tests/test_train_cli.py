@@ -788,6 +788,42 @@ def test_only_a_lost_loading_worker_counts_as_one():
             assert _loading_worker_lost(e) is lost, filename
 
 
+def test_discriminator_scales_resume_exactly_and_start_from_a_single_scale_run(dataroot, tmp_path):
+    """--d-scales 2 is recorded in the run (a resume keeps it, a different value is refused), and
+    --init-from a single-scale run starts scale 0 with that run's PatchGAN, the coarser one fresh."""
+    args = [str(dataroot), "--load-size", "72", "--crop-size", "64", "--ngf", "8", "--ndf", "8", "--blocks", "1",
+            "--epochs", "1", "--epochs-decay", "1", "--pool-size", "2", "--seed", "5", "--workers", "0", "--no-register"]
+    r = _invoke([*args, "--name", "small", "--d-scales", "3"], tmp_path)  # 16 px at the third scale
+    assert r.exit_code == 2 and "--crop-size 128" in r.output, r.output
+    assert _invoke([*args, "--name", "single", "--max-steps", "1"], tmp_path).exit_code == 0
+    single = tmp_path / "checkpoints" / "single"
+    r = _invoke([*args, "--name", "multi", "--d-scales", "2", "--init-from", str(single), "--max-steps", "1"], tmp_path)
+    assert r.exit_code == 0, r.output
+    multi = tmp_path / "checkpoints" / "multi"
+    assert _states(multi)["config"]["d_scales"] == 2
+    r = _invoke(["--name", "multi", "--resume", "--max-steps", "2", "--workers", "0", "--no-register"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert _states(multi)["step"] == 2 and _states(multi)["config"]["d_scales"] == 2
+    r = _invoke(["--name", "multi", "--resume", "--d-scales", "3", "--max-steps", "3", "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and "--d-scales" in r.output, r.output
+
+    # a fresh multi-scale run from the single one, no step taken: what it loaded
+    from cyclegan_convert.train.checkpoint import load_init_nets
+    from cyclegan_convert.train.model import CycleGAN
+
+    m = CycleGAN(_tiny_config(dataroot, d_scales=2).with_(crop_size=64, seed=9))
+    fresh = {k: v.clone() for k, v in m.D_A.state_dict().items()}
+    load_init_nets(single, m.nets)
+    src = torch.load(single / "latest_net_D_A.pth", weights_only=True)
+    got = m.D_A.state_dict()
+    assert all(torch.equal(got[f"scales.0.{k}"], v) for k, v in src.items())
+    assert all(torch.equal(got[k], v) for k, v in fresh.items() if k.startswith("scales.1."))
+    back = CycleGAN(_tiny_config(dataroot).with_(seed=9))  # and a single-scale run from the multi-scale one
+    load_init_nets(multi, back.nets)
+    saved = torch.load(multi / "latest_net_D_A.pth", weights_only=True)
+    assert all(torch.equal(v, saved[f"scales.0.{k}"]) for k, v in back.D_A.state_dict().items())
+
+
 def test_generator_average_is_saved_resumed_exactly_and_restarted_by_init_from(dataroot, tmp_path):
     """With --g-average, latest_net_G_* are the averages (not the trained weights), a resumed run's
     averages equal an uninterrupted run's, and --init-from starts the averages at the weights it loads."""

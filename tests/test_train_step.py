@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cyclegan_convert.networks import InstanceNorm
 from cyclegan_convert.train.config import TrainConfig
@@ -329,6 +331,27 @@ def test_color_loss_is_logged_and_pulls_the_translation_toward_the_inputs_chroma
         with torch.no_grad():
             runs[w] = color_loss(m.G_A(a), a, 8).item()
     assert runs[1000.0] < runs[0.0]
+
+
+def test_discriminator_scales_judge_the_image_at_half_size_each_and_train():
+    """--d-scales 2: two PatchGANs per domain, the second on the image averaged down by 2 (its map is
+    the size the first gives at half the resolution); the step trains both, and the default keeps the
+    original's single PatchGAN and its state_dict keys."""
+    from cyclegan_convert.networks import MultiScaleDiscriminator, NLayerDiscriminator
+
+    a, b = _images(PAINTINGS, 64, 1), _images(PHOTOS, 64, 1)
+    assert isinstance(CycleGAN(TrainConfig(ngf=8, ndf=8, n_blocks=1)).D_A, NLayerDiscriminator)
+    m = CycleGAN(TrainConfig(ngf=8, ndf=8, n_blocks=1, pool_size=0, seed=3, d_scales=2, lr=1e-2))
+    assert isinstance(m.D_A, MultiScaleDiscriminator) and len(m.D_A.scales) == 2
+    with torch.no_grad():
+        full, half = m.D_A(b)
+        assert full.shape[-1] == m.D_A.scales[0](b).shape[-1] and half.shape == m.D_A.scales[0](b[..., ::2, ::2]).shape
+        assert torch.equal(half, m.D_A.scales[1](F.avg_pool2d(b, 3, 2, 1, count_include_pad=False)))
+    before = {k: v.clone() for k, v in m.D_A.state_dict().items()}
+    losses = m.train_step(a, b)
+    assert all(math.isfinite(v) for v in losses.values())
+    for k in ("scales.0.model.0.weight", "scales.1.model.0.weight"):  # both scales learn
+        assert not torch.equal(before[k], m.D_A.state_dict()[k]), k
 
 
 def test_generator_average_follows_the_trained_weights_and_is_what_is_saved():

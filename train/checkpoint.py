@@ -151,6 +151,8 @@ def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
             if src != this and {src, this} != {"resize", "bilinear"}:
                 raise UsageError(f"--init-from {path}: a {src} generator cannot start a --upsample {this} run "
                                  f"(use --upsample {src}; resize and bilinear may start each other)")
+        if name.startswith("D"):
+            sd = _fit_scales(sd, net)
         sd = with_notch_of(sd, net)  # this run's notch (or none), whatever the other run had
         for prefix, module in net.named_modules():
             if isinstance(module, ResizeConv):  # take the other resize's convolution under this one's name
@@ -164,3 +166,20 @@ def load_init_nets(folder: Path, nets: dict[str, nn.Module]) -> None:
             detail = (str(e).splitlines()[1:2] or [str(e)])[0].strip()[:200]
             raise UsageError(f"--init-from {path}: does not fit this run's {name} ({detail}); "
                              "give the same --ngf/--ndf/--blocks as that run") from None
+
+
+def _fit_scales(sd: dict[str, torch.Tensor], net: nn.Module) -> dict[str, torch.Tensor]:
+    """A discriminator's weights fitted to this run's number of scales (``--d-scales``): a single
+    PatchGAN (the original's, or a run with one scale) starts scale 0 of a multi-scale one, whose
+    coarser scales keep their fresh weights; scale 0 of a multi-scale run starts a single one."""
+    from cyclegan_convert.networks import MultiScaleDiscriminator
+
+    multi = any(k.startswith("scales.") for k in sd)
+    if isinstance(net, MultiScaleDiscriminator):
+        if not multi:
+            sd = {f"scales.0.{k}": v for k, v in sd.items()}
+        own = net.state_dict()
+        return {**own, **{k: v for k, v in sd.items() if k in own}}
+    if multi:
+        return {k[len("scales.0."):]: v for k, v in sd.items() if k.startswith("scales.0.")}
+    return sd

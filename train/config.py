@@ -26,6 +26,7 @@ class TrainConfig:
     n_blocks: int = 9             # residual blocks: 9 (resnet_9blocks) or 6
     upsample: str = "transpose"   # generator upsampling: transpose (the original), resize or bilinear (ccv's)
     notch: float = 0.0            # sigma (px) of a LatticeNotch after the generators' tanh (ccv's; 0: none)
+    d_scales: int = 1             # discriminators per domain, at 1, 1/2, 1/4 ... of the image (ccv's; 1: the original)
     init_gain: float = 0.02       # weights N(0, gain), biases 0
     # optimisation
     batch_size: int = 1           # per process

@@ -252,7 +252,7 @@ OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_bloc
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
                  "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise", "grid_penalty", "color_loss",
-                 "color_scale", "g_average")}}
+                 "color_scale", "g_average", "d_scales")}}
 
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cyclegan_convert.networks import NLayerDiscriminator, ResnetGenerator, init_weights
+from cyclegan_convert.errors import UsageError
+from cyclegan_convert.networks import MultiScaleDiscriminator, NLayerDiscriminator, ResnetGenerator, init_weights
 
 from .config import TrainConfig
 from .pool import ImagePool
@@ -23,9 +24,34 @@ LOSS_NAMES = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B", "D_A", "D_B"
 OPTIONAL_LOSS_NAMES = ("color_A", "color_B")
 
 
-def gan_loss(pred: torch.Tensor, real: bool) -> torch.Tensor:
-    """LSGAN: mean squared distance to 1 (real) or 0 (fake); no sigmoid."""
+Prediction = Union[torch.Tensor, list[torch.Tensor]]  # a discriminator's map, or one per scale
+
+
+def gan_loss(pred: Prediction, real: bool) -> torch.Tensor:
+    """LSGAN: mean squared distance to 1 (real) or 0 (fake); no sigmoid. Several scales: their mean."""
+    if isinstance(pred, list):
+        return sum(gan_loss(p, real) for p in pred) / len(pred)
     return F.mse_loss(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
+
+
+def split_batch(pred: Prediction, n: int) -> tuple[Prediction, Prediction]:
+    """The predictions for the first ``n`` images of a batch and for the rest, per scale."""
+    if isinstance(pred, list):
+        firsts, rests = zip(*(p.split(n) for p in pred))
+        return list(firsts), list(rests)
+    first, rest = pred.split(n)
+    return first, rest
+
+
+def discriminator(c: TrainConfig) -> nn.Module:
+    """The original's PatchGAN, or one per scale with ``d_scales`` above 1."""
+    if c.d_scales == 1:
+        return NLayerDiscriminator(ndf=c.ndf)
+    coarsest = c.crop_size >> (c.d_scales - 1)
+    if coarsest < 32:  # a 70x70 PatchGAN's last layers need a map of at least 2x2
+        raise UsageError(f"--d-scales {c.d_scales}: the coarsest discriminator would judge {coarsest} px images, "
+                         f"it needs 32 (use --crop-size {32 << (c.d_scales - 1)} or more, or fewer scales)")
+    return MultiScaleDiscriminator(ndf=c.ndf, scales=c.d_scales)
 
 
 def lattice_energy(x: torch.Tensor, periods: tuple[int, ...] = (2, 4)) -> torch.Tensor:
@@ -92,8 +118,8 @@ class CycleGAN:
                                 c.init_gain)
         self.G_B = init_weights(ResnetGenerator(ngf=c.ngf, n_blocks=c.n_blocks, upsample=c.upsample, notch=notch),
                                 c.init_gain)
-        self.D_A = init_weights(NLayerDiscriminator(ndf=c.ndf), c.init_gain)
-        self.D_B = init_weights(NLayerDiscriminator(ndf=c.ndf), c.init_gain)
+        self.D_A = init_weights(discriminator(c), c.init_gain)
+        self.D_B = init_weights(discriminator(c), c.init_gain)
         for net in self.nets.values():
             net.to(self.device, memory_format=self.memory_format).train()
         self.start_averages()
@@ -211,9 +237,9 @@ class CycleGAN:
         pooled_B = self.pool_fake_B.query(fake_B)  # detached
         pooled_A = self.pool_fake_A.query(fake_A)
         with self.autocast():
-            pred_real, pred_fake = self._D_A(torch.cat([real_B, pooled_B])).split(n)
+            pred_real, pred_fake = split_batch(self._D_A(torch.cat([real_B, pooled_B])), n)
             loss_D_A = (gan_loss(pred_real, True) + gan_loss(pred_fake, False)) * 0.5
-            pred_real, pred_fake = self._D_B(torch.cat([real_A, pooled_A])).split(n)
+            pred_real, pred_fake = split_batch(self._D_B(torch.cat([real_A, pooled_A])), n)
             loss_D_B = (gan_loss(pred_real, True) + gan_loss(pred_fake, False)) * 0.5
         self.opt_D.zero_grad(set_to_none=True)
         # One backward for both: their parameters are disjoint, so the gradients are those of two.

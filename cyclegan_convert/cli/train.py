@@ -80,6 +80,10 @@ def train(
                                              "pool. (default: 50)", "--pool-size", min=0)] = None,
     ngf: Annotated[Optional[int], _opt("Generator width. (default: 64)", "--ngf", min=1)] = None,
     ndf: Annotated[Optional[int], _opt("Discriminator width. (default: 64)", "--ndf", min=1)] = None,
+    d_scales: Annotated[Optional[int], _opt("Discriminators per domain, each a 70x70 PatchGAN, judging the image "
+                                            "at full, half, quarter ... size (pix2pixHD): the coarser ones see "
+                                            "strokes and masses instead of grain; ccv's, 1 is the original. "
+                                            "(default: 1)", "--d-scales", min=1, max=4)] = None,
     blocks: Annotated[Optional[int], _opt("Residual blocks of the generator: 9 or 6. (default: 9)", "--blocks",
                                           min=1)] = None,
     upsample: Annotated[Optional[str], _opt("Generator upsampling: transpose (the original's transposed "
@@ -145,7 +149,7 @@ def train(
         "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
         "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "cycle_noise": cycle_noise,
         "grid_penalty": grid_penalty, "color_loss": color_loss, "color_scale": color_scale,
-        "g_average": g_average, "ngf": ngf, "ndf": ndf,
+        "g_average": g_average, "ngf": ngf, "ndf": ndf, "d_scales": d_scales,
         "n_blocks": blocks, "upsample": upsample, "notch": notch, "seed": seed, "a_name": a_name, "b_name": b_name,
         "init_from": str(init_from.resolve()) if init_from is not None else None,
     }
