@@ -84,7 +84,7 @@ from cyclegan_convert.imaging import is_image_name, read_rgb, resize_rgb  # noqa
 from cyclegan_convert.look import Look, apply_look, parse_colors  # noqa: E402
 from cyclegan_convert.networks import ResnetGenerator  # noqa: E402
 from cyclegan_convert.store import ModelStore  # noqa: E402
-from cyclegan_convert.weights import load_generator  # noqa: E402
+from cyclegan_convert.weights import load_generator, notched, read_state_dict  # noqa: E402
 
 DATA = shared_data("monet2photo")  # ../shared/data beside the repository; --data overrides
 SHEET_PHOTOS = shared_data("photos-large")  # --sheet-photos overrides
@@ -265,13 +265,18 @@ def reference_rows(ref: Reference) -> list[Row]:
     ]
 
 
-def load_generators(specs: Sequence[GeneratorSpec]) -> tuple[list[tuple[GeneratorSpec, ResnetGenerator]], int]:
+def load_generators(specs: Sequence[GeneratorSpec], notch: Optional[float] = None
+                    ) -> tuple[list[tuple[GeneratorSpec, ResnetGenerator]], int]:
     """Every generator that loads, and how many did not (each said in one line on stderr): a damaged
-    or half-copied snapshot should not cost the others' rows."""
+    or half-copied snapshot should not cost the others' rows. ``notch``: files without a lattice
+    notch get one of this sigma, as ``train.bundle --notch`` would give them."""
     loaded, failed = [], 0
     for spec in specs:
         try:
-            loaded.append((spec, load_generator(spec.path)))
+            net = load_generator(spec.path)
+            if notch and net.notch is None:
+                net = load_generator(notched(read_state_dict(spec.path), notch, str(spec.path)))
+            loaded.append((spec, net))
         except CcvError as e:  # the message names the file
             print(f"error: {e}", file=sys.stderr)
             failed += 1
@@ -394,6 +399,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--sheet-photos", type=Path, nargs="+", default=[], metavar="PHOTO",
                     help=f"photos for the sheet (default: {SHEET_COUNT} from {shown(SHEET_PHOTOS)})")
     ap.add_argument("--sheet-only", action="store_true", help="write the sheet, skip the table")
+    ap.add_argument("--notch", type=float, metavar="SIGMA",
+                    help="measure generator files that have no lattice notch with one of this sigma added, as "
+                         "they would be bundled (training snapshots; train.bundle --notch SIGMA), e.g. 32")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args(argv)
@@ -414,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
-    nets, failed = load_generators(resolve_generators(args.generators, args.to))
+    nets, failed = load_generators(resolve_generators(args.generators, args.to), args.notch)
     if args.sheet:
         write_sheet(args.sheet, nets, sheet_photo_files(args.sheet_photos), args.batch)
         print(f"contact sheet: {args.sheet}")

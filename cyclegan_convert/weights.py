@@ -8,7 +8,7 @@ import hashlib
 import pickle
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
@@ -134,6 +134,16 @@ def with_notch_of(sd: Mapping[str, torch.Tensor], net: torch.nn.Module) -> dict[
     mine = net.state_dict()
     return {**{k: v for k, v in sd.items() if not k.endswith(".notch")},
             **{k: v for k, v in mine.items() if k.endswith(".notch")}}
+
+
+def notched(sd: Mapping[str, torch.Tensor], sigma: float, where: str = "weights") -> dict[str, torch.Tensor]:
+    """``sd`` as the state_dict of the same generator with a ``LatticeNotch`` (period 4, ``sigma``
+    px) after its tanh, in place of any it had: how a training snapshot is bundled
+    (``train.bundle --notch``) and measured as it would be (``benchmarks/model_quality.py --notch``)."""
+    arch = replace(infer_arch(sd, where), notch=(4, float(sigma)))
+    net = arch.build()
+    net.load_state_dict(with_notch_of(sd, net))
+    return net.state_dict()
 
 
 def load_generator(source: Union[str, Path, Mapping[str, torch.Tensor]], device: Union[str, torch.device] = "cpu"

@@ -203,3 +203,22 @@ def test_the_splits_take_alternate_held_out_photos(data_folder):
     test = model_quality.split_files(data_folder / "trainB", "test")
     assert [p.name for p in val] == ["00000.jpg", "00020.jpg"]
     assert [p.name for p in test] == ["00010.jpg", "00030.jpg"]
+
+
+def test_notch_option_measures_a_snapshot_as_it_would_be_bundled(tmp_path, tiny_generator):
+    """--notch SIGMA: a generator file without a lattice notch is measured with one added (the
+    notch on its output, as `train.bundle --notch` bundles it); a file with its own keeps it."""
+    from cyclegan_convert.networks import LatticeNotch, ResnetGenerator, init_weights
+
+    plain = tmp_path / "snapshot.pth"
+    torch.save(tiny_generator.state_dict(), plain)
+    torch.manual_seed(1)
+    own = tmp_path / "own.pth"
+    torch.save(init_weights(ResnetGenerator(ngf=8, n_blocks=2, notch=(4, 16.0))).state_dict(), own)
+    loaded, failed = model_quality.load_generators(model_quality.resolve_generators([plain, own], []), 8.0)
+    assert failed == 0
+    (_, snap), (_, kept) = loaded
+    assert snap.notch == (4, 8.0) and kept.notch == (4, 16.0)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(snap(x), LatticeNotch(4, 8.0)(tiny_generator(x)), atol=1e-6)

@@ -24,8 +24,7 @@ from PIL import Image
 from cyclegan_convert.backends.select import cpu_name
 from cyclegan_convert.look import Look
 from cyclegan_convert.store import BUNDLED_ROOT, ModelEntry, ModelStore
-from cyclegan_convert.weights import (clean_state_dict, infer_arch, load_generator, read_state_dict, sha256_file,
-                                     with_notch_of)
+from cyclegan_convert.weights import clean_state_dict, infer_arch, load_generator, notched, read_state_dict, sha256_file
 
 from .losslog import read_log
 from .model import LOSS_NAMES, OPTIONAL_LOSS_NAMES
@@ -111,10 +110,8 @@ def main() -> None:
     sd32 = clean_state_dict(read_state_dict(args.weights))
     arch = infer_arch(sd32, str(args.weights))
     if args.notch:
-        arch = replace(arch, notch=(4, args.notch))
-        net = arch.build()
-        net.load_state_dict(with_notch_of(sd32, net))  # the new layer's notch, whatever the file had
-        sd32 = net.state_dict()
+        sd32 = notched(sd32, args.notch, str(args.weights))  # the new layer's notch, whatever the file had
+        arch = infer_arch(sd32, str(args.weights))
     sd16 = {k: v.half() for k, v in sd32.items()}
     log = losses_near(args.run / "loss_log.jsonl", args.step)
     state = torch.load(args.run / "state.pth", map_location="cpu", weights_only=True)
