@@ -31,7 +31,6 @@ from .resolve import ModelRef
 ON_EXISTS = ("skip", "overwrite")
 METADATA = ("keep", "strip")
 AUTO_TILE_PIXELS = 2048 * 2048  # larger images run in tiles (about 4 GB of activations at fp32)
-AUTO_TILE = 768  # the residual blocks' tiles (tiling.TileSpec): small enough to stay in the CPU's cache
 _PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^.]+)?$")  # atomic.atomic_path's temporary names
 
 
@@ -282,7 +281,6 @@ class _ImageStages:
     def __init__(self, conv: Converter, router, settings_key: str, census: Optional[ShapeCensus] = None):
         self.conv, self.opt, self.router, self.key = conv, conv.opt, router, settings_key
         self.census = census
-        self.tile_side = AUTO_TILE if self.opt.tile is None else self.opt.tile
         self.progress = ConvertProgress()
         self.summary = Summary(backend="")
         self.failures: dict[Path, list[tuple[Path, str]]] = {}  # per output folder
@@ -345,7 +343,9 @@ class _ImageStages:
 
     def _tiled(self, h: int, w: int) -> bool:
         """Whether an image of this working size runs in tiles."""
-        return bool(self.tile_side) and (max(h, w) > self.tile_side if self.opt.tile else h * w > AUTO_TILE_PIXELS)
+        if self.opt.tile == 0:
+            return False
+        return max(h, w) > self.opt.tile if self.opt.tile else h * w > AUTO_TILE_PIXELS
 
     # -- decode ------------------------------------------------------------------------------------
     def decode(self, job: Job) -> _Work:
@@ -402,7 +402,8 @@ class _ImageStages:
         try:
             if items[0].tiled:
                 x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
-                items[0].result = self.router.for_tiles().infer_tiled(x, tile=self.tile_side)[0].numpy()
+                side = {"tile": self.opt.tile} if self.opt.tile else {}  # else the backend's (tiling.TileSpec)
+                items[0].result = self.router.for_tiles().infer_tiled(x, **side)[0].numpy()
                 return items
             ph, pw = padded_size(*items[0].image.size)
             batch = np.stack([pad_rgb(w.image.rgb, ph, pw) for w in items])

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Callable, Union
 
 import torch
 
-from ..networks import HalfPrecisionGenerator, InstanceNorm, ResnetGenerator
 from ..errors import first_line
+from ..networks import HalfPrecisionGenerator, InstanceNorm, ResnetGenerator
+from ..tiling import TileSpec, generate_tiled
 from .base import Backend, resolve_device
 
 if TYPE_CHECKING:
@@ -103,10 +104,10 @@ class TorchBackend(Backend):
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def infer_tiled(self, images: torch.Tensor, tile: int = 768, stats_side: int = 768) -> torch.Tensor:
+    def infer_tiled(self, images: torch.Tensor, tile: int = TileSpec.tile, stats_side: int = TileSpec.stats_side
+                    ) -> torch.Tensor:
         """Like ``infer``, tile by tile with whole-image InstanceNorm statistics (see ``tiling``):
         for images too large to run whole. Same contract: uint8 NHWC in, uint8 NHWC out."""
-        from ..tiling import TileSpec, generate_tiled
         from .base import pad_to_multiple, to_model_input, to_uint8_images
 
         if not self._is_open or self.model is None:
