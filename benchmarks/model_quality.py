@@ -49,7 +49,8 @@ its input, as ``ccv convert --colors --strength`` does; without it, the raw outp
   the window. The bar for both is 'no stronger than the paintings'.
 
 A classifier is easy to fool and these features are crude: look at the ``--sheet`` too (before/after
-contact sheet of photos the training never saw, by default 6 from photos-large at <= 512 px).
+contact sheet of photos the training never saw, by default the hard cases at <= 512 px: a sunset with
+the sun in frame, an orange flower, sand, snow, a storm sky, a flat blue sky, a night city, a face).
 Deterministic: fixed data order, full-batch L-BFGS from zero, no sampling, a seeded random network.
 The measurements cost little CPU (8 photos, 108 paintings, one model with two looks: 14 s of CPU
 in all, 2026-12-06); converting is what costs (the s/image column). Beside a training run, use
@@ -87,8 +88,19 @@ from cyclegan_convert.store import ModelStore  # noqa: E402
 from cyclegan_convert.weights import load_generator, notched, read_state_dict  # noqa: E402
 
 DATA = shared_data("monet2photo")  # ../shared/data beside the repository; --data overrides
-SHEET_PHOTOS = shared_data("photos-large")  # --sheet-photos overrides
-SHEET_COUNT = 6
+# The contact sheet's photos (--sheet-photos overrides): the cases where the look fails first, each a
+# photo the training never saw (photos-large is not in the training set; the two from monet2photo are
+# held out, test split), so that every checkpoint is judged by eye on the same hard cases.
+HARD_CASES = (
+    ("sunset, sun in frame", "photos-large/lomiri_16.04/sunset_by_Aitzol_Berasategi.jpg"),
+    ("orange flower", "photos-large/mate_nature/FreshFlower.jpg"),
+    ("sand", "photos-large/mate_nature/Dune.jpg"),
+    ("snow, clouds", "photos-large/lomiri_16.04/picosdeeuropa_by_Aitzol_Berasategi.jpg"),
+    ("storm sky", "photos-large/mate_nature/Storm.jpg"),
+    ("flat blue sky", "photos-large/lomiri_16.04/Bridge_by_Sander_Klootwijk.jpg"),
+    ("night city", "monet2photo/trainB/2016-02-29 06_33_01.jpg"),
+    ("face", "monet2photo/trainB/2015-02-22 18_52_50.jpg"),
+)
 SHEET_SIDE = 512  # photos are resized to at most this long side before conversion
 
 
@@ -180,14 +192,17 @@ def resolve_generators(files: Sequence[Path], names: Sequence[str]) -> list[Gene
     return [GeneratorSpec(str(s.path), s.path) if stems.count(s.label) > 1 else s for s in specs]
 
 
-def sheet_photo_files(given: Sequence[Path]) -> list[Path]:
-    """``--sheet-photos`` as given, else SHEET_COUNT photos spread evenly over photos-large."""
+def sheet_photos(given: Sequence[Path]) -> list[tuple[str, Path]]:
+    """(caption, file) for each column of the sheet: ``--sheet-photos`` as given, captioned with their
+    names, else the HARD_CASES (an error naming the first one missing)."""
     if given:
-        return list(given)
-    files = sorted(p for p in SHEET_PHOTOS.rglob("*") if p.is_file() and is_image_name(p))
-    if not files:
-        raise DataError(f"{shown(SHEET_PHOTOS)}: no photos for the contact sheet (give --sheet-photos PHOTO ...)")
-    return [files[i * len(files) // SHEET_COUNT] for i in range(min(SHEET_COUNT, len(files)))]
+        return [(p.stem, p) for p in given]
+    cases = [(caption, shared_data(rel)) for caption, rel in HARD_CASES]
+    for caption, path in cases:
+        if not path.is_file():
+            raise DataError(f"{shown(path)}: missing, the contact sheet's {caption!r} photo "
+                            "(give --sheet-photos PHOTO ...)")
+    return cases
 
 
 def fit_side(rgb: np.ndarray, side: int = SHEET_SIDE) -> np.ndarray:
@@ -329,17 +344,22 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 
 def contact_sheet(inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequence[np.ndarray]]],
-                  label_height: int = 20, gap: int = 4) -> Image.Image:
-    """Inputs on top, each generator's outputs below them, one labelled band per row; every image
-    scaled to the height of the lowest input so that columns line up."""
+                  captions: Sequence[str] = (), label_height: int = 20, gap: int = 4) -> Image.Image:
+    """Inputs on top (under their captions), each generator's outputs below them, one labelled band
+    per row; every image scaled to the height of the lowest input so that columns line up."""
     height = min(im.shape[0] for im in inputs)
     widths = [max(1, round(im.shape[1] * height / im.shape[0])) for im in inputs]
     bands = [("input", inputs), *rows]
+    top = label_height if captions else 0
     sheet = Image.new("RGB", (sum(widths) + gap * (len(widths) + 1),
-                              len(bands) * (label_height + height + gap) + gap), "white")
+                              top + len(bands) * (label_height + height + gap) + gap), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=label_height - 4)  # FreeType when Pillow has it, else a bitmap font
-    y = gap
+    x = gap
+    for caption, w in zip(captions, widths):
+        draw.text((x, gap + 1), caption, fill="black", font=font)
+        x += w + gap
+    y = gap + top
     for label, images in bands:
         draw.text((gap, y + 1), label, fill="black", font=font)
         y += label_height
@@ -351,15 +371,15 @@ def contact_sheet(inputs: Sequence[np.ndarray], rows: Sequence[tuple[str, Sequen
     return sheet
 
 
-def write_sheet(path: Path, nets: Sequence[tuple[GeneratorSpec, ResnetGenerator]], photo_files: Sequence[Path],
-                batch: int) -> None:
-    inputs = [fit_side(im) for im in read_images(photo_files)]
+def write_sheet(path: Path, nets: Sequence[tuple[GeneratorSpec, ResnetGenerator]],
+                photos: Sequence[tuple[str, Path]], batch: int) -> None:
+    inputs = [fit_side(im) for im in read_images([p for _, p in photos])]
     rows = []
     for spec, net in nets:
         with backend_for(net) as backend:
             rows.append((spec.label, convert(backend, inputs, batch)[0]))
     with atomic_path(path, suffix=".png") as tmp:
-        contact_sheet(inputs, rows).save(tmp, format="PNG")
+        contact_sheet(inputs, rows, [caption for caption, _ in photos]).save(tmp, format="PNG")
 
 
 # -- command line --------------------------------------------------------------------------------
@@ -397,7 +417,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as markdown")
     ap.add_argument("--sheet", type=Path, metavar="OUT.png", help="write a before/after contact sheet")
     ap.add_argument("--sheet-photos", type=Path, nargs="+", default=[], metavar="PHOTO",
-                    help=f"photos for the sheet (default: {SHEET_COUNT} from {shown(SHEET_PHOTOS)})")
+                    help="photos for the sheet (default: the hard cases, " +
+                         ", ".join(c for c, _ in HARD_CASES) + f", from {shown(shared_data())})")
     ap.add_argument("--sheet-only", action="store_true", help="write the sheet, skip the table")
     ap.add_argument("--notch", type=float, metavar="SIGMA",
                     help="measure generator files that have no lattice notch with one of this sigma added, as "
@@ -424,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     nets, failed = load_generators(resolve_generators(args.generators, args.to), args.notch)
     if args.sheet:
-        write_sheet(args.sheet, nets, sheet_photo_files(args.sheet_photos), args.batch)
+        write_sheet(args.sheet, nets, sheet_photos(args.sheet_photos), args.batch)
         print(f"contact sheet: {args.sheet}")
     if args.sheet_only:
         return 1 if failed else 0

@@ -198,6 +198,29 @@ def test_script_reports_reference_rows_and_a_generator_and_names_a_damaged_one(d
         assert im.width > 2 * 256 and im.height > 2 * 256
 
 
+def test_the_sheet_defaults_to_the_named_hard_cases_and_names_a_missing_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(model_quality, "shared_data", lambda *parts: tmp_path.joinpath(*parts))
+    for _, rel in model_quality.HARD_CASES:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(PHOTOS[0].read_bytes())
+    cases = model_quality.sheet_photos([])
+    assert [c for c, _ in cases][:2] == ["sunset, sun in frame", "orange flower"]
+    assert [p for _, p in cases] == [tmp_path / rel for _, rel in model_quality.HARD_CASES]
+    assert model_quality.sheet_photos([PHOTOS[0]]) == [(PHOTOS[0].stem, PHOTOS[0])]  # given: taken as is
+    (tmp_path / model_quality.HARD_CASES[1][1]).unlink()
+    with pytest.raises(model_quality.DataError, match=r"FreshFlower.jpg: missing, .*'orange flower'"):
+        model_quality.sheet_photos([])
+
+
+def test_sheet_captions_each_column_above_its_input():
+    grey, white = np.full((40, 60, 3), 128, np.uint8), np.full((40, 30, 3), 255, np.uint8)
+    plain = model_quality.contact_sheet([grey, white], [("net", [grey, white])])
+    captioned = model_quality.contact_sheet([grey, white], [("net", [grey, white])], ["sunset", "sky"])
+    assert captioned.height == plain.height + 20 and captioned.width == plain.width
+    band = np.asarray(captioned)[4:22, 4:64]  # the first caption's strip
+    assert band.min() < 100  # text drawn in black
+
+
 def test_the_splits_take_alternate_held_out_photos(data_folder):
     val = model_quality.split_files(data_folder / "trainB", "val")
     test = model_quality.split_files(data_folder / "trainB", "test")
