@@ -19,13 +19,6 @@ from cyclegan_convert.resolve import ModelRef
 from conftest import PHOTOS
 
 
-@pytest.fixture(autouse=True)
-def _compile_is_tried(monkeypatch):
-    """The plan's logic, whatever this CPU: on an AVX2-only one ``TorchBackend`` turns compiling off
-    (``compile_gives_wrong_pixels``, tested in test_convert_backends.py)."""
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
-
-
 class Recorder:
     """Stands in for torch.compile: runs the model and remembers the shapes it was called with."""
 

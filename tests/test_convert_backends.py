@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from cyclegan_convert.backends import Backend, TorchBackend, select
-from cyclegan_convert.backends.torch_backend import compile_gives_wrong_pixels
 from cyclegan_convert.errors import BackendError, BackendUnavailableError, UsageError
 from cyclegan_convert.resolve import ModelRef
 
@@ -240,8 +239,6 @@ def test_first_use_export_is_announced(pth, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++") or shutil.which("cl")),
                     reason="torch.compile on the CPU needs a C++ compiler")
-@pytest.mark.skipif(compile_gives_wrong_pixels(), reason="PyTorch's kernels are limited to AVX2 here: torch.compile "
-                    "is off (test_compile_is_off_where_its_code_would_be_avx2)")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_compiled_torch_matches_eager_and_hooks_run_eagerly(tiny_generator, precision):
     """A real torch.compile (dynamic shapes) of the CPU's production path (channels_last: the
@@ -279,7 +276,6 @@ def test_a_failing_compile_falls_back_to_eager_with_a_note(tiny_generator, monke
         return run
 
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # compile is tried
     notes = []
     x = torch.randint(0, 256, (1, 40, 56, 3), dtype=torch.uint8)
     with TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False) as ref, \
@@ -297,7 +293,6 @@ def test_out_of_memory_in_a_compiled_call_is_not_a_compile_failure(tiny_generato
         return run
 
     monkeypatch.setattr(torch, "compile", oom)
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")  # compile is tried
     with TorchBackend(tiny_generator, "cpu", "fp32", channels_last=False, compile=True) as be:
         with pytest.raises(torch.OutOfMemoryError):
             be.infer(torch.zeros((1, 8, 8, 3), dtype=torch.uint8))
@@ -435,19 +430,3 @@ def test_an_engine_failure_fails_the_file_but_a_usage_error_ends_the_run(pth, tm
     assert s.converted == 0 and len(s.failed) == 1 and "size refused" in s.failed[0][1]
     with pytest.raises(UsageError, match="typed wrong"):
         Converter(pth, ConvertOptions(output=tmp_path / "out2"), backend=_Failing(UsageError("typed wrong"))).run([str(src)])
-
-
-def test_compile_is_off_where_its_code_would_be_avx2(tiny_generator, monkeypatch):
-    """On an AVX2-only CPU (here: PyTorch's capability said to be AVX2), --compile runs eagerly, with a
-    note saying why: its AVX2 code gave wrong pixels (measured with ATEN_CPU_CAPABILITY=avx2)."""
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    assert compile_gives_wrong_pixels()
-    notes = []
-    x = torch.from_numpy(np.asarray(Image.open(PHOTOS[0]).convert("RGB"))[:40, :56].copy())[None]
-    with TorchBackend(tiny_generator, "cpu", "fp32", compile=True, on_note=notes.append) as be, \
-            TorchBackend(tiny_generator, "cpu", "fp32") as eager:
-        assert "compiled" not in be.describe() and be._compiled is None
-        assert torch.equal(be.infer(x), eager.infer(x))
-    assert len(notes) == 1 and "torch.compile is off on this CPU" in notes[0]
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
-    assert not compile_gives_wrong_pixels()

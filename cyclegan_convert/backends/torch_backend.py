@@ -20,15 +20,6 @@ CompileChoice = Union[bool, "CompilePlan"]
 HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def compile_gives_wrong_pixels() -> bool:
-    """Whether torch.compile's CPU code would be AVX2 code: PyTorch 2.13's inductor, generating AVX2
-    code (it follows ATen's CPU capability), turned a generator's output into something else (16.7 dB
-    against eager for a small generator on channels_last; each layer alone compiled exactly), measured
-    on an AVX-512 CPU with ``ATEN_CPU_CAPABILITY=avx2``: what an AVX2-only CPU runs. Its AVX-512 code
-    matches eager to rounding."""
-    return torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT")
-
-
 class TorchBackend(Backend):
     """Runs a ``ResnetGenerator`` eagerly, or through ``torch.compile``: every size with
     ``compile=True``; with a ``CompilePlan`` only the sizes it says will pay for their compile.
@@ -101,12 +92,6 @@ class TorchBackend(Backend):
         self._may_compile = self.plan is not None
 
     def _make_compiled(self, dynamic: bool) -> None:
-        if self.device.type == "cpu" and compile_gives_wrong_pixels():
-            self._compiled = None
-            self._may_compile = False
-            self.on_note("torch.compile is off on this CPU: PyTorch's AVX2 code for these generators gave wrong "
-                         "pixels (17 dB against eager, PyTorch 2.13); running PyTorch uncompiled")
-            return
         try:
             self._compiled = torch.compile(self.model, dynamic=dynamic)
         except Exception as e:  # noqa: BLE001  (an interpreter torch.compile does not support)
