@@ -90,7 +90,8 @@ from cyclegan_convert.weights import load_generator, notched, read_state_dict  #
 DATA = shared_data("monet2photo")  # ../shared/data beside the repository; --data overrides
 # The contact sheet's photos (--sheet-photos overrides): the cases where the look fails first, each a
 # photo the training never saw (photos-large is not in the training set; the two from monet2photo are
-# held out, test split), so that every checkpoint is judged by eye on the same hard cases.
+# held out: the night city in the test split, the face in the validation split), so that every
+# checkpoint is judged by eye on the same hard cases.
 HARD_CASES = (
     ("sunset, sun in frame", "photos-large/lomiri_16.04/sunset_by_Aitzol_Berasategi.jpg"),
     ("orange flower", "photos-large/mate_nature/FreshFlower.jpg"),
