@@ -245,3 +245,7 @@ def test_notch_option_measures_a_snapshot_as_it_would_be_bundled(tmp_path, tiny_
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(snap(x), LatticeNotch(4, 8.0)(tiny_generator(x)), atol=1e-6)
+    legacy = tmp_path / "legacy.pth"  # the original's old checkpoints carry InstanceNorm buffers
+    torch.save({**tiny_generator.state_dict(), "model.2.running_mean": torch.zeros(8)}, legacy)
+    loaded, failed = model_quality.load_generators(model_quality.resolve_generators([legacy], []), 8.0)
+    assert failed == 0 and loaded[0][1].notch == (4, 8.0)
