@@ -85,7 +85,7 @@ from cyclegan_convert.imaging import is_image_name, read_rgb, resize_rgb  # noqa
 from cyclegan_convert.look import Look, apply_look, parse_colors  # noqa: E402
 from cyclegan_convert.networks import ResnetGenerator  # noqa: E402
 from cyclegan_convert.store import ModelStore  # noqa: E402
-from cyclegan_convert.weights import clean_state_dict, load_generator, notched, read_state_dict  # noqa: E402
+from cyclegan_convert.weights import load_generator, notched, read_state_dict  # noqa: E402
 
 DATA = shared_data("monet2photo")  # ../shared/data beside the repository; --data overrides
 # The contact sheet's photos (--sheet-photos overrides): the cases where the look fails first, each a
@@ -291,7 +291,7 @@ def load_generators(specs: Sequence[GeneratorSpec], notch: Optional[float] = Non
         try:
             net = load_generator(spec.path)
             if notch and net.notch is None:
-                net = load_generator(notched(clean_state_dict(read_state_dict(spec.path)), notch, str(spec.path)))
+                net = load_generator(notched(read_state_dict(spec.path), notch, str(spec.path)))
             loaded.append((spec, net))
         except CcvError as e:  # the message names the file
             print(f"error: {e}", file=sys.stderr)

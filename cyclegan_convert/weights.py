@@ -139,7 +139,9 @@ def with_notch_of(sd: Mapping[str, torch.Tensor], net: torch.nn.Module) -> dict[
 def notched(sd: Mapping[str, torch.Tensor], sigma: float, where: str = "weights") -> dict[str, torch.Tensor]:
     """``sd`` as the state_dict of the same generator with a ``LatticeNotch`` (period 4, ``sigma``
     px) after its tanh, in place of any it had: how a training snapshot is bundled
-    (``train.bundle --notch``) and measured as it would be (``benchmarks/model_quality.py --notch``)."""
+    (``train.bundle --notch``) and measured as it would be (``benchmarks/model_quality.py --notch``).
+    Legacy buffers and wrapper prefixes are dropped first, as ``load_generator`` drops them."""
+    sd = clean_state_dict(sd)
     arch = replace(infer_arch(sd, where), notch=(4, float(sigma)))
     net = arch.build()
     net.load_state_dict(with_notch_of(sd, net))
