@@ -1,0 +1,102 @@
+"""Blind pairs for the tiled look (issue 28): does a large photo look worse in tiles than run whole?
+
+Photos above 4 MP run in tiles with InstanceNorm statistics taken from a 768 px copy, so their output
+is not the full-size whole-image pass (25-37 dB from it). This converts every photo of the folder above
+that size both ways with the bundled model at default settings (`ccv convert --to monet`, and with
+`--tile 0`), then writes, per photo, a 1400 px view and two 640 px crops at 100% of each version, as
+A and B in an order shuffled by a fixed seed, beside the downscaled original; the key goes to
+``key.json`` and the PSNR between the versions is printed. A person (or a vision-capable helper, shown
+only ``views/``) says per photo which reads better as a painting and what differs.
+
+    python benchmarks/tile_look_pairs.py --out /tmp/look [--data DIR] [--seed 28]
+
+Conversions already in OUT are reused. Run whole, a 16 MP photo needs about 7 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
+
+TILED_ABOVE = 2048 * 2048  # converter.AUTO_TILE_PIXELS: photos up to this size run whole anyway
+VIEW_SIDE, CROP = 1400, 640
+CROP_CENTRES = ((0.5, 0.3), (0.35, 0.65))  # fractions of width and height: the sky or top, the middle ground
+
+
+def large_photos(folder: Path) -> list[Path]:
+    Image.MAX_IMAGE_PIXELS = None
+    photos = []
+    for p in sorted(folder.rglob("*.jpg")):
+        with Image.open(p) as im:
+            if im.width * im.height > TILED_ABOVE:
+                photos.append(p)
+    return photos
+
+
+def convert(photos: list[Path], out: Path, whole: bool) -> None:
+    todo = [str(p) for p in photos if not (out / f"{p.stem}.png").exists()]
+    if todo:
+        cmd = [sys.executable, "-m", "cyclegan_convert", "convert", *todo, "--to", "monet", "-o", str(out),
+               "--ext", "png"] + (["--tile", "0"] if whole else [])
+        subprocess.run(cmd, check=True)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def write_views(stem: str, original: Path, versions: dict[str, Image.Image], views: Path) -> None:
+    def view(im: Image.Image) -> Image.Image:
+        s = VIEW_SIDE / max(im.size)
+        return im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS)
+
+    with Image.open(original) as im:
+        view(im.convert("RGB")).save(views / f"{stem}_original_view.png")
+    for label, im in versions.items():
+        view(im).save(views / f"{stem}_{label}_view.png")
+        for j, (fx, fy) in enumerate(CROP_CENTRES, 1):
+            x, y = int(im.width * fx) - CROP // 2, int(im.height * fy) - CROP // 2
+            im.crop((x, y, x + CROP, y + CROP)).save(views / f"{stem}_{label}_crop{j}.png")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=shared_data("photos-large"),
+                    help=f"folder of large JPEG photos (default {shown(shared_data('photos-large'))})")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the conversions, views/ and key.json")
+    ap.add_argument("--seed", type=int, default=28, help="seed of the A/B order")
+    args = ap.parse_args()
+    photos = large_photos(require(args.data, "large photos"))
+    if not photos:
+        sys.exit(f"error: {shown(args.data)}: no JPEG above {TILED_ABOVE / 1e6:.1f} MP")
+    conv = {"tiled": args.out / "tiled", "whole": args.out / "whole"}
+    views = args.out / "views"
+    for d in (*conv.values(), views):
+        d.mkdir(parents=True, exist_ok=True)
+    convert(photos, conv["tiled"], whole=False)
+    convert(photos, conv["whole"], whole=True)
+
+    rng, key = random.Random(args.seed), {}
+    for i, p in enumerate(photos, 1):
+        order = ["tiled", "whole"]
+        rng.shuffle(order)
+        stem = f"photo{i:02d}"
+        key[stem] = {"file": p.name, "A": order[0], "B": order[1]}
+        ims = {m: Image.open(conv[m] / f"{p.stem}.png").convert("RGB") for m in order}
+        write_views(stem, p, dict(zip("AB", (ims[m] for m in order))), views)
+        print(f"{stem}  {p.name:40s} tiled against whole {psnr(np.asarray(ims['tiled']), np.asarray(ims['whole'])):5.1f} dB")
+    (args.out / "key.json").write_text(json.dumps(key, indent=1))
+    print(f"{len(photos)} photos; views in {views}, key in {args.out / 'key.json'}")
+
+
+if __name__ == "__main__":
+    main()
