@@ -1,37 +1,32 @@
 """The Python API behind `ccv convert`: ``Converter(ref, ConvertOptions()).run(["photos/"])``.
 
-Jobs come from ``files`` (mirrored output tree), skips from ``manifest``, pixels go through
-``pipeline`` (decode workers, batched inference, encode workers); every output is written under a
-temporary name and renamed when complete. Progress and messages go to callbacks; nothing is drawn.
+Jobs come from ``files`` (mirrored output tree), skips from ``manifest`` (``Converter.decide``), pixels
+go through ``image_stages`` on the ``pipeline`` runner (decode workers, batched inference, encode
+workers); every output is written under a temporary name and renamed when complete. Progress and messages go to callbacks; nothing is drawn.
 """
 from __future__ import annotations
 
 import os
-import re
 import threading
-import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
-import numpy as np
-
-from .atomic import atomic_write_bytes, publish, temporary_path
-from .errors import BackendError, CcvError, DecodeFailed, InferenceFailed, MediaError, UsageError, WriteFailed, first_line
+from .atomic import atomic_write_bytes
+from .census import ShapeCensus
+from .errors import UsageError, first_line
 from .files import Job, Naming, iter_jobs, plan_roots
-from .census import ShapeCensus, probe_size
-from .imaging import DecodedImage, encode_image, output_format, read_image, resize_rgb, working_size
-from .look import Look, apply_look, look_for, look_note
-from .manifest import FAILURES_NAME, Manifest, ObjectManifest, open_manifest, settings_key
-from .object_store import ObjectPath, fetch, fresh_listings, location, remove_matching, scratch_file, upload_temporary
-from .pipeline import Pipeline, PipelineConfig, PipelineStats
+from .image_stages import ConvertProgress, ImageStages, Summary
+from .look import Look, look_for, look_note
+from .manifest import FAILURES_NAME, Manifest, open_manifest
+from .manifest import settings_key as key_of_settings
+from .object_store import ObjectPath, fresh_listings, location
+from .pipeline import Pipeline, PipelineConfig
 from .resolve import ModelRef
 
 ON_EXISTS = ("skip", "overwrite")
 METADATA = ("keep", "strip")
-AUTO_TILE_PIXELS = 2048 * 2048  # larger images run in tiles (about 4 GB of activations at fp32)
-_PARTIAL = re.compile(r"^\..+\.[^.]+\.part(\.[^.]+)?$")  # atomic.atomic_path's temporary names
 
 
 @dataclass(frozen=True)
@@ -88,52 +83,6 @@ class PlannedJob:
     note: str = ""
 
 
-@dataclass
-class ConvertProgress:
-    """A snapshot for progress displays (the CLI draws rich's ``Progress`` bar from it). ``total`` is
-    None until all inputs have been listed."""
-
-    converted: int = 0
-    skipped: int = 0
-    failed: int = 0
-    total: Optional[int] = None
-    elapsed_s: float = 0.0
-    rates: dict[str, float] = field(default_factory=dict)  # decode, infer, encode: images/s each stage sustains
-    last: str = ""  # the last file finished
-
-    @property
-    def done(self) -> int:
-        return self.converted + self.skipped + self.failed
-
-
-@dataclass
-class Summary:
-    backend: str
-    converted: int = 0
-    skipped: int = 0
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    out_roots: list[Path] = field(default_factory=list)
-    failures_files: list[Path] = field(default_factory=list)
-    elapsed_s: float = 0.0
-    stats: Optional[PipelineStats] = None
-    interrupted: bool = False
-    time_split: dict[str, float] = field(default_factory=dict)  # --ray: seconds per phase, stages summed over workers
-    ignored: Counter = field(default_factory=Counter)  # files in the inputs that are not images, by suffix
-
-
-@dataclass
-class _Work:
-    """An image on its way through the pipeline."""
-
-    job: Job
-    image: DecodedImage  # rgb at the working size
-    orig_size: tuple[int, int]  # (H, W) of the upright source
-    tiled: bool
-    elsewhere: bool = False  # the main engine refuses this size (a TensorRT shape profile): the router's PyTorch runs it
-    result: Optional[np.ndarray] = None
-    source: Optional[np.ndarray] = None  # the input as decoded (before the working size), when the look needs it
-
-
 class Converter:
     """Converts image files with one model. ``on_progress(ConvertProgress)`` is called from the calling
     thread; ``on_message(kind, text)`` (kinds: backend, failed, note) from any thread."""
@@ -148,8 +97,8 @@ class Converter:
         self._backend = backend  # an unopened Backend to use instead of make_backend (tests, benchmarks)
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._manifests: dict[Path, Manifest] = {}
-        self._input_dirs: list[Path] = []  # resolved folders the inputs are walked from (set by _jobs)
+        self.manifests: dict[Path, Manifest] = {}
+        self._input_dirs: list[Path] = []  # resolved folders the inputs are walked from (set by jobs)
         self.look = look_for(ref, options.colors, options.strength)
 
     def stop(self) -> None:
@@ -157,29 +106,33 @@ class Converter:
         self._stop.set()
 
     # -- planning ----------------------------------------------------------------------------------
-    def _jobs(self, inputs: Sequence[str], ignored: Optional[Counter] = None) -> Iterator[Job]:
+    def jobs(self, inputs: Sequence[str], ignored: Optional[Counter] = None) -> Iterator[Job]:
+        """Every image file of the inputs with its output (the mirrored tree); others counted into ``ignored``."""
         roots = plan_roots(inputs, self.ref.target, self.opt.output)
         self._input_dirs = [r.base.resolve() for r in roots if r.kind != "file"]
         naming = Naming(self.opt.ext, self.opt.suffix or "")
         beside = Naming(self.opt.ext, self.opt.suffix if self.opt.suffix is not None else f"_{self.ref.target}")
         return iter_jobs(roots, naming, beside, ignored)
 
-    def _settings_key(self) -> str:
+    def settings_key(self) -> str:
+        """The model and the settings that change pixels, as the manifest records them."""
         from .weights import sha256_file
 
         model = (self.ref.entry.sha256 if self.ref.entry and self.ref.entry.sha256 else "") or sha256_file(self.ref.path)
         o = self.opt
-        return settings_key(model=model, ext=o.ext, quality=o.quality, max_side=o.max_side, work_size=o.work_size,
-                            tile=o.tile, metadata=o.metadata, **self.look.settings())
+        return key_of_settings(model=model, ext=o.ext, quality=o.quality, max_side=o.max_side, work_size=o.work_size,
+                                tile=o.tile, metadata=o.metadata, **self.look.settings())
 
-    def _manifest(self, out_root: Path) -> Manifest:
+    def manifest(self, out_root: Path) -> Manifest:
+        """The manifest of one output folder, opened once per run."""
         with self._lock:
-            m = self._manifests.get(out_root)
+            m = self.manifests.get(out_root)
             if m is None:
-                m = self._manifests[out_root] = open_manifest(out_root)
+                m = self.manifests[out_root] = open_manifest(out_root)
             return m
 
-    def _decide(self, job: Job, key: str) -> PlannedJob:
+    def decide(self, job: Job, key: str) -> PlannedJob:
+        """What to do with one job: convert, replace, skip, keep what exists, or refuse (never an input)."""
         try:
             same = isinstance(job.dst, Path) and job.dst.exists() and os.path.samefile(job.src, job.dst)
         except (OSError, TypeError):  # TypeError: a source in a store and an output on disk
@@ -189,7 +142,7 @@ class Converter:
         note = "renamed: another input has the same output name" if job.renamed else ""
         if not (job.dst.exists() or job.dst.is_symlink()):
             return PlannedJob(job, "convert", note)
-        m = self._manifest(job.out_root)
+        m = self.manifest(job.out_root)
         if self.opt.on_exists == "overwrite":
             if m.get(job.rel) is None and self._inside_input(job.dst):
                 # -o pointing into the input tree, at a folder holding photos: never replace those
@@ -214,13 +167,13 @@ class Converter:
     def plan(self, inputs: Sequence[str], ignored: Optional[Counter] = None) -> list[PlannedJob]:
         """What ``run`` would do with each file (``--dry-run``); writes nothing. Files that are not
         images are counted into ``ignored`` by suffix."""
-        key = self._settings_key()
+        key = self.settings_key()
         fresh_listings([*inputs, self.opt.output])
-        return [self._decide(j, key) for j in self._jobs(inputs, ignored)]
+        return [self.decide(j, key) for j in self.jobs(inputs, ignored)]
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self, inputs: Sequence[str]) -> Summary:
-        """Converts every planned file: ``_ImageStages`` on the stage runner (``pipeline``), the
+        """Converts every planned file: ``image_stages.ImageStages`` on the stage runner (``pipeline``), the
         backend router choosing the engine per batch."""
         from .backends.router import BackendRouter
 
@@ -230,7 +183,7 @@ class Converter:
         census = ShapeCensus()  # filled by the counting walk; tells the CPU which sizes to compile
         router = BackendRouter(self.ref, opt.backend_choice, main=self._backend, artifacts=export_artifacts(),
                                on_note=lambda text: self.on_message("note", text), census=census)
-        stages = _ImageStages(self, router, self._settings_key(), census)
+        stages = ImageStages(self, router, self.settings_key(), census)
         with router.open():
             stages.summary.backend = router.describe()
             self.on_message("backend", stages.summary.backend)
@@ -248,8 +201,8 @@ class Converter:
         stages.tick(final=True)
         return stages.finish(runner.interrupted)
 
-    def _write_failures(self, out_roots: list[Path], failures: dict[Path, list[tuple[Path, str]]],
-                        interrupted: bool) -> list[Path]:
+    def write_failures(self, out_roots: list[Path], failures: dict[Path, list[tuple[Path, str]]],
+                       interrupted: bool) -> list[Path]:
         """One ``ccv-failures.txt`` per output folder that had failures; a stale one from an earlier
         run is removed when this run went through without failures there. An output folder that
         cannot be written (the likely reason for the failures) gets a note, not a traceback."""
@@ -272,235 +225,6 @@ class Converter:
         return written
 
 
-class _ImageStages:
-    """One `ccv convert` run as stage callables for ``pipeline.Pipeline``: ``source`` lists the jobs
-    left to do, ``decode`` reads one file, ``shape_key`` and ``infer`` batch same-sized images
-    through the router, ``encode`` writes one file atomically and records it in the manifest.
-    Counters and failures are kept here; ``tick`` reports progress."""
-
-    def __init__(self, conv: Converter, router, settings_key: str, census: Optional[ShapeCensus] = None):
-        self.conv, self.opt, self.router, self.key = conv, conv.opt, router, settings_key
-        self.census = census
-        self.progress = ConvertProgress()
-        self.summary = Summary(backend="")
-        self.failures: dict[Path, list[tuple[Path, str]]] = {}  # per output folder
-        self.stats: Optional[PipelineStats] = None
-        self.t_start = time.perf_counter()
-        self._lock = threading.Lock()
-        self._seen_dirs: set[Path] = set()
-        self._told_raw = threading.Event()
-
-    # -- source ------------------------------------------------------------------------------------
-    def source(self, inputs: Sequence[str]) -> Iterator[Job]:
-        """The jobs to convert; skips and refusals are counted here, never reach the workers."""
-        conv = self.conv
-        for job in conv._jobs(inputs, self.summary.ignored):
-            if job.out_root not in self.summary.out_roots:
-                self.summary.out_roots.append(job.out_root)
-            if job.dst.parent not in self._seen_dirs:
-                self._seen_dirs.add(job.dst.parent)
-                _remove_partials(job.dst.parent)
-            try:
-                p = conv._decide(job, self.key)
-            except OSError as e:  # a store that cannot say whether the output exists: this file fails
-                self.fail(job, f"{job.dst}: cannot check the output ({first_line(e, 160)})")
-                continue
-            if p.action in ("convert", "replace"):
-                yield job
-            elif p.action == "refuse":
-                self.fail(job, f"{job.src}: {p.note}")
-            else:
-                with self._lock:
-                    self.progress.skipped += 1
-                if p.action == "exists":
-                    conv.on_message("note", f"{job.dst}: {p.note}")
-
-    def count_total(self, inputs: Sequence[str]) -> None:
-        """A second, cheap walk so the ETA is known early, and, where a census is kept, the sizes of
-        the files still to convert (from their headers)."""
-        try:
-            n = 0
-            for job in self.conv._jobs(inputs):
-                n += 1
-                if self.census is not None and self.conv._decide(job, self.key).action in ("convert", "replace"):
-                    self._count_size(job)
-        except Exception:  # noqa: BLE001  (the real walk reports problems)
-            return
-        finally:
-            if self.census is not None:
-                self.census.complete.set()
-        self.progress.total = n
-
-    def _count_size(self, job: Job) -> None:
-        from .backends.base import padded_size
-
-        size = probe_size(job.src)
-        if size is None:
-            return
-        h, w = working_size(*size, self.opt.max_side)
-        if not self._tiled(h, w):
-            self.census.plan(padded_size(h, w))
-
-    def _tiled(self, h: int, w: int) -> bool:
-        """Whether an image of this working size runs in tiles."""
-        if self.opt.tile == 0:
-            return False
-        return max(h, w) > self.opt.tile if self.opt.tile else h * w > AUTO_TILE_PIXELS
-
-    # -- decode ------------------------------------------------------------------------------------
-    def decode(self, job: Job) -> _Work:
-        return self.route(self.read(job))
-
-    def read(self, job: Job) -> _Work:
-        """Reads one file at its working size; needs no backend (a Ray task runs it)."""
-        opt, say = self.opt, self.conv.on_message
-        try:
-            img = read_source_image(job.src, metadata=opt.metadata == "keep", max_side=opt.max_side)
-        except MediaError as e:
-            raise DecodeFailed(str(e)) from None
-        except CcvError:
-            raise  # a usage or environment problem ends the command, never one file
-        except Exception as e:  # noqa: BLE001  (a decoder bug on a strange file: that file fails)
-            raise DecodeFailed(f"{job.src}: cannot decode ({type(e).__name__}: {e})") from None
-        if img.note:
-            say("note", f"{job.src}: {img.note}")
-        if img.frames > 1:
-            say("note", f"{job.src}: {img.frames_note()}")
-        if img.format == "RAW" and opt.ext == "same" and not self._told_raw.is_set():
-            self._told_raw.set()
-            say("note", f"{job.src}: a camera RAW cannot be written back; --ext same writes "
-                f"RAW files as 16-bit TIFF ({job.dst.name})")
-        h, w = img.full_size or img.size  # a JPEG may come decoded smaller (draft): the output keeps this size
-        wh, ww = working_size(h, w, opt.max_side)
-        source = None if self.conv.look.raw else img.rgb
-        img.rgb = resize_rgb(img.rgb, wh, ww)  # the last step to the working size, drafted or not
-        return _Work(job, img, (h, w), self._tiled(wh, ww), source=source)
-
-    def route(self, work: _Work) -> _Work:
-        """Which engine will run it, asked of the router (where the backend is open)."""
-        wh, ww = work.image.size
-        if work.tiled and not self.router.can_tile:
-            raise DecodeFailed(f"{work.job.src}: {ww}x{wh} is too large to run whole on {self.router.main.name}; "
-                               "tiles need the generator's .pth (--model FILE.pth or --to NAME); or use --max-side")
-        # a size the engine was not built for runs elsewhere (the router decides): its own batches
-        work.elsewhere = not work.tiled and self.router.runs_elsewhere(wh, ww)
-        return work
-
-    # -- batch and infer ---------------------------------------------------------------------------
-    @staticmethod
-    def shape_key(work: _Work):
-        """Images that can share a batch: same padded size, same engine; a tiled image is alone."""
-        from .backends.base import padded_size
-
-        return ("tile", id(work)) if work.tiled else (work.elsewhere, *padded_size(*work.image.size))
-
-    def infer(self, items: list[_Work]) -> list[_Work]:
-        import torch
-
-        from .backends.base import pad_rgb, padded_size
-
-        try:
-            if items[0].tiled:
-                x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
-                side = {"tile": self.opt.tile} if self.opt.tile else {}  # else the backend's (tiling.TileSpec)
-                items[0].result = self.router.for_tiles().infer_tiled(x, **side)[0].numpy()
-                return items
-            ph, pw = padded_size(*items[0].image.size)
-            batch = np.stack([pad_rgb(w.image.rgb, ph, pw) for w in items])
-            out = self.router.for_size(*items[0].image.size).infer(torch.from_numpy(batch)).numpy()
-        except (BackendError, RuntimeError, ValueError, MemoryError) as e:  # out of memory, a shape refused
-            names = ", ".join(str(w.job.src) for w in items)
-            raise InferenceFailed(f"{names}: inference failed ({first_line(e, 160)})") from None
-        for w, o in zip(items, out):
-            h, ww = w.image.size
-            w.result = o[:h, :ww]
-        return items
-
-    # -- encode and sink ---------------------------------------------------------------------------
-    def encode(self, work: _Work) -> None:
-        """Writes one output under a temporary name, recorded in the manifest, then renamed."""
-        self.commit(work.job, self.write_temp(work))
-
-    def write_temp(self, work: _Work) -> Path:
-        """Encodes one output into a temporary name beside it (removed again if that fails)."""
-        opt, job = self.opt, work.job
-        try:
-            rgb = work.result
-            assert rgb is not None
-            if not opt.work_size and rgb.shape[:2] != work.orig_size:
-                rgb = resize_rgb(np.ascontiguousarray(rgb), *work.orig_size)
-            if work.source is not None:
-                rgb = apply_look(np.ascontiguousarray(rgb), work.source, self.conv.look)
-            img = replace(work.image, rgb=np.ascontiguousarray(rgb))  # alpha, metadata, bit depth go along
-            fmt = output_format(job.dst.suffix)
-            remote = isinstance(job.dst, ObjectPath)  # encoded here, then uploaded under a temporary key
-            tmp = scratch_file(job.dst.suffix) if remote else temporary_path(job.dst, suffix=job.dst.suffix)
-            try:
-                encode_image(img, tmp, fmt, opt.quality)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            if remote:
-                return upload_temporary(tmp, job.dst)
-        except (OSError, ValueError, MediaError) as e:
-            raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
-        return tmp
-
-    def commit(self, job: Job, tmp: Path) -> None:
-        """The written temporary file becomes the output: recorded in the manifest first, so an
-        output that exists is always recorded, then renamed. In an object store both happen with
-        the next batch of records (``ObjectManifest``)."""
-        beside = job.dst.parent.resolve() == job.src.parent.resolve()  # the link's folder, for a link
-        m = self.conv._manifest(job.out_root)
-        if isinstance(m, ObjectManifest):
-            m.commit_later(job.rel, self.key, job.src, beside, tmp, job.dst, done=lambda: self._converted(job),
-                           failed=lambda e: self.fail(job, f"{job.dst}: cannot write ({first_line(e, 160)})"))
-            return
-        try:
-            try:
-                m.add(job.rel, self.key, job.src, beside)
-                publish(tmp, job.dst)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-        except (OSError, ValueError) as e:
-            raise WriteFailed(f"{job.dst}: cannot write ({first_line(e, 160)})") from None
-        self._converted(job)
-
-    def _converted(self, job: Job) -> None:
-        with self._lock:
-            self.progress.converted += 1
-            self.progress.last = str(job.src)
-
-    # -- reporting ---------------------------------------------------------------------------------
-    def fail(self, job: Job, message: str) -> None:
-        with self._lock:
-            self.progress.failed += 1
-            self.summary.failed.append((job.src, message))
-            self.failures.setdefault(job.out_root, []).append((job.src, message))
-        self.conv.on_message("failed", message)
-
-    def tick(self, final: bool = False) -> None:
-        for m in list(self.conv._manifests.values()):
-            if isinstance(m, ObjectManifest):
-                m.flush_if_due()
-        p = self.progress
-        p.elapsed_s = time.perf_counter() - self.t_start
-        if self.stats is not None:
-            s = self.stats
-            p.rates = {"decode": s.decode.rate, "infer": s.infer.rate, "encode": s.encode.rate}
-        self.conv.on_progress(p)
-
-    def finish(self, interrupted: bool) -> Summary:
-        summary = self.summary
-        summary.converted, summary.skipped = self.progress.converted, self.progress.skipped
-        summary.elapsed_s = time.perf_counter() - self.t_start
-        summary.stats = self.stats
-        summary.interrupted = interrupted
-        summary.failures_files = self.conv._write_failures(summary.out_roots, self.failures, interrupted)
-        return summary
-
-
 def export_artifacts():
     """The artifact index with ``export`` behind it, so a backend that needs an ONNX or an engine
     can have it made on first use (the backends never import ``export`` themselves)."""
@@ -513,35 +237,10 @@ def export_artifacts():
     return ArtifactIndex(exporter=export)
 
 
-def read_source_image(src, metadata: bool, max_side: Optional[int]) -> DecodedImage:
-    """``read_image``; a source in an object store is fetched into a local file first, and its
-    errors name the object, not that file."""
-    if not isinstance(src, ObjectPath):
-        return read_image(src, metadata=metadata, max_side=max_side)
-    try:
-        local = fetch(src)
-    except FileNotFoundError:
-        raise MediaError(f"{src}: no such object") from None
-    except CcvError:
-        raise
-    except Exception as e:  # noqa: BLE001  (the store's own errors: permissions, network)
-        raise MediaError(f"{src}: cannot read ({first_line(e, 120)})") from None
-    try:
-        return read_image(local, metadata=metadata, max_side=max_side)
-    except MediaError as e:
-        raise MediaError(str(e).replace(str(local), str(src))) from None
-    except CcvError:
-        raise
-    except Exception as e:  # noqa: BLE001  (as read() says it, but naming the object, not the scratch file)
-        raise MediaError(f"{src}: cannot decode ({type(e).__name__}: {str(e).replace(str(local), str(src))})") from None
-    finally:
-        local.unlink(missing_ok=True)
-
-
 def close_manifests(conv: Converter) -> None:
     """Closes every manifest of a run; one that fails (a store out of reach) is reported and the
     others still close."""
-    for m in list(conv._manifests.values()):
+    for m in list(conv.manifests.values()):
         try:
             m.close()
         except Exception as e:  # noqa: BLE001
@@ -554,20 +253,3 @@ def _exists(path: str) -> bool:
         return location(path).exists()
     except Exception:  # noqa: BLE001  (a store out of reach: treated as gone)
         return False
-
-
-def _remove_partials(folder) -> None:
-    """Temporary files a killed run left behind (``.name.XXXX.part.jpg``, see ``atomic``)."""
-    if isinstance(folder, ObjectPath):
-        remove_matching(folder, _PARTIAL)
-        return
-    try:
-        with os.scandir(folder) as it:
-            stale = [e.path for e in it if _PARTIAL.match(e.name) and e.is_file()]
-    except OSError:
-        return
-    for p in stale:
-        try:
-            os.unlink(p)
-        except OSError:
-            pass

@@ -86,7 +86,7 @@ def make_preview(inputs: Sequence[str], variants: Sequence[Variant], output: Pat
     """Writes the sheet ``output`` (an .html file) and its images; returns what it holds. A photo
     that cannot be read is listed on the sheet and in ``failed``; the others go on."""
     from .backends.select import make_backend
-    from .converter import read_source_image
+    from .image_stages import read_source_image
     from .imaging import resize_rgb, working_size
 
     if not variants:

@@ -1,7 +1,7 @@
-"""`ccv convert --ray [ADDRESS]`: the stages of a local run (``converter._ImageStages``) executed
+"""`ccv convert --ray [ADDRESS]`: the stages of a local run (``image_stages.ImageStages``) executed
 by Ray Data instead of ``pipeline.Pipeline``, on one machine or a cluster.
 
-    driver         planning (``_ImageStages.source``: the mirrored tree, the manifest's skips), in
+    driver         planning (``ImageStages.source``: the mirrored tree, the manifest's skips), in
                    windows of ``WINDOW`` jobs, so it never holds the whole listing nor any image
     tasks          ``read``: one file decoded at its working size
     actor pool     ``route`` + ``infer`` through the backend router (``num_gpus=1`` per actor where
@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .converter import (ConvertOptions, ConvertProgress, Converter, Summary, _ImageStages, _remove_partials,
-                        close_manifests)
+from .converter import ConvertOptions, Converter, close_manifests
+from .image_stages import ConvertProgress, ImageStages, Summary, remove_partials
 from .errors import CcvError, ItemFailed, UsageError
 from .files import plan_roots
 from .object_store import PROCESS_LOCAL, ObjectPath, fresh_listings, location
@@ -80,8 +80,8 @@ class RayConverter:
             if isinstance(where, ObjectPath) and where.protocol in PROCESS_LOCAL:
                 raise UsageError(f"{where}: a {where.protocol}:// store lives in one process; Ray's workers cannot see it")
         conv = Converter(self.ref, opt, on_progress=self.on_progress, on_message=self.on_message)
-        key = conv._settings_key()
-        stages = _ImageStages(conv, None, key)  # the driver's share: source, commit, counters
+        key = conv.settings_key()
+        stages = ImageStages(conv, None, key)  # the driver's share: source, commit, counters
         stages.stats = PipelineStats(StageStats(), StageStats(), StageStats())  # rates per worker
         threading.Thread(target=stages.count_total, args=(inputs,), name="ccv-count", daemon=True).start()
         jobs = stages.source(inputs)
@@ -114,7 +114,7 @@ class RayConverter:
                 lines.close()
         if not interrupted:
             for folder in stages._seen_dirs:  # temporary files of tasks retried after a worker died
-                _remove_partials(folder)
+                remove_partials(folder)
         stages.summary.time_split = split
         stages.tick(final=True)
         return stages.finish(interrupted)
@@ -284,10 +284,10 @@ class _ModelShipment:
         return ModelRef(path, self.kind)
 
 
-def _worker_stages(ref: ModelRef, opt: ConvertOptions, key: str, notes: list, router=None) -> _ImageStages:
+def _worker_stages(ref: ModelRef, opt: ConvertOptions, key: str, notes: list, router=None) -> ImageStages:
     """The stage object on a worker; its messages are collected for the driver to show."""
     conv = Converter(ref, opt, on_message=lambda kind, text: notes.append(text))
-    return _ImageStages(conv, router, key)
+    return ImageStages(conv, router, key)
 
 
 def _read_row(row: dict, ref: ModelRef, opt: ConvertOptions, key: str) -> dict:
@@ -407,7 +407,7 @@ def _fault_once() -> None:
 class _Run:
     """Runs windows of jobs through Ray Data and commits what comes back, on the driver."""
 
-    def __init__(self, ray, stages: _ImageStages, plan: _ActorPlan, model: _ModelShipment,
+    def __init__(self, ray, stages: ImageStages, plan: _ActorPlan, model: _ModelShipment,
                  on_message: Callable[[str, str], None], stop: threading.Event):
         self.ray, self.stages, self.plan, self.model = ray, stages, plan, model
         self.on_message, self.stop = on_message, stop

@@ -13,7 +13,8 @@ from cyclegan_convert.backends import TorchBackend, select
 from cyclegan_convert.backends import compile_plan
 from cyclegan_convert.backends.compile_plan import CompileCosts, CompilePlan, CompileRecord
 from cyclegan_convert.census import ShapeCensus, probe_size
-from cyclegan_convert.converter import ConvertOptions, Converter, _ImageStages
+from cyclegan_convert.converter import ConvertOptions, Converter
+from cyclegan_convert.image_stages import ImageStages
 from cyclegan_convert.resolve import ModelRef
 
 from conftest import PHOTOS
@@ -166,7 +167,7 @@ def test_the_census_counts_the_working_sizes_of_the_files_to_convert(tmp_path):
             super().plan(shape, n)
 
     conv = Converter(ModelRef(tmp_path / "unused.pth", "pytorch"), ConvertOptions(output=tmp_path / "out", max_side=150))
-    stages = _ImageStages(conv, router=None, settings_key="k", census=Spy())
+    stages = ImageStages(conv, router=None, settings_key="k", census=Spy())
     stages.count_total([str(src)])
     # 300x200 -> 150x100 (height 100, width 152 once padded to a multiple of 4); the turned one is
     # 80 wide and 120 high upright, under --max-side; the broken file is not counted

@@ -456,7 +456,7 @@ def test_animated_and_multi_page_files_say_only_the_first_frame_is_converted(tmp
 def test_max_side_decodes_large_jpegs_smaller_and_writes_them_at_their_size(tmp_path, model, monkeypatch):
     """--max-side 512: a 3000x2000 JPEG is decoded at 1/4 (libjpeg's DCT scaling) and its output still
     has the original size; a sideways one (EXIF orientation 6) comes out upright; a PNG is read whole."""
-    from cyclegan_convert import converter
+    from cyclegan_convert import image_stages
 
     decoded = {}  # name: (rgb shape as decoded, full_size)
 
@@ -465,7 +465,7 @@ def test_max_side_decodes_large_jpegs_smaller_and_writes_them_at_their_size(tmp_
         decoded[path.name] = (img.size, img.full_size)
         return img
 
-    monkeypatch.setattr(converter, "read_image", spy)
+    monkeypatch.setattr(image_stages, "read_image", spy)
     exif = Image.Exif()
     exif[ORIENTATION_TAG] = 6
     exif[0x010F] = "TestCam"
