@@ -287,6 +287,20 @@ def frechet_distance(x1: np.ndarray, x2: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2.0 * cross)
 
 
+def kernel_distance(x1: np.ndarray, x2: np.ndarray) -> float:
+    """Squared maximum mean discrepancy with the cubic polynomial kernel (x.y / d + 1)^3, unbiased
+    (the KID of Binkowski et al. 2018, on these features): its expected value for two samples of one
+    distribution is 0 whatever their sizes, where a Frechet distance between 54 and 54 rows of 70
+    features keeps a floor of about a fifth of the photos' own distance. Small negative values are noise."""
+    if len(x1) < 2 or len(x2) < 2:
+        raise ValueError(f"the unbiased estimate needs 2 or more rows ({len(x1)} and {len(x2)} given)")
+    d = x1.shape[1]
+    kxx, kyy, kxy = ((a @ b.T / d + 1.0) ** 3 for a, b in ((x1, x1), (x2, x2), (x1, x2)))
+    m, n = len(x1), len(x2)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2.0 * kxy.mean())
+
+
 # -- Monet-vs-photo classifier -------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -124,6 +124,23 @@ def test_frechet_distance_is_zero_for_one_set_and_the_squared_shift_for_a_moved_
     assert qm.frechet_distance(x, 2 * x) == pytest.approx(np.trace(s) + float((x.mean(0) ** 2).sum()), rel=1e-6)
 
 
+def test_kernel_distance_has_no_floor_where_the_frechet_distance_has_one():
+    """Two samples of one distribution, 54 rows of 20 features each (the paintings' halves): the
+    Frechet distance stays well above 0 (its bias), the kernel distance averages 0; a shifted sample
+    stands far out of the kernel distance's noise."""
+    rng = np.random.default_rng(0)
+    same = [(rng.normal(size=(54, 20)), rng.normal(size=(54, 20))) for _ in range(40)]
+    kd = np.array([qm.kernel_distance(a, b) for a, b in same])
+    fd = np.array([qm.frechet_distance(a, b) for a, b in same])
+    assert abs(kd.mean()) < 3 * kd.std() / np.sqrt(len(kd))  # unbiased: 0 within its standard error
+    assert fd.min() > 0 and fd.mean() > 10 * fd.std() / np.sqrt(len(fd))
+    a, b = same[0]
+    assert qm.kernel_distance(a, b) == pytest.approx(qm.kernel_distance(b, a))
+    assert qm.kernel_distance(a, b + 0.5) > kd.mean() + 5 * kd.std()
+    with pytest.raises(ValueError):
+        qm.kernel_distance(a[:1], b)
+
+
 def test_features_are_finite_and_tell_paintings_from_photos_on_real_images():
     f_paint = qm.features([rgb(p) for p in PAINTINGS])
     f_photo = qm.features([rgb(p) for p in PHOTOS])
@@ -186,8 +203,8 @@ def test_script_reports_reference_rows_and_a_generator_and_names_a_damaged_one(d
     raw, keep = "tiny: colors model, strength 1", "tiny: colors keep, strength 1"
     assert set(rows) == {"photos unchanged", "paintings", raw, keep}
     # photos compared with themselves: same edges and colours, distance ratios 1
-    assert [rows["photos unchanged"][c] for c in ("FD ratio", "RF ratio", "colour corr", "edge corr")] == \
-        ["1.00", "1.00", "1.000", "1.000"]
+    assert [rows["photos unchanged"][c] for c in ("FD ratio", "KD ratio", "RF ratio", "colour corr", "edge corr")] == \
+        ["1.00", "1.00", "1.00", "1.000", "1.000"]
     assert rows["paintings"]["RF ratio"] == "-" and float(rows["paintings"]["2-px grain"]) > 0
     assert float(rows[raw]["FD to paintings"]) > 0 and -1 <= float(rows[raw]["edge corr"]) <= 1
     assert float(rows[keep]["colour corr"]) > 0.9 > float(rows[raw]["colour corr"])  # the look was applied
