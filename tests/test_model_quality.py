@@ -3,6 +3,7 @@ end to end on a small data folder of fixture images."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -266,3 +267,39 @@ def test_notch_option_measures_a_snapshot_as_it_would_be_bundled(tmp_path, tiny_
     torch.save({**tiny_generator.state_dict(), "model.2.running_mean": torch.zeros(8)}, legacy)
     loaded, failed = model_quality.load_generators(model_quality.resolve_generators([legacy], []), 8.0)
     assert failed == 0 and loaded[0][1].notch == (4, 8.0)
+
+
+def test_blind_tiles_hide_the_key_and_score_a_judge(data_folder, tmp_path, tiny_generator, capsys):
+    """``blind_tiles.py make`` writes shuffled tiles with the key beside them, the paintings cut as
+    the converted photos are; ``score`` counts a perfect judge 100%, one who calls everything Monet 50%
+    (all paintings right, no converted one), and a missing answer as wrong."""
+    import blind_tiles
+
+    gen = tmp_path / "tiny.pth"
+    torch.save(tiny_generator.state_dict(), gen)
+    out = tmp_path / "blind"
+    assert blind_tiles.main(["make", str(out), str(gen), "--data", str(data_folder), "--n", "2"]) == 0
+    tiles = sorted((out / "tiles").iterdir())
+    assert [t.name for t in tiles] == ["tile_01.png", "tile_02.png", "tile_03.png", "tile_04.png"]
+    key = json.loads((out / "key.json").read_text())["tiles"]
+    assert sorted(key.values()) == ["converted", "converted", "monet", "monet"]
+    painting_tiles = [blind_tiles.centre_tile(rgb(p)) for p in PAINTINGS]
+    for t in tiles:
+        px = rgb(t)
+        assert px.shape == (256, 256, 3)
+        is_painting = any(np.array_equal(px, p) for p in painting_tiles)
+        assert is_painting == (key[t.name] == "monet")  # the key says what each tile is
+
+    def scored(lines: str) -> str:
+        (tmp_path / "answers.txt").write_text(lines)
+        assert blind_tiles.main(["score", str(out), str(tmp_path / "answers.txt")]) == 0
+        return capsys.readouterr().out
+
+    capsys.readouterr()
+    perfect = "\n".join(f"{name}: {kind.upper()} (sure)" for name, kind in key.items())
+    said = scored(perfect)
+    assert "accuracy 100% of 4 tiles" in said and "sure on 100%, right on 100%" in said
+    all_monet = scored("\n".join(f"{name} monet" for name in key))
+    assert "accuracy 50%" in all_monet and "Monet 100%, converted 0%" in all_monet
+    one_missing = "\n".join(f"{name} {kind}" for name, kind in list(key.items())[1:])
+    assert "accuracy 75%" in scored(one_missing) and "25% unanswered" in scored(one_missing)
