@@ -46,6 +46,9 @@ def centre_tile(rgb: np.ndarray) -> np.ndarray:
 
 def make(out: Path, generator: Path | None, to: Optional[str], look: Look, n: int, seed: int, data: Path,
          notch: Optional[float]) -> dict[str, str]:
+    tiles = out / "tiles"
+    if tiles.is_dir() and any(tiles.iterdir()):
+        raise SystemExit(f"error: {tiles}: not empty (an earlier check's tiles would mix in); choose a new OUT")
     paintings = mq.held_out_files(data / "trainA")
     photos = mq.split_files(data / "trainB", "test")
     if len(paintings) < n or len(photos) < n:
@@ -64,7 +67,6 @@ def make(out: Path, generator: Path | None, to: Optional[str], look: Look, n: in
     items = [("monet", centre_tile(rgb)) for rgb in mq.read_images(paintings)]
     items += [("converted", centre_tile(apply_look(o, i, look))) for o, i in zip(outputs, inputs)]
     rng.shuffle(items)
-    tiles = out / "tiles"
     tiles.mkdir(parents=True, exist_ok=True)
     key = {}
     for k, (kind, rgb) in enumerate(items, 1):

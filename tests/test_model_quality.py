@@ -295,6 +295,8 @@ def test_blind_tiles_hide_the_key_and_score_a_judge(data_folder, tmp_path, tiny_
         assert blind_tiles.main(["score", str(out), str(tmp_path / "answers.txt")]) == 0
         return capsys.readouterr().out
 
+    with pytest.raises(SystemExit, match="not empty"):  # a second check into the same folder would mix tiles
+        blind_tiles.main(["make", str(out), str(gen), "--data", str(data_folder), "--n", "1"])
     capsys.readouterr()
     perfect = "\n".join(f"{name}: {kind.upper()} (sure)" for name, kind in key.items())
     said = scored(perfect)
