@@ -80,13 +80,27 @@ def make(out: Path, generator: Path | None, to: Optional[str], look: Look, n: in
     return key
 
 
-ANSWER = re.compile(r"(tile_\d+\.png)\W+(monet|converted)\b\W*(sure|unsure)?", re.IGNORECASE)
+TILE_NAME = re.compile(r"tile_\d+\.png")
+WORD = re.compile(r"\b(monet|converted|unsure|sure)\b", re.IGNORECASE)
+
+
+def read_answers(text: str) -> dict[str, tuple[str, str]]:
+    """{tile: (kind, sure or unsure or "")} from lines that name one tile and exactly one kind; a line
+    naming both kinds ("tile_20.png monet converted") is ambiguous and left unanswered."""
+    said = {}
+    for line in text.splitlines():
+        names = TILE_NAME.findall(line)
+        words = [w.lower() for w in WORD.findall(line)]
+        kinds = {w for w in words if w in KINDS}
+        if len(names) == 1 and len(kinds) == 1:
+            said[names[0]] = (kinds.pop(), next((w for w in words if w in ("sure", "unsure")), ""))
+    return said
 
 
 def score(key: dict[str, str], answers: str) -> dict[str, float]:
     """Accuracy over every tile of the key (a tile without an answer counts as wrong), per kind, and
     over the answers marked sure."""
-    said = {m[1]: (m[2].lower(), (m[3] or "").lower()) for m in ANSWER.finditer(answers)}
+    said = read_answers(answers)
     right = {t: said.get(t, ("", ""))[0] == kind for t, kind in key.items()}
     result = {"accuracy": float(np.mean(list(right.values()))), "answered": len(set(said) & set(key)) / len(key)}
     for kind in KINDS:

@@ -305,3 +305,6 @@ def test_blind_tiles_hide_the_key_and_score_a_judge(data_folder, tmp_path, tiny_
     assert "accuracy 50%" in all_monet and "Monet 100%, converted 0%" in all_monet
     one_missing = "\n".join(f"{name} {kind}" for name, kind in list(key.items())[1:])
     assert "accuracy 75%" in scored(one_missing) and "25% unanswered" in scored(one_missing)
+    first, *rest = key.items()
+    ambiguous = "\n".join([f"{first[0]} monet converted sure"] + [f"{n} {k}" for n, k in rest])
+    assert "accuracy 75%" in scored(ambiguous)  # both kinds on one line: not an answer
