@@ -28,6 +28,9 @@ its input, as ``ccv convert --colors --strength`` does; without it, the raw outp
 - FD: Frechet distance between those features (z-scored on the split's photos and the paintings) of
   the converted photos and of the paintings; 'FD ratio' divides it by the photos' own distance (the
   issue's bar: at most 0.5).
+- The floor: the notes give the FD and RF ratios between two sets of photos (the other split's, as
+  many as there are paintings, against this split's): what two samples of one kind read at these
+  sizes (here about 0.2 FD, 0.4-0.5 RF). A ratio near it is as close as the measure can tell.
 - KD ratio: the same features' unbiased kernel distance (squared MMD, cubic polynomial kernel: the KID
   formula, ``quality_metrics.kernel_distance``), again over the photos' own. A Frechet distance
   between small sets keeps a floor set by sample size (the two halves of the paintings are about 0.2
@@ -158,10 +161,17 @@ class Reference:
         return slice(1, None, 2)
 
     def fd_to_paintings(self, feats: np.ndarray) -> float:
-        return qm.frechet_distance(self.scale(feats), self.scale(self.painting_features))
+        return self.fd_between(feats, self.painting_features)
+
+    def fd_between(self, feats: np.ndarray, target: np.ndarray) -> float:
+        """The FD between two feature sets, scaled as for the paintings (a distance to another set)."""
+        return qm.frechet_distance(self.scale(feats), self.scale(target))
 
     def rf_to_paintings(self, rf: np.ndarray) -> float:
-        return qm.frechet_distance(self.rf_scale(rf), self.rf_scale(self.painting_rf))
+        return self.rf_between(rf, self.painting_rf)
+
+    def rf_between(self, rf: np.ndarray, target: np.ndarray) -> float:
+        return qm.frechet_distance(self.rf_scale(rf), self.rf_scale(target))
 
     def kd_to_paintings(self, feats: np.ndarray) -> float:
         return qm.kernel_distance(self.scale(feats), self.scale(self.painting_features))
@@ -263,6 +273,15 @@ def reference(photo_paths: Sequence[Path], painting_paths: Sequence[Path]) -> Re
     rp, ra = qm.random_features(photos), qm.random_features(paintings)
     return Reference(photos, paintings, fp, fa, clf, qm.Standardizer.fit(np.concatenate([fp, fa])),
                      rp, ra, qm.Standardizer.fit(np.concatenate([rp, ra])))
+
+
+def same_kind_floor(ref: Reference, other_photos: Sequence[Path]) -> tuple[float, float]:
+    """FD and RF ratios between two sets of photos, the other split's (as many as there are paintings)
+    against this split's: what the ratios read for two samples of one kind at this measurement's
+    sizes, so a ratio near it cannot be told from 'as close as the paintings get'."""
+    other = read_images(other_photos[:len(ref.paintings)])
+    return (ref.fd_between(qm.features(other), ref.photo_features) / ref.photos_fd,
+            ref.rf_between(qm.random_features(other), ref.photo_rf) / ref.photos_rf)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -497,6 +516,13 @@ def run(args: argparse.Namespace) -> int:
         f"At start: {started}",
         f"At end:   {machine_line()}",
     ]
+    other = split_files(args.data / "trainB", "test" if args.split == "val" else "val")
+    if not args.limit and len(other) >= len(painting_files) >= 2:
+        fd_f, rf_f = same_kind_floor(ref, other)
+        notes.insert(3, f"Between two sets of photos ({len(painting_files)} of the other split against these "
+                        f"{len(ref.photos)}, the sizes of the comparison with the paintings): FD ratio {fd_f:.2f}, RF "
+                        f"ratio {rf_f:.2f}. That is the floor of these ratios here: a model's ratio near it "
+                        "cannot be told from 'as close to the paintings as another sample of them'.")
     if len(painting_files) >= 4:
         halves = [(scale(feats[0::2]), scale(feats[1::2])) for scale, feats in
                   ((ref.scale, ref.painting_features), (ref.rf_scale, ref.painting_rf))]

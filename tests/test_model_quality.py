@@ -308,3 +308,12 @@ def test_blind_tiles_hide_the_key_and_score_a_judge(data_folder, tmp_path, tiny_
     first, *rest = key.items()
     ambiguous = "\n".join([f"{first[0]} monet converted sure"] + [f"{n} {k}" for n, k in rest])
     assert "accuracy 75%" in scored(ambiguous)  # both kinds on one line: not an answer
+
+
+def test_same_kind_floor_is_zero_for_the_photos_themselves_and_one_for_the_paintings():
+    """The floor line compares another set of photos with the split's: the same photos read 0, the
+    paintings in their place read exactly the photos' own distance (ratio 1)."""
+    photos, paintings = list(PHOTOS[:3]), list(PAINTINGS[:3])
+    ref = model_quality.reference(photos, paintings)
+    assert model_quality.same_kind_floor(ref, photos) == pytest.approx((0.0, 0.0), abs=1e-6)
+    assert model_quality.same_kind_floor(ref, paintings) == pytest.approx((1.0, 1.0), rel=1e-6)
