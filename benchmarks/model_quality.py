@@ -300,8 +300,8 @@ def outputs_row(label: str, outputs: Sequence[np.ndarray], ref: Reference, sec: 
     edge, edge_half = (_mean([qm.edge_correlation(a, b, k) for a, b in zip(ref.photos, outputs)]) for k in (0, 1))
     colour = _mean([qm.colour_correlation(a, b) for a, b in zip(ref.photos, outputs)])
     return Row(label, float(ref.classifier.says_painting(feats[ref.eval_photos]).mean()), fd,
-               fd / ref.photos_fd, ref.kd_to_paintings(feats) / ref.photos_kd, rf / ref.photos_rf, colour, edge, edge_half, peaks[2], peaks[4],
-               grain[2], grain[4], sec)
+               fd / ref.photos_fd, ref.kd_to_paintings(feats) / ref.photos_kd, rf / ref.photos_rf, colour, edge,
+               edge_half, peaks[2], peaks[4], grain[2], grain[4], sec)
 
 
 def reference_rows(ref: Reference) -> list[Row]:

@@ -93,7 +93,8 @@ def main() -> None:
         key[stem] = {"file": p.name, "A": order[0], "B": order[1]}
         ims = {m: Image.open(conv[m] / f"{p.stem}.png").convert("RGB") for m in order}
         write_views(stem, p, dict(zip("AB", (ims[m] for m in order))), views)
-        print(f"{stem}  {p.name:40s} tiled against whole {psnr(np.asarray(ims['tiled']), np.asarray(ims['whole'])):5.1f} dB")
+        apart = psnr(np.asarray(ims["tiled"]), np.asarray(ims["whole"]))
+        print(f"{stem}  {p.name:40s} tiled against whole {apart:5.1f} dB")
     (args.out / "key.json").write_text(json.dumps(key, indent=1))
     print(f"{len(photos)} photos; views in {views}, key in {args.out / 'key.json'}")
 

@@ -2,7 +2,8 @@
 
 Jobs come from ``files`` (mirrored output tree), skips from ``manifest`` (``Converter.decide``), pixels
 go through ``image_stages`` on the ``pipeline`` runner (decode workers, batched inference, encode
-workers); every output is written under a temporary name and renamed when complete. Progress and messages go to callbacks; nothing is drawn.
+workers); every output is written under a temporary name and renamed when complete. Progress and
+messages go to callbacks; nothing is drawn.
 """
 from __future__ import annotations
 
