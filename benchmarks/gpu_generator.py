@@ -149,7 +149,7 @@ def main() -> None:
                     if time.perf_counter() - start > args.budget_s:
                         out_of_time = True
                         break
-                    call = (lambda fn=fn: fn()) if name.endswith("graph") else (lambda fn=fn: fn(x))
+                    call = (lambda fn=fn: fn()) if name.endswith("graph") else (lambda fn=fn, x=x: fn(x))
                     try:
                         t = seconds_per_call(call, device)
                         quality = psnr(to_uint8(call()), reference)
@@ -171,7 +171,7 @@ def main() -> None:
         if out_of_time:
             break
 
-    print(f"\n| size | path | batch | images/s | x fp32 b1 | PSNR dB | of FP16 peak |\n|---|---|---|---|---|---|---|")
+    print("\n| size | path | batch | images/s | x fp32 b1 | PSNR dB | of FP16 peak |\n|---|---|---|---|---|---|---|")
     for size, name, batch, rate, ratio, quality, frac in rows:
         print(f"| {size} | {name} | {batch} | {rate:.1f} | {ratio:.2f} | {quality:.1f} | "
               f"{f'{frac:.0%}' if frac is not None else '-'} |")
