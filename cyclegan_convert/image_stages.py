@@ -102,7 +102,7 @@ class ImageStages:
         self.stats: Optional[PipelineStats] = None
         self.t_start = time.perf_counter()
         self._lock = threading.Lock()
-        self._seen_dirs: set[Path] = set()
+        self.seen_dirs: set[Path] = set()  # output folders met; their stale temporary files were removed
         self._told_raw = threading.Event()
 
     # -- source ------------------------------------------------------------------------------------
@@ -112,8 +112,8 @@ class ImageStages:
         for job in conv.jobs(inputs, self.summary.ignored):
             if job.out_root not in self.summary.out_roots:
                 self.summary.out_roots.append(job.out_root)
-            if job.dst.parent not in self._seen_dirs:
-                self._seen_dirs.add(job.dst.parent)
+            if job.dst.parent not in self.seen_dirs:
+                self.seen_dirs.add(job.dst.parent)
                 remove_partials(job.dst.parent)
             try:
                 p = conv.decide(job, self.key)

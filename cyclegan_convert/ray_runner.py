@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .converter import ConvertOptions, Converter, close_manifests
-from .image_stages import ConvertProgress, ImageStages, Summary, remove_partials
 from .errors import CcvError, ItemFailed, UsageError
 from .files import plan_roots
+from .image_stages import ConvertProgress, ImageStages, Summary, remove_partials
 from .object_store import PROCESS_LOCAL, ObjectPath, fresh_listings, location
 from .pipeline import PipelineStats, StageStats
 from .resolve import ModelRef
@@ -113,7 +113,7 @@ class RayConverter:
             finally:
                 lines.close()
         if not interrupted:
-            for folder in stages._seen_dirs:  # temporary files of tasks retried after a worker died
+            for folder in stages.seen_dirs:  # temporary files of tasks retried after a worker died
                 remove_partials(folder)
         stages.summary.time_split = split
         stages.tick(final=True)
