@@ -93,7 +93,7 @@ class ImageStages:
     through the router, ``encode`` writes one file atomically and records it in the manifest.
     Counters and failures are kept here; ``tick`` reports progress."""
 
-    def __init__(self, conv: "Converter", router, settings_key: str, census: Optional[ShapeCensus] = None):
+    def __init__(self, conv: Converter, router, settings_key: str, census: Optional[ShapeCensus] = None):
         self.conv, self.opt, self.router, self.key = conv, conv.opt, router, settings_key
         self.census = census
         self.progress = ConvertProgress()
