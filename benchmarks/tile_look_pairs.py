@@ -26,7 +26,8 @@ from PIL import Image
 
 from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
 
-TILED_ABOVE = 2048 * 2048  # image_stages.AUTO_TILE_PIXELS: photos up to this size run whole anyway
+from cyclegan_convert.image_stages import AUTO_TILE_PIXELS as TILED_ABOVE  # smaller photos run whole anyway
+
 VIEW_SIDE, CROP = 1400, 640
 CROP_CENTRES = ((0.5, 0.3), (0.35, 0.65))  # fractions of width and height: the sky or top, the middle ground
 
