@@ -9,10 +9,11 @@ Held out: every 10th file of monet2photo/trainA (108 Monet paintings) and trainB
 sorted name (``quality_metrics.held_out``); training must use the rest. The held-out photos are split
 in two, alternately in name order (``quality_metrics.split``): 'val' (150) to choose checkpoints
 with, 'test' (the other 150, the default) for the figures reported, so that a reported figure does
-not come from the photos its checkpoint was chosen on. Only the chosen split's photos are read and
-converted. The 108 paintings serve both splits whole: they are the target that distances are
-measured to, not samples a checkpoint is scored on one by one, and halving them (54, fewer than the
-70 and 57 features) would make both Frechet distances mostly sample noise; the second, random-feature
+not come from the photos its checkpoint was chosen on. Only the chosen split's photos are
+converted; the other split's are read for the floor line only (no generator sees them). The 108
+paintings serve both splits whole: they are the target that distances are measured to, not samples
+a checkpoint is scored on one by one, and halving them (54, fewer than the 70 and 57 features) would
+make both Frechet distances mostly sample noise; the second, random-feature
 distance, with which no checkpoint is chosen, guards against a checkpoint that flatters this one set.
 
 Each generator converts the split's photos at their native 256 px, as ``ccv convert`` does (PyTorch
@@ -368,15 +369,14 @@ def _fmt(v: Optional[float], spec: str) -> str:
 
 def markdown_table(rows: Sequence[Row]) -> str:
     columns = ["model", "Monet share", "FD to paintings", "FD ratio", "KD ratio", "RF ratio", "colour corr",
-               "edge corr",
-               "at 1/2 size", "2-px peak", "4-px peak", "2-px grain", "4-px grain", "s/image"]
+               "edge corr", "at 1/2 size", "2-px peak", "4-px peak", "2-px grain", "4-px grain", "s/image"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         share = "-" if r.monet_share is None else f"{100 * r.monet_share:.0f}%"
         cells = [r.name, share, _fmt(r.fd, ".1f"), _fmt(r.fd_ratio, ".2f"), _fmt(r.kd_ratio, ".2f"),
-                 _fmt(r.rf_ratio, ".2f"),
-                 _fmt(r.colour, ".3f"), _fmt(r.edge, ".3f"), _fmt(r.edge_half, ".3f"), _fmt(r.peak2, ".2f"),
-                 _fmt(r.peak4, ".2f"), _fmt(r.grain2, ".2f"), _fmt(r.grain4, ".2f"), _fmt(r.sec_per_image, ".3f")]
+                 _fmt(r.rf_ratio, ".2f"), _fmt(r.colour, ".3f"), _fmt(r.edge, ".3f"), _fmt(r.edge_half, ".3f"),
+                 _fmt(r.peak2, ".2f"), _fmt(r.peak4, ".2f"), _fmt(r.grain2, ".2f"), _fmt(r.grain4, ".2f"),
+                 _fmt(r.sec_per_image, ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -528,9 +528,10 @@ def run(args: argparse.Namespace) -> int:
                   ((ref.scale, ref.painting_features), (ref.rf_scale, ref.painting_rf))]
         fd_h, rf_h = (qm.frechet_distance(*h) for h in halves)
         kd_h = qm.kernel_distance(*halves[0])
-        notes.insert(3, f"Between the two halves of the paintings ({len(ref.paintings[0::2])} and {len(ref.paintings[1::2])}): FD {fd_h:.1f} (ratio "
-                        f"{fd_h / ref.photos_fd:.2f}), RF {rf_h:.1f} (ratio {rf_h / ref.photos_rf:.2f}), a floor "
-                        f"set by sample size; the unbiased kernel distance's KD ratio {kd_h / ref.photos_kd:.2f} "
+        notes.insert(3, f"Between the two halves of the paintings ({len(ref.paintings[0::2])} and "
+                        f"{len(ref.paintings[1::2])}): FD {fd_h:.1f} (ratio {fd_h / ref.photos_fd:.2f}), RF "
+                        f"{rf_h:.1f} (ratio {rf_h / ref.photos_rf:.2f}), a floor set by sample size; the unbiased "
+                        f"kernel distance's KD ratio {kd_h / ref.photos_kd:.2f} "
                         f"(expected 0). The photos' own RF distance {ref.photos_rf:.1f}.")
     text = "\n".join(notes) + "\n\n" + markdown_table(rows) + "\n"
     print(text, end="")
