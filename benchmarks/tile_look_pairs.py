@@ -25,15 +25,16 @@ import numpy as np
 from PIL import Image
 
 from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
+from quality_metrics import psnr
 
 from cyclegan_convert.image_stages import AUTO_TILE_PIXELS as TILED_ABOVE  # smaller photos run whole anyway
 
+Image.MAX_IMAGE_PIXELS = None  # the photos and their conversions run to 16 MP and more
 VIEW_SIDE, CROP = 1400, 640
 CROP_CENTRES = ((0.5, 0.3), (0.35, 0.65))  # fractions of width and height: the sky or top, the middle ground
 
 
 def large_photos(folder: Path) -> list[Path]:
-    Image.MAX_IMAGE_PIXELS = None
     photos = []
     for p in sorted(folder.rglob("*.jpg")):
         with Image.open(p) as im:
@@ -48,11 +49,6 @@ def convert(photos: list[Path], out: Path, whole: bool) -> None:
         cmd = [sys.executable, "-m", "cyclegan_convert", "convert", *todo, "--to", "monet", "-o", str(out),
                "--ext", "png"] + (["--tile", "0"] if whole else [])
         subprocess.run(cmd, check=True)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 def write_views(stem: str, original: Path, versions: dict[str, Image.Image], views: Path) -> None:
