@@ -61,8 +61,7 @@ def test_bf16_path_stays_within_40db_of_fp32_on_low_contrast_photos(channels_las
     loses most, as InstanceNorm subtracts the first conv's large offset). Full-size generator."""
     from PIL import Image
 
-    from cyclegan_convert.networks import HalfPrecisionGenerator
-    from cyclegan_convert.networks import ResnetGenerator, init_weights
+    from cyclegan_convert.networks import HalfPrecisionGenerator, NarrowConv2d, ResnetGenerator, init_weights
 
     torch.manual_seed(0)
     net = init_weights(ResnetGenerator()).eval()
@@ -75,7 +74,9 @@ def test_bf16_path_stays_within_40db_of_fp32_on_low_contrast_photos(channels_las
         assert isinstance(fast.model, HalfPrecisionGenerator)
         assert next(fast.model.stem.parameters()).dtype == torch.float32
         assert next(fast.model.body.parameters()).dtype == torch.bfloat16
+        assert isinstance(fast.model.body[-2], NarrowConv2d) and isinstance(ref.model.model[-2], NarrowConv2d)
     assert next(net.parameters()).dtype == torch.float32  # the caller's module was not cast
+    assert type(net.model[-2]) is torch.nn.Conv2d  # nor had its layers swapped
     for i in range(2):
         assert _psnr(a[i], b[i]) >= 40, (i, _psnr(a[i], b[i]))
     # everything in bf16, stem included, falls below 40 dB on the fog: the fp32 stem is what holds it

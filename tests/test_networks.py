@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from cyclegan_convert.errors import NotAGeneratorError
-from cyclegan_convert.networks import (normalise, HalfPrecisionGenerator, LatticeNotch, NLayerDiscriminator, ResizeConv,
-                                       ResnetGenerator, init_weights)
+from cyclegan_convert.networks import (normalise, HalfPrecisionGenerator, LatticeNotch, NarrowConv2d, NLayerDiscriminator,
+                                       ResizeConv, ResnetGenerator, init_weights, with_narrow_convs)
 from cyclegan_convert.weights import infer_arch, load_generator
 
 from conftest import PHOTOS, psnr
@@ -313,6 +313,43 @@ def test_instance_norm_on_channels_last_cpu_input_equals_the_original(dtype, rel
     assert got.is_contiguous(memory_format=torch.channels_last) and got.dtype == dtype
     assert (got.double() - want).abs().max().item() < rel_tol * want.abs().max().item()
     assert norm(x).is_contiguous()  # an NCHW input stays on instance_norm
+
+
+# bf16: both ways round the output to bf16 (2^-9 of it) after summing 1,568 products of bf16 inputs;
+# the split also rounds its 7 row maps. A tap shifted by one row or a transposed kernel is off by
+# about the output's own size.
+@pytest.mark.parametrize("dtype, rel_tol", [(torch.float64, 1e-12), (torch.float32, 1e-5), (torch.bfloat16, 2**-6)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_narrow_conv_computes_the_convolution_it_replaces(dtype, rel_tol, channels_last):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(32, 3, 7)
+    with torch.no_grad():
+        conv.weight[0, 0, 0, 1] += 1.0  # an asymmetric kernel: a transposed or flipped one differs
+    narrow = NarrowConv2d.sharing(conv)
+    assert narrow.weight is conv.weight and narrow.bias is conv.bias
+    x = torch.randn(2, 32, 29, 35).to(dtype)  # neither side a multiple of anything
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    want = torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double())
+    with torch.no_grad():
+        got = narrow.to(dtype)(x)
+    assert got.dtype == dtype and got.shape == want.shape
+    assert (got.double() - want).abs().max().item() < rel_tol * want.abs().max().item()
+
+
+def test_narrow_conv_trains_as_a_plain_conv_and_only_the_last_layer_is_swapped():
+    torch.manual_seed(0)
+    net = init_weights(ResnetGenerator(ngf=8, n_blocks=1))
+    x = torch.randn(1, 3, 32, 32)
+    swapped = with_narrow_convs(copy.deepcopy(net))
+    narrow = [m for m in swapped.modules() if isinstance(m, NarrowConv2d)]
+    assert [m.out_channels for m in narrow] == [3] and swapped.model[-2] is narrow[0]
+    assert swapped.state_dict().keys() == net.state_dict().keys()
+    for m in (net, swapped):  # with autograd the swapped layer is a plain Conv2d: the same gradients
+        m(x).square().mean().backward()
+    assert torch.equal(net.model[-2].weight.grad, swapped.model[-2].weight.grad)
+    with torch.no_grad():
+        assert (net(x) - swapped(x)).abs().max().item() < 1e-5
 
 
 def test_the_cpu_norm_compiles_once_for_every_size_with_dynamic_shapes():
