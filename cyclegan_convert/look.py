@@ -8,10 +8,24 @@ Both work on the model's output at output size against the input at the size it 
               Transfer": the model's strokes and light, the photo's hues). The layout is taken at
               ``COLOR_SIDE``: the model's finer colour strokes stay, so ``keep`` still reads as
               broken colour, not as a tinted photo.
+    strokes   first of all, the model's paint drawn out into brush strokes that follow the photo's
+              forms: each output pixel becomes the Gaussian-weighted mean of the output along a
+              short straight line through it, in the direction of least change of the photo
+              around it (the structure tensor's minor eigenvector, Kass & Witkin 1987; the
+              smoothing along it is the line integral convolution of Cabral & Leedom 1993, straight
+              rather than along streamlines, as in Kyprianidis & Kang's coherence-enhancing
+              filtering, 2011). It turns the generator's isotropic grain into directed strokes and
+              keeps edges across them. ``strokes`` 1 reaches ``STROKE_REACH`` of the image's long
+              side each way, so the look is the same at every output size.
+    colours   the model's luma, and its chroma moved by ``colors`` of the way from its own colour
+              layout to the input's (Gatys et al. 2016, "Preserving Color in Neural Artistic Style
+              Transfer": the model's strokes and light, the photo's hues). The layout is taken at
+              ``COLOR_SIDE``: the model's finer colour strokes stay, so ``keep`` still reads as
+              broken colour, not as a tinted photo.
     strength  then the output moves only that far from the input: input + strength * (styled -
               input), per channel.
 
-A look of colours 0 and strength 1 is the model's raw output and costs nothing.
+A look of strokes 0, colours 0 and strength 1 is the model's raw output and costs nothing.
 """
 from __future__ import annotations
 
@@ -29,53 +43,62 @@ _COLORS_WORDS = {"model": 0.0, "keep": 1.0}
 class Look:
     colors: float = 0.0    # fraction of the input's a*/b* kept: 0 the model's colours, 1 the photo's
     strength: float = 1.0  # 1 the styled output, 0 the input unchanged
+    strokes: float = 0.0   # brush strokes' reach, in STROKE_REACH of the long side: 0 none
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.colors <= 1.0:
             raise UsageError(f"--colors {self.colors}: use model, keep, or a fraction from 0 to 1")
         if not 0.0 <= self.strength <= 1.0:
             raise UsageError(f"--strength {self.strength}: use a number from 0 (the input) to 1 (the model's output)")
+        if not 0.0 <= self.strokes <= MAX_STROKES:
+            raise UsageError(f"--strokes {self.strokes}: use a number from 0 (none) to {MAX_STROKES:g} (1: strokes "
+                             f"reaching {100 * STROKE_REACH:g}% of the image's long side each way)")
 
     @property
     def raw(self) -> bool:
         """The model's output as it is: nothing to compute."""
-        return self.colors == 0.0 and self.strength == 1.0
+        return self.colors == 0.0 and self.strength == 1.0 and self.strokes == 0.0
 
     def settings(self) -> dict[str, float]:
         """What goes into an output's settings key: nothing for the raw look, so outputs made
-        before looks existed stay current."""
-        return {} if self.raw else {"colors": self.colors, "strength": self.strength}
+        before looks existed stay current; strokes only where there are some, so outputs made
+        before strokes existed stay current too."""
+        if self.raw:
+            return {}
+        return {"colors": self.colors, "strength": self.strength, **({"strokes": self.strokes} if self.strokes else {})}
 
     def describe(self) -> str:
         colors = {0.0: "model", 1.0: "keep"}.get(self.colors, f"{self.colors:g}")
-        return f"colors {colors}, strength {self.strength:g}"
+        return f"colors {colors}, strength {self.strength:g}" + (f", strokes {self.strokes:g}" if self.strokes else "")
 
     @classmethod
     def of(cls, colors: Union[str, float, None] = None, strength: Optional[float] = None,
-           default: Optional[dict] = None) -> "Look":
-        """The look asked for: each of ``colors`` and ``strength`` given, else the model's
-        recommended value (``default``, from its card), else the raw output."""
+           default: Optional[dict] = None, strokes: Optional[float] = None) -> "Look":
+        """The look asked for: each of ``colors``, ``strength`` and ``strokes`` given, else the
+        model's recommended value (``default``, from its card), else the raw output's."""
         default = default or {}
         c = parse_colors(colors) if colors is not None else float(default.get("colors", 0.0))
         s = float(strength) if strength is not None else float(default.get("strength", 1.0))
-        return cls(c, s)
+        k = float(strokes) if strokes is not None else float(default.get("strokes", 0.0))
+        return cls(c, s, k)
 
 
-def look_for(ref, colors: Union[str, float, None] = None, strength: Optional[float] = None) -> Look:
+def look_for(ref, colors: Union[str, float, None] = None, strength: Optional[float] = None,
+             strokes: Optional[float] = None) -> Look:
     """The look for a model (a ``resolve.ModelRef`` or None): what was asked, else the model's
     recommendation from its store entry, else the raw output."""
     entry = getattr(ref, "entry", None)
-    return Look.of(colors, strength, entry.look if entry is not None else None)
+    return Look.of(colors, strength, entry.look if entry is not None else None, strokes)
 
 
-def look_note(look: Look, colors: object, strength: object) -> str:
+def look_note(look: Look, colors: object, strength: object, strokes: object = 0.0) -> str:
     """The line that says which look outputs get, when it is not the raw output; where the user
-    did not choose both parts, it says the model recommended them and how to get the raw output."""
+    did not choose every part, it says the model recommended them and how to get the raw output."""
     if look.raw:
         return ""
-    chosen = colors is not None and strength is not None
+    chosen = colors is not None and strength is not None and strokes is not None
     return f"look: {look.describe()}" + ("" if chosen else " (the model's recommendation; --colors model "
-                                                          "--strength 1 for its raw output)")
+                                                          "--strength 1 --strokes 0 for its raw output)")
 
 
 def parse_colors(text: Union[str, float]) -> float:
@@ -100,6 +123,15 @@ def parse_colors(text: Union[str, float]) -> float:
 COLOR_SIDE = 512
 
 
+# Strokes: ``strokes`` 1 reaches this share of the output's long side each way (19 px at 1920 px, 43 px
+# at 12 MP); the directions are taken from the photo at most TENSOR_SIDE long (they change over the
+# reach, not per pixel); each side of a stroke is sampled at STROKE_TAPS points (bilinear).
+STROKE_REACH = 0.01
+MAX_STROKES = 3.0
+TENSOR_SIDE = 1024
+STROKE_TAPS = 6
+
+
 def apply_look(output: np.ndarray, source: np.ndarray, look: Look) -> np.ndarray:
     """uint8 (H, W, 3) model output and its input (any size: scaled to the output's) -> uint8
     (H, W, 3) with ``look`` applied (OpenCV's saturating, rounding arithmetic)."""
@@ -109,6 +141,8 @@ def apply_look(output: np.ndarray, source: np.ndarray, look: Look) -> np.ndarray
 
     h, w = output.shape[:2]
     out = output
+    if look.strokes:
+        out = brush_strokes(out, source, look.strokes * STROKE_REACH * max(h, w))
     if look.colors:
         # the model's luma, and its chroma moved by the difference between the input's and its own
         # colour layout (computed small: chroma layout is smooth; the model's fine colour strokes stay)
@@ -143,3 +177,48 @@ def _fit(h: int, w: int, side: int) -> tuple[int, int]:
     """(width, height) with the longest side at most ``side`` (OpenCV's order)."""
     scale = min(1.0, side / max(h, w))
     return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def stroke_directions(guide: np.ndarray, size: tuple[int, int], sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors (x, y), float32 (h, w) each for ``size`` = (w, h): at each pixel the direction in
+    which ``guide`` (uint8 RGB, any size) changes least, averaged over ``sigma`` output pixels (the
+    structure tensor smoothed at that scale; along an edge, across a gradient). Computed at most
+    TENSOR_SIDE long; the doubled angle is what is scaled up, as a direction and its opposite are
+    one orientation."""
+    import cv2
+
+    w, h = size
+    small = _fit(h, w, TENSOR_SIDE)
+    g = cv2.cvtColor(cv2.resize(guide, small, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
+    s = max(0.5, sigma * small[0] / w)
+    jxx, jxy, jyy = (cv2.GaussianBlur(v, (0, 0), s) for v in (gx * gx, gx * gy, gy * gy))
+    # the gradient's doubled angle (cos, sin): the major eigenvector's; the strokes run across it
+    c2, s2 = jxx - jyy, 2.0 * jxy
+    norm = np.sqrt(c2 * c2 + s2 * s2) + 1e-12
+    c2, s2 = cv2.resize(c2 / norm, size, interpolation=cv2.INTER_LINEAR), cv2.resize(s2 / norm, size, interpolation=cv2.INTER_LINEAR)
+    theta = 0.5 * np.arctan2(s2, c2)
+    return (-np.sin(theta)).astype(np.float32), np.cos(theta).astype(np.float32)
+
+
+def brush_strokes(image: np.ndarray, guide: np.ndarray, reach: float) -> np.ndarray:
+    """uint8 (H, W, 3) ``image`` smoothed along straight strokes ``reach`` pixels long each way, in
+    the directions of ``guide`` (the photo: its forms, not the model's grain, steer them), Gaussian
+    weights with sigma reach / 2. A flat image stays as it was."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if reach < 0.5:
+        return image
+    tx, ty = stroke_directions(guide, (w, h), reach)
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    acc, total = image.astype(np.float32), 1.0
+    for i in range(1, STROKE_TAPS + 1):
+        d = reach * i / STROKE_TAPS
+        weight = float(np.exp(-2.0 * (d / reach) ** 2))
+        for sign in (1.0, -1.0):
+            m1, m2 = cv2.convertMaps(xs + sign * d * tx, ys + sign * d * ty, cv2.CV_16SC2)
+            sample = cv2.remap(image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            cv2.scaleAdd(sample.astype(np.float32), weight, acc, dst=acc)
+            total += weight
+    return np.clip(acc * np.float32(1.0 / total) + 0.5, 0, 255).astype(np.uint8)

@@ -67,16 +67,17 @@ def list_images(inputs: Sequence[str]) -> list:
 
 
 def variants_of(models: Sequence[ModelRef], colors: Sequence[Optional[str]],
-                strengths: Sequence[Optional[float]]) -> list[Variant]:
+                strengths: Sequence[Optional[float]], strokes: Sequence[Optional[float]] = ()) -> list[Variant]:
     """Every model with every look asked for (each model's own recommendation where a part was
     not given), without repeats."""
     out: list[Variant] = []
     for ref in models:
         for c in colors or [None]:
             for s in strengths or [None]:
-                v = Variant(ref, look_for(ref, c, s))
-                if v not in out:
-                    out.append(v)
+                for k in strokes or [None]:
+                    v = Variant(ref, look_for(ref, c, s, k))
+                    if v not in out:
+                        out.append(v)
     return out
 
 

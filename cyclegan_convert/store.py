@@ -51,7 +51,7 @@ class ModelEntry:
     ngf: int = 64
     sha256: str = ""
     card: dict[str, Any] = field(default_factory=dict)  # how it was made: data, steps, losses, licence
-    look: dict[str, float] = field(default_factory=dict)  # recommended --colors/--strength (look.Look); {}: raw output
+    look: dict[str, float] = field(default_factory=dict)  # recommended --colors/--strength/--strokes (look.Look); {}: raw output
     path: Optional[Path] = field(default=None, compare=False)  # the model's folder; not saved
 
     @property

@@ -28,7 +28,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import MediaError, UsageError
-from .look import apply_look, look_for, look_note
+from .look import Look, apply_look, look_for, look_note
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
 from .video_io import (FrameConverter, OutputPlan, VideoInfo, alpha_decoder, check_encoder, check_output, choose_pix_fmt,
@@ -61,6 +61,7 @@ class VideoOptions:
     queue_frames: int = 8  # frames each queue holds: bounds memory
     colors: Optional[str] = None  # look.parse_colors: model, keep or a fraction; None: the model's recommendation
     strength: Optional[float] = None  # look.Look.strength; None: the model's recommendation
+    strokes: Optional[float] = None  # look.Look.strokes; None: the model's recommendation
 
     def __post_init__(self) -> None:
         if self.start < 0:
@@ -76,6 +77,7 @@ class VideoOptions:
         if not 0.0 <= self.stable_strength < 1.0 or not 0.0 <= self.stable_momentum < 1.0:
             raise UsageError("stable_strength and stable_momentum must be in [0, 1)")
         self.backend_choice  # --backend and --device checked before any work
+        Look.of(self.colors, self.strength, strokes=self.strokes)  # and bad looks
 
     @property
     def backend_choice(self):
@@ -157,7 +159,7 @@ class VideoConverter:
         self.on_progress = on_progress or (lambda p: None)
         self.on_message = on_message or (lambda kind, text: None)
         self.stats = PipelineStats()
-        self.look = look_for(ref, options.colors, options.strength)
+        self.look = look_for(ref, options.colors, options.strength, options.strokes)
         self._turns = 0  # quarter turns (counter-clockwise) that make the stored frames upright
 
     # -- planning ----------------------------------------------------------------------------------
@@ -280,7 +282,8 @@ class VideoConverter:
         try:
             self.on_message("backend", router.describe())
             if not self.look.raw:
-                self.on_message("note", look_note(self.look, self.options.colors, self.options.strength))
+                self.on_message("note", look_note(self.look, self.options.colors, self.options.strength,
+                                                       self.options.strokes))
             batch = opt.batch_size or router.default_batch
             with atomic_path(dst, suffix=dst.suffix) as tmp:
                 result = self._convert(src, tmp, info, plan, router, smoother, blender, batch)

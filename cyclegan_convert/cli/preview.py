@@ -22,6 +22,7 @@ def preview(
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="A generator file; repeat for several.", show_default=False)] = None,
     colors: Annotated[Optional[list[str]], typer.Option("--colors", help="Looks to compare: model, keep or a fraction, separated by commas (e.g. model,keep,0.5). Default: each model's recommendation.", show_default=False)] = None,
     strength: Annotated[Optional[list[str]], typer.Option("--strength", help="Strengths to compare, separated by commas (e.g. 1,0.6). Default: each model's recommendation.", show_default=False)] = None,
+    strokes: Annotated[Optional[list[str]], typer.Option("--strokes", help="Brush strokes to compare, separated by commas (e.g. 0,1). Default: each model's recommendation.", show_default=False)] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many photos.")] = DEFAULT_COUNT,
     side: Annotated[int, typer.Option("--side", min=16, help="Longest side of each picture on the sheet, in pixels.")] = DEFAULT_SIDE,
     output: Annotated[Path, typer.Option("--output", "-o", help="The sheet: an HTML page (its pictures go in NAME_files/ beside it).")] = Path("ccv-preview.html"),
@@ -41,12 +42,16 @@ def preview(
         strengths = [float(s) for s in _split(strength)]
     except ValueError:
         raise UsageError(f"--strength {' '.join(strength or [])}: give numbers from 0 to 1, separated by commas") from None
+    try:
+        stroke_list = [float(s) for s in _split(strokes)]
+    except ValueError:
+        raise UsageError(f"--strokes {' '.join(strokes or [])}: give numbers from 0 to 3, separated by commas") from None
     targets = _split(to)
     refs = [resolve_model(model=p) for p in model or []]
     for target in targets or ([] if refs else [None]):
         with download_feedback(f"model for --to {target or 'monet'}") as (on_notice, on_progress):
             refs.append(resolve_model(target, on_notice=on_notice, on_progress=on_progress))
-    variants = variants_of(refs, _split(colors), strengths)
+    variants = variants_of(refs, _split(colors), strengths, stroke_list)
     with console.status(f"converting a few photos with {len(variants)} variant(s)"):
         result = make_preview(inputs, variants, output, count=count, side=side, backend=backend, device=device)
     line = dict(highlight=False, markup=False, soft_wrap=True)
