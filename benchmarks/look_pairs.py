@@ -1,16 +1,20 @@
-"""Blind pairs for the tiled look (issue 28): does a large photo look worse in tiles than run whole?
+"""Blind pairs of two ways of converting the same large photos: which reads better as a painting?
 
-Photos above 4 MP run in tiles with InstanceNorm statistics taken from a 768 px copy, so their output
-is not the full-size whole-image pass (25-37 dB from it). This converts every photo of the folder above
-that size both ways with the bundled model at default settings (`ccv convert --to monet`, and with
-`--tile 0`), then writes, per photo, a 1400 px view and two 640 px crops at 100% of each version, as
-A and B in an order shuffled by a fixed seed, beside the downscaled original; the key goes to
-``key.json`` and the PSNR between the versions is printed. A person (or a vision-capable helper, shown
-only ``views/``) says per photo which reads better as a painting and what differs.
+Each photo of the folder (above ``--min-mp``) is converted twice with the bundled model by `ccv convert
+--to monet`, once with each ``--variant NAME=ARGS`` (extra `ccv convert` arguments). Per photo it
+writes a 1400 px view and two 640 px crops at 100% of each version, as A and B in an order shuffled
+by a fixed seed, beside the downscaled original; the key goes to ``key.json`` and the PSNR between
+the versions is printed. A person (or a vision-capable helper, shown only ``views/``) says per photo
+which reads better as a painting and what differs.
 
-    python benchmarks/tile_look_pairs.py --out /tmp/look [--data DIR] [--seed 28]
+The default pair is issue 28's look question: photos above 4 MP run in tiles with InstanceNorm
+statistics from a 768 px copy (`tiled`) against the whole-image pass (`whole`, `--tile 0`):
 
-Conversions already in OUT are reused. Run whole, a 16 MP photo needs about 7 GB.
+    python benchmarks/look_pairs.py --out /tmp/look [--data DIR] [--seed 28]
+    python benchmarks/look_pairs.py --out /tmp/strokes --min-mp 0 --variant plain= --variant strokes=--strokes,1
+
+(ARGS: commas between words.) Conversions already in OUT are reused. Run whole, a 16 MP photo needs
+about 7 GB.
 """
 from __future__ import annotations
 
@@ -34,21 +38,29 @@ VIEW_SIDE, CROP = 1400, 640
 CROP_CENTRES = ((0.5, 0.3), (0.35, 0.65))  # fractions of width and height: the sky or top, the middle ground
 
 
-def large_photos(folder: Path) -> list[Path]:
+def large_photos(folder: Path, above: float) -> list[Path]:
     photos = []
     for p in sorted(folder.rglob("*.jpg")):
         with Image.open(p) as im:
-            if im.width * im.height > TILED_ABOVE:
+            if im.width * im.height > above:
                 photos.append(p)
     return photos
 
 
-def convert(photos: list[Path], out: Path, whole: bool) -> None:
+def convert(photos: list[Path], out: Path, args: list[str]) -> None:
     todo = [str(p) for p in photos if not (out / f"{p.stem}.png").exists()]
     if todo:
         cmd = [sys.executable, "-m", "cyclegan_convert", "convert", *todo, "--to", "monet", "-o", str(out),
-               "--ext", "png"] + (["--tile", "0"] if whole else [])
+               "--ext", "png", *args]
         subprocess.run(cmd, check=True)
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``NAME=ARGS``, ARGS the extra `ccv convert` words separated by commas (may be empty)."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=ARGS, e.g. whole=--tile,0 or plain=")
+    return name, [w for w in rest.split(",") if w]
 
 
 def write_views(stem: str, original: Path, versions: dict[str, Image.Image], views: Path) -> None:
@@ -71,27 +83,35 @@ def main() -> None:
                     help=f"folder of large JPEG photos (default {shown(shared_data('photos-large'))})")
     ap.add_argument("--out", type=Path, required=True, help="folder for the conversions, views/ and key.json")
     ap.add_argument("--seed", type=int, default=28, help="seed of the A/B order")
+    ap.add_argument("--min-mp", type=float, default=TILED_ABOVE / 1e6,
+                    help="only photos above this many megapixels (default: those that run in tiles)")
+    ap.add_argument("--variant", type=parse_variant, action="append", metavar="NAME=ARGS",
+                    help="one of the two conversions (give two; default tiled= and whole=--tile,0)")
     args = ap.parse_args()
-    photos = large_photos(require(args.data, "large photos"))
+    variants = dict(args.variant or [("tiled", []), ("whole", ["--tile", "0"])])
+    if len(variants) != 2:
+        ap.error("give two --variant with different names")
+    photos = large_photos(require(args.data, "large photos"), args.min_mp * 1e6)
     if not photos:
-        sys.exit(f"error: {shown(args.data)}: no JPEG above {TILED_ABOVE / 1e6:.1f} MP")
-    conv = {"tiled": args.out / "tiled", "whole": args.out / "whole"}
+        sys.exit(f"error: {shown(args.data)}: no JPEG above {args.min_mp:g} MP")
+    conv = {name: args.out / name for name in variants}
     views = args.out / "views"
     for d in (*conv.values(), views):
         d.mkdir(parents=True, exist_ok=True)
-    convert(photos, conv["tiled"], whole=False)
-    convert(photos, conv["whole"], whole=True)
+    for name, extra in variants.items():
+        convert(photos, conv[name], extra)
 
     rng, key = random.Random(args.seed), {}
     for i, p in enumerate(photos, 1):
-        order = ["tiled", "whole"]
+        order = list(variants)
         rng.shuffle(order)
         stem = f"photo{i:02d}"
         key[stem] = {"file": p.name, "A": order[0], "B": order[1]}
         ims = {m: Image.open(conv[m] / f"{p.stem}.png").convert("RGB") for m in order}
         write_views(stem, p, dict(zip("AB", (ims[m] for m in order))), views)
-        apart = psnr(np.asarray(ims["tiled"]), np.asarray(ims["whole"]))
-        print(f"{stem}  {p.name:40s} tiled against whole {apart:5.1f} dB")
+        first, second = variants
+        apart = psnr(np.asarray(ims[first]), np.asarray(ims[second]))
+        print(f"{stem}  {p.name:40s} {first} against {second} {apart:5.1f} dB")
     (args.out / "key.json").write_text(json.dumps(key, indent=1))
     print(f"{len(photos)} photos; views in {views}, key in {args.out / 'key.json'}")
 
