@@ -18,7 +18,7 @@ distance, with which no checkpoint is chosen, guards against a checkpoint that f
 
 Each generator converts the split's photos at their native 256 px, as ``ccv convert`` does (PyTorch
 fp32 backend: pad to a multiple of 4, crop back, round to 8 bits). One row per generator and look
-(``--look COLORS,STRENGTH``, repeatable: ``cyclegan_convert.look.apply_look`` on each output against
+(``--look COLORS,STRENGTH[,STROKES]``, repeatable: ``cyclegan_convert.look.apply_look`` on each output against
 its input, as ``ccv convert --colors --strength`` does; without it, the raw output), with reference rows:
 
 - Monet share: outputs that a Monet-vs-photo classifier calls Monet. It is a logistic regression on
@@ -423,15 +423,16 @@ def write_sheet(path: Path, nets: Sequence[tuple[GeneratorSpec, ResnetGenerator]
 # -- command line --------------------------------------------------------------------------------
 
 def parse_look(text: str) -> Look:
-    """``COLORS,STRENGTH`` as ``ccv convert --colors --strength`` take them: ``0.5,1``, ``keep,0.8``."""
+    """``COLORS,STRENGTH[,STROKES]`` as ``ccv convert --colors --strength --strokes`` take them:
+    ``0.5,1``, ``keep,0.8``, ``0.5,1,0.5``."""
     parts = text.split(",")
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"{text!r}: give COLORS,STRENGTH (e.g. 0,1 for the raw output, "
-                                         "keep,1 or 0.5,0.8)")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"{text!r}: give COLORS,STRENGTH[,STROKES] (e.g. 0,1 for the raw output, "
+                                         "keep,1 or 0.5,0.8,0.5)")
     try:
-        return Look(parse_colors(parts[0]), float(parts[1]))
+        return Look(parse_colors(parts[0]), *(float(p) for p in parts[1:]))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: STRENGTH must be a number from 0 to 1") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: STRENGTH and STROKES must be numbers") from None
     except UsageError as e:
         raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
@@ -447,7 +448,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--split", choices=list(qm.SPLITS), default="test",
                     help="which held-out photos to convert: val (to choose checkpoints with) or test (the "
                          "other half, for reported figures; default)")
-    ap.add_argument("--look", type=parse_look, action="append", default=[], metavar="COLORS,STRENGTH",
+    ap.add_argument("--look", type=parse_look, action="append", default=[], metavar="COLORS,STRENGTH[,STROKES]",
                     help="also apply this look to each output, one row each (repeatable; e.g. --look 0,1 "
                          "--look keep,1 --look 0.5,1 --look 0,0.6; default: the raw output only)")
     ap.add_argument("--limit", type=int, default=None, metavar="N",
