@@ -130,6 +130,10 @@ STROKE_REACH = 0.01
 MAX_STROKES = 3.0
 TENSOR_SIDE = 1024
 STROKE_TAPS = 6
+# The directions are averaged over twice the reach: over the reach itself, flat skies got wormy
+# swirls (a blind judge: "fingerprint-like", "more Van Gogh than Monet"); at 4x they run parallel
+# for so long that they read as streaks.
+DIRECTION_SCALE = 2.0
 
 
 def apply_look(output: np.ndarray, source: np.ndarray, look: Look) -> np.ndarray:
@@ -203,15 +207,16 @@ def stroke_directions(guide: np.ndarray, size: tuple[int, int], sigma: float) ->
 
 def brush_strokes(image: np.ndarray, guide: np.ndarray, reach: float) -> np.ndarray:
     """uint8 (H, W, 3) ``image`` smoothed along straight strokes ``reach`` pixels long each way, in
-    the directions of ``guide`` (the photo: its forms, not the model's grain, steer them), Gaussian
-    weights with sigma reach / 2. A flat image stays as it was."""
+    the directions of ``guide`` (the photo: its forms, not the model's grain, steer them) averaged
+    over ``DIRECTION_SCALE`` times the reach, Gaussian weights with sigma reach / 2. A flat image
+    stays as it was."""
     import cv2
 
     h, w = image.shape[:2]
     if reach < 0.5:
         return image
     image = np.ascontiguousarray(image)
-    tx, ty = stroke_directions(guide, (w, h), reach)
+    tx, ty = stroke_directions(guide, (w, h), DIRECTION_SCALE * reach)
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     acc, total = image.astype(np.float32), 1.0
     # OpenCV's multithreaded kernels throughout (numpy's arithmetic took 2.1 against 1.3 s at 12 MP)
