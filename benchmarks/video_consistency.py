@@ -4,6 +4,7 @@
     python benchmarks/video_consistency.py --clip a.mp4 --clip b.mp4 --model G.pth
     python benchmarks/video_consistency.py --speed-frames 12    # also frames/s at 1280x720
     python benchmarks/video_consistency.py --skip-table --gif docs/images/stable_cockatoo.webp
+    python benchmarks/video_consistency.py --strokes 0.5        # also per-frame and --stable with strokes
 
 Warping error (Lai et al., ECCV 2018): optical flow on the INPUT frames (Farneback at the clip's
 full size: not DIS, which --stable uses, so the measure is not the method's own), the previous frame
@@ -15,7 +16,9 @@ each against the per-frame output's.
 
 Modes (all PyTorch, so frames/s compare): per-frame; `--stable` before issue 27 (InstanceNorm
 statistics smoothed, no flow: stable_strength 0); the flow-guided blending alone (statistics off:
-stable_momentum 0); `--stable` now (both). Encoded losslessly (crf 0, .mkv) so the codec adds no
+stable_momentum 0); `--stable` now (both); with ``--strokes K`` also per-frame and `--stable` with
+that much of the look's brush strokes. Every mode sets its strokes (0 but there), so the table does not
+change with the model's recommended look. Encoded losslessly (crf 0, .mkv) so the codec adds no
 change of its own.
 """
 from __future__ import annotations
@@ -56,14 +59,18 @@ def convert(ref, src: Path, out: Path, **options) -> tuple[list[np.ndarray], flo
     return read_video(r.output)["frames"], r.fps
 
 
-def consistency(ref, clips: list[Path], tmp: Path) -> None:
+def consistency(ref, clips: list[Path], tmp: Path, strokes: float = 0.0) -> None:
+    modes = {name: {"strokes": 0.0, **options} for name, options in MODES.items()}
+    if strokes:
+        modes[f"per-frame, strokes {strokes:g}"] = {"strokes": strokes}
+        modes[f"--stable, strokes {strokes:g}"] = {"stable": True, "strokes": strokes}
     print(f"CPU: {cpu_name()}; load average before: {load()}")
     print("| clip | frames | mode | warping error vs input | gradient vs per-frame | Laplacian var vs per-frame | frames/s |")
     print("|---|---|---|---|---|---|---|")
     for clip in clips:
         inputs = read_video(clip)["frames"]
         outs, fps = {}, {}
-        for name, options in MODES.items():
+        for name, options in modes.items():
             outs[name], fps[name] = convert(ref, clip, tmp / f"{clip.stem}.{len(outs)}.mkv", **options)
         errors = warping_errors(inputs, [inputs] + list(outs.values()))
         keep = errors[0] < 10 * np.median(errors[0])
@@ -165,12 +172,13 @@ def main() -> None:
     ap.add_argument("--gif", type=Path, help="write input | per-frame | --stable as an animated image here")
     ap.add_argument("--gif-clip", type=Path, default=CLIPS / "cockatoo.mp4")
     ap.add_argument("--skip-table", action="store_true")
+    ap.add_argument("--strokes", type=float, default=0.0, help="also per-frame and --stable with this --strokes")
     args = ap.parse_args()
     ref = resolve_model(to=args.to, model=args.model)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if not args.skip_table:
-            consistency(ref, args.clip or sorted(CLIPS.glob("*.mp4")), tmp)
+            consistency(ref, args.clip or sorted(CLIPS.glob("*.mp4")), tmp, args.strokes)
         if args.speed_frames:
             stage_cost(args.speed_clip)
             speed(ref, args.speed_clip, args.speed_frames, tmp)
