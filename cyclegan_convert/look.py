@@ -16,7 +16,9 @@ Both work on the model's output at output size against the input at the size it 
               rather than along streamlines, as in Kyprianidis & Kang's coherence-enhancing
               filtering, 2011). It turns the generator's isotropic grain into directed strokes and
               keeps edges across them. ``strokes`` 1 reaches ``STROKE_REACH`` of the image's long
-              side each way, so the look is the same at every output size.
+              side beyond ``NATIVE_SIDE`` each way: nothing at the size the model was trained at,
+              where its own texture already has a painting's scale, and nearly a fixed share of
+              the image at photo sizes, so large outputs look alike whatever their size.
     colours   the model's luma, and its chroma moved by ``colors`` of the way from its own colour
               layout to the input's (Gatys et al. 2016, "Preserving Color in Neural Artistic Style
               Transfer": the model's strokes and light, the photo's hues). The layout is taken at
@@ -52,7 +54,7 @@ class Look:
             raise UsageError(f"--strength {self.strength}: use a number from 0 (the input) to 1 (the model's output)")
         if not 0.0 <= self.strokes <= MAX_STROKES:
             raise UsageError(f"--strokes {self.strokes}: use a number from 0 (none) to {MAX_STROKES:g} (1: strokes "
-                             f"reaching {100 * STROKE_REACH:g}% of the image's long side each way)")
+                             f"reaching about {100 * STROKE_REACH:g}% of a large image's long side each way)")
 
     @property
     def raw(self) -> bool:
@@ -123,10 +125,14 @@ def parse_colors(text: Union[str, float]) -> float:
 COLOR_SIDE = 512
 
 
-# Strokes: ``strokes`` 1 reaches this share of the output's long side each way (19 px at 1920 px, 43 px
-# at 12 MP); the directions are taken from the photo at most TENSOR_SIDE long (they change over the
+# Strokes: ``strokes`` 1 reaches this share of the output's long side beyond NATIVE_SIDE each way (17 px
+# at 1920 px, 40 px at 12 MP, none at 256 px); the directions are taken from the photo at most TENSOR_SIDE long (they change over the
 # reach, not per pixel); each side of a stroke is sampled at STROKE_TAPS points (bilinear).
 STROKE_REACH = 0.01
+# CycleGAN models train on 256 px images (ccv's and the original's): at that size the model's own grain
+# is as coarse, against the image, as a painting's brushwork; measured on 256 px held-out photos,
+# strokes there moved the outputs' texture away from Monet's (RESULTS, stop 29), so they start above it.
+NATIVE_SIDE = 256
 MAX_STROKES = 3.0
 TENSOR_SIDE = 1024
 STROKE_TAPS = 6
@@ -147,7 +153,7 @@ def apply_look(output: np.ndarray, source: np.ndarray, look: Look) -> np.ndarray
     h, w = output.shape[:2]
     out = output
     if look.strokes:
-        out = brush_strokes(out, source, look.strokes * STROKE_REACH * max(h, w))
+        out = brush_strokes(out, source, look.strokes * STROKE_REACH * max(0, max(h, w) - NATIVE_SIDE))
     if look.colors:
         # the model's luma, and its chroma moved by the difference between the input's and its own
         # colour layout (computed small: chroma layout is smooth; the model's fine colour strokes stay)
