@@ -1,13 +1,9 @@
-"""The look under the user's hand: how much of the photo's colour to keep, and how strong the style.
+"""The look under the user's hand: brush strokes, how much of the photo's colour to keep, and how
+strong the style.
 
-Both work on the model's output at output size against the input at the size it was decoded
+All three work on the model's output at output size against the input at the size it was decoded
 (scaled to the output):
 
-    colours   the model's luma, and its chroma moved by ``colors`` of the way from its own colour
-              layout to the input's (Gatys et al. 2016, "Preserving Color in Neural Artistic Style
-              Transfer": the model's strokes and light, the photo's hues). The layout is taken at
-              ``COLOR_SIDE``: the model's finer colour strokes stay, so ``keep`` still reads as
-              broken colour, not as a tinted photo.
     strokes   first of all, the model's paint drawn out into brush strokes that follow the photo's
               forms: each output pixel becomes the Gaussian-weighted mean of the output along a
               short straight line through it, in the direction of least change of the photo
@@ -19,7 +15,7 @@ Both work on the model's output at output size against the input at the size it 
               side beyond ``NATIVE_SIDE`` each way: nothing at the size the model was trained at,
               where its own texture already has a painting's scale, and nearly a fixed share of
               the image at photo sizes, so large outputs look alike whatever their size.
-    colours   the model's luma, and its chroma moved by ``colors`` of the way from its own colour
+    colours   then the model's luma, and its chroma moved by ``colors`` of the way from its own colour
               layout to the input's (Gatys et al. 2016, "Preserving Color in Neural Artistic Style
               Transfer": the model's strokes and light, the photo's hues). The layout is taken at
               ``COLOR_SIDE``: the model's finer colour strokes stay, so ``keep`` still reads as
@@ -45,7 +41,7 @@ _COLORS_WORDS = {"model": 0.0, "keep": 1.0}
 class Look:
     colors: float = 0.0    # fraction of the input's a*/b* kept: 0 the model's colours, 1 the photo's
     strength: float = 1.0  # 1 the styled output, 0 the input unchanged
-    strokes: float = 0.0   # brush strokes' reach, in STROKE_REACH of the long side: 0 none
+    strokes: float = 0.0   # brush strokes' reach, in STROKE_REACH of the long side beyond NATIVE_SIDE: 0 none
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.colors <= 1.0:
@@ -125,9 +121,10 @@ def parse_colors(text: Union[str, float]) -> float:
 COLOR_SIDE = 512
 
 
-# Strokes: ``strokes`` 1 reaches this share of the output's long side beyond NATIVE_SIDE each way (17 px
-# at 1920 px, 40 px at 12 MP, none at 256 px); the directions are taken from the photo at most TENSOR_SIDE long (they change over the
-# reach, not per pixel); each side of a stroke is sampled at STROKE_TAPS points (bilinear).
+# Strokes: ``strokes`` 1 reaches this share of the output's long side beyond NATIVE_SIDE each way
+# (17 px at 1920 px, 40 px at 12 MP, none at 256 px); the directions are taken from the photo at
+# most TENSOR_SIDE long (they change over the reach, not per pixel); each side of a stroke is
+# sampled at STROKE_TAPS points (bilinear).
 STROKE_REACH = 0.01
 # CycleGAN models train on 256 px images (ccv's and the original's): at that size the model's own grain
 # is as coarse, against the image, as a painting's brushwork; measured on 256 px held-out photos,
@@ -207,7 +204,7 @@ def stroke_directions(guide: np.ndarray, size: tuple[int, int], sigma: float) ->
     # the gradient's doubled angle (cos, sin): the major eigenvector's; the strokes run across it
     c2, s2 = jxx - jyy, 2.0 * jxy
     norm = np.sqrt(c2 * c2 + s2 * s2) + 1e-12
-    c2, s2 = cv2.resize(c2 / norm, size, interpolation=cv2.INTER_LINEAR), cv2.resize(s2 / norm, size, interpolation=cv2.INTER_LINEAR)
+    c2, s2 = (cv2.resize(v / norm, size, interpolation=cv2.INTER_LINEAR) for v in (c2, s2))
     theta = 0.5 * np.arctan2(s2, c2)
     return (-np.sin(theta)).astype(np.float32), np.cos(theta).astype(np.float32)
 
@@ -227,7 +224,9 @@ def brush_strokes(image: np.ndarray, guide: np.ndarray, reach: float) -> np.ndar
         return image
     image = np.ascontiguousarray(image)
     tx, ty = stroke_directions(guide, (w, h), DIRECTION_SCALE * reach)
-    luma = cv2.cvtColor(cv2.resize(guide, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    shrink = guide.shape[1] > w  # the input as decoded may be larger or (--max-side's draft decode) smaller
+    luma = cv2.resize(cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY), (w, h),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR).astype(np.float32)
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     acc, total = image.astype(np.float32), np.ones((h, w), np.float32)
     range_k = -0.5 / STROKE_RANGE**2

@@ -79,8 +79,8 @@ StrengthOpt = Annotated[Optional[float], typer.Option("--strength", min=0.0, max
     "Default: the model's recommendation, else 1."))]
 StrokesOpt = Annotated[Optional[float], typer.Option("--strokes", min=0.0, max=3.0, show_default=False, help=(
     "Brush strokes along the photo's forms: the model's paint smoothed along short lines that follow the "
-    "photo's edges (0 none; 1 strokes reaching 1% of the image's long side beyond 256 px each way). Default: the model's "
-    "recommendation, else 0."))]
+    "photo's edges (0 none; 1 strokes reaching 1% of the image's long side beyond 256 px each way). "
+    "Default: the model's recommendation, else 0."))]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto, tensorrt, onnxruntime or torch.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (cuda without a GPU is an error).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per inference batch.")]
