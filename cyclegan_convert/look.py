@@ -227,8 +227,27 @@ def brush_strokes(image: np.ndarray, guide: np.ndarray, reach: float) -> np.ndar
     shrink = guide.shape[1] > w  # the input as decoded may be larger or (--max-side's draft decode) smaller
     luma = cv2.resize(cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY), (w, h),
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR).astype(np.float32)
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    acc, total = image.astype(np.float32), np.ones((h, w), np.float32)
+    out = np.empty_like(image)
+    # in bands of rows, so that each tap's maps, weights and sums stay in the CPU's cache (the whole
+    # 12 MP image at once: about ten passes over 50-150 MB arrays per tap)
+    for y0 in range(0, h, STROKE_BAND):
+        y1 = min(h, y0 + STROKE_BAND)
+        out[y0:y1] = _strokes_band(image, luma, tx[y0:y1], ty[y0:y1], y0, reach)
+    return out
+
+
+STROKE_BAND = 32  # rows (12 MP: 2.9 s whole, 1.3 s in bands of 128, 1.05 s of 32, 1.14 s of 16)
+
+
+def _strokes_band(image: np.ndarray, luma: np.ndarray, tx: np.ndarray, ty: np.ndarray, y0: int,
+                  reach: float) -> np.ndarray:
+    """Rows y0 .. y0 + len(tx) of ``brush_strokes`` (the samples come from the whole image)."""
+    import cv2
+
+    h, w = tx.shape
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(y0, y0 + h, dtype=np.float32))
+    own = luma[y0:y0 + h]
+    acc, total = image[y0:y0 + h].astype(np.float32), np.ones((h, w), np.float32)
     range_k = -0.5 / STROKE_RANGE**2
     # OpenCV's multithreaded kernels throughout: numpy's single-threaded arithmetic was the larger cost
     for i in range(1, STROKE_TAPS + 1):
@@ -237,9 +256,8 @@ def brush_strokes(image: np.ndarray, guide: np.ndarray, reach: float) -> np.ndar
         for sign in (1.0, -1.0):
             mx, my = cv2.scaleAdd(tx, sign * d, xs), cv2.scaleAdd(ty, sign * d, ys)
             sample = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            apart = cv2.subtract(cv2.remap(luma, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT), luma)
-            wr = cv2.exp(cv2.multiply(apart, apart, scale=range_k))
-            wr = cv2.multiply(wr, weight)
+            apart = cv2.subtract(cv2.remap(luma, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT), own)
+            wr = cv2.multiply(cv2.exp(cv2.multiply(apart, apart, scale=range_k)), weight)
             total = cv2.add(total, wr)
             acc = cv2.add(acc, cv2.multiply(sample, cv2.merge([wr, wr, wr]), dtype=cv2.CV_32F))
     return cv2.convertScaleAbs(cv2.divide(acc, cv2.merge([total, total, total])))  # rounded, saturated

@@ -156,6 +156,16 @@ def test_small_details_the_photo_draws_in_contrast_are_not_carried_away():
     assert (background - stroked[dots].mean()) / background > 0.9
 
 
+def test_strokes_in_bands_of_rows_equal_the_whole_image_at_once(monkeypatch):
+    import cyclegan_convert.look as look
+
+    src = _photo(1, (640, 480))
+    out = _hue_scrambled(src)
+    banded = apply_look(out, src, Look(strokes=1.0))
+    monkeypatch.setattr(look, "STROKE_BAND", 10**6)
+    assert np.array_equal(banded, apply_look(out, src, Look(strokes=1.0)))
+
+
 def test_the_photo_steers_the_strokes_not_the_models_own_pattern():
     """An output of vertical stripes (a model's streaks) over the photo's rings: strokes along the
     rings cross the stripes wherever the rings are not vertical and wash them out; strokes steered by
