@@ -133,7 +133,8 @@ class NarrowConv2d(nn.Conv2d):
     rounding. On the CPU oneDNN vectorises a convolution over its output channels, so 3 of them leave
     most of each vector empty; 21 fill it: a 400 px tile of the bundled model's last layer took 20.5
     -> 9.4 ms in bf16, 37 -> 24 ms in fp32 (AMD EPYC, 2 cores). Inference on the CPU only: with
-    autograd, on other devices, or with stride, padding, dilation or groups it is a plain Conv2d.
+    autograd, on other devices, when traced (ONNX export), or with stride, padding, dilation or
+    groups it is a plain Conv2d.
     A subclass, so tiling's reach, the FLOP counts and the state_dict see the layer it replaces."""
 
     @classmethod
@@ -146,7 +147,8 @@ class NarrowConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kh, kw = self.kernel_size
         plain = (self.stride, self.padding, self.dilation, self.groups) == ((1, 1), (0, 0), (1, 1), 1)
-        if not plain or kh == 1 or x.device.type != "cpu" or (torch.is_grad_enabled() and self.weight.requires_grad):
+        if (not plain or kh == 1 or x.device.type != "cpu" or (torch.is_grad_enabled() and self.weight.requires_grad)
+                or torch.jit.is_tracing() or torch.compiler.is_exporting()):  # an export keeps the one Conv node
             return super().forward(x)
         o = self.out_channels
         # channel j * o + c: output channel c's taps of kernel row j, so each row's maps are one block

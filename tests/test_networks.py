@@ -350,6 +350,9 @@ def test_narrow_conv_trains_as_a_plain_conv_and_only_the_last_layer_is_swapped()
     assert torch.equal(net.model[-2].weight.grad, swapped.model[-2].weight.grad)
     with torch.no_grad():
         assert (net(x) - swapped(x)).abs().max().item() < 1e-5
+        # an ONNX export (torch.export underneath) keeps the one convolution other runtimes know
+        graph = torch.export.export(narrow[0].eval(), (torch.randn(1, 8, 20, 20),)).graph
+    assert [n.target.__name__ for n in graph.nodes if n.op == "call_function"] == ["conv2d.default"]
 
 
 def test_the_cpu_norm_compiles_once_for_every_size_with_dynamic_shapes():
