@@ -203,7 +203,9 @@ def stroke_directions(guide: np.ndarray, size: tuple[int, int], sigma: float) ->
 
     w, h = size
     small = _fit(h, w, TENSOR_SIDE)
-    g = cv2.cvtColor(cv2.resize(guide, small, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    enlarge = small[0] > guide.shape[1]  # INTER_AREA enlarges by repeating pixels: blocks Sobel would see
+    g = cv2.cvtColor(cv2.resize(guide, small, interpolation=cv2.INTER_LINEAR if enlarge else cv2.INTER_AREA),
+                     cv2.COLOR_RGB2GRAY).astype(np.float32)
     gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
     s = max(0.5, sigma * small[0] / w)
     jxx, jxy, jyy = (cv2.GaussianBlur(v, (0, 0), s) for v in (gx * gx, gx * gy, gy * gy))

@@ -133,22 +133,28 @@ class NarrowConv2d(nn.Conv2d):
     rounding. On the CPU oneDNN vectorises a convolution over its output channels, so 3 of them leave
     most of each vector empty; 21 fill it: a 400 px tile of the bundled model's last layer took 20.5
     -> 9.4 ms in bf16, 37 -> 24 ms in fp32 (AMD EPYC, 2 cores). Inference on the CPU only: with
-    autograd, on other devices, when traced (ONNX export), or with stride, padding, dilation or
-    groups it is a plain Conv2d.
+    autograd, on other devices, or when traced or exported (ONNX) it is a plain Conv2d; only
+    convolutions without stride, padding, dilation or groups are made one (``is_plain``).
     A subclass, so tiling's reach, the FLOP counts and the state_dict see the layer it replaces."""
+
+    @staticmethod
+    def is_plain(conv: nn.Conv2d) -> bool:
+        return ((conv.stride, conv.padding, conv.dilation, conv.groups) == ((1, 1), (0, 0), (1, 1), 1)
+                and conv.kernel_size[0] > 1)
 
     @classmethod
     def sharing(cls, conv: nn.Conv2d) -> "NarrowConv2d":
-        """A NarrowConv2d with ``conv``'s settings and its very parameters (not copies)."""
+        """A NarrowConv2d in place of a plain ``conv``, with its very parameters (not copies)."""
+        if not cls.is_plain(conv):
+            raise ValueError(f"not a plain convolution: {conv}")
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, bias=conv.bias is not None, device="meta")
         new.weight, new.bias = conv.weight, conv.bias
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kh, kw = self.kernel_size
-        plain = (self.stride, self.padding, self.dilation, self.groups) == ((1, 1), (0, 0), (1, 1), 1)
-        if (not plain or kh == 1 or x.device.type != "cpu" or (torch.is_grad_enabled() and self.weight.requires_grad)
-                or torch.jit.is_tracing() or torch.compiler.is_exporting()):  # an export keeps the one Conv node
+        if (x.device.type != "cpu" or (torch.is_grad_enabled() and self.weight.requires_grad) or torch.jit.is_tracing()
+                or _exporting()):  # an export keeps the one Conv node that other runtimes know
             return super().forward(x)
         o = self.out_channels
         # channel j * o + c: output channel c's taps of kernel row j, so each row's maps are one block
@@ -166,13 +172,19 @@ class NarrowConv2d(nn.Conv2d):
         return y.to(x.dtype)
 
 
+def _exporting() -> bool:
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch 2.7 and later
+    return bool(is_exporting and is_exporting())
+
+
 def with_narrow_convs(model: nn.Module, max_out: int = 4) -> nn.Module:
-    """``model`` with each plain Conv2d of at most ``max_out`` output channels and a kernel taller
-    than 1 replaced, in place, by a ``NarrowConv2d`` sharing its parameters (for the CPU backend; the
-    networks themselves keep the original's layers)."""
+    """``model`` with each plain Conv2d (``NarrowConv2d.is_plain``: the generator's last, after its
+    reflection padding) of at most ``max_out`` output channels replaced, in place, by a
+    ``NarrowConv2d`` sharing its parameters (for the CPU backend; the networks themselves keep the
+    original's layers)."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is nn.Conv2d and child.out_channels <= max_out and child.kernel_size[0] > 1:
+            if type(child) is nn.Conv2d and child.out_channels <= max_out and NarrowConv2d.is_plain(child):
                 setattr(parent, name, NarrowConv2d.sharing(child))
     return model
 

@@ -370,8 +370,9 @@ class VideoConverter:
             if blender is not None:  # in stored orientation, as the source's flow is
                 f.result = blender(f.motion, f.result)
                 f.motion = None  # its memory is not needed past here
-            # the look after the blend: a function of each pixel's styled and input values, so it
-            # keeps the blend's steadiness
+            # the look after the blend: colours and strength are per pixel, and the strokes follow
+            # this frame's own forms, so they keep the blend's steadiness (measured: they add to it,
+            # docs/video.md). On this inference thread; a few percent of a CPU frame's time
             f.result = apply_look(f.result, f.rgb, self.look)
         return frames
 

@@ -344,6 +344,11 @@ def test_narrow_conv_trains_as_a_plain_conv_and_only_the_last_layer_is_swapped()
     swapped = with_narrow_convs(copy.deepcopy(net))
     narrow = [m for m in swapped.modules() if isinstance(m, NarrowConv2d)]
     assert [m.out_channels for m in narrow] == [3] and swapped.model[-2] is narrow[0]
+    # convolutions with padding or stride keep their own class, however few their outputs
+    tiny = with_narrow_convs(torch.nn.Sequential(torch.nn.Conv2d(8, 4, 3, padding=1), torch.nn.Conv2d(4, 2, 3, stride=2)))
+    assert [type(m) for m in tiny] == [torch.nn.Conv2d, torch.nn.Conv2d]
+    with pytest.raises(ValueError, match="plain"):
+        NarrowConv2d.sharing(tiny[0])
     assert swapped.state_dict().keys() == net.state_dict().keys()
     for m in (net, swapped):  # with autograd the swapped layer is a plain Conv2d: the same gradients
         m(x).square().mean().backward()

@@ -75,7 +75,8 @@ class TorchBackend(Backend):
         if self.plan is not None:  # compiled code depends on the layers, not on the weights
             self.plan.arch = (f"resnet_{model.n_blocks}blocks_ngf{model.ngf}_{model.upsample}"
                               + ("_dropout" if model.use_dropout else "")
-                              + (f"_notch{model.notch[1]:g}" if model.notch else ""))
+                              + (f"_notch{model.notch[1]:g}" if model.notch else "")
+                              + ("_narrowlast" if on_cpu else ""))  # the CPU's last layer: NarrowConv2d
             self.plan.narrow = model.ngf < 64
         if self.precision != "fp32":
             model = HalfPrecisionGenerator(model, HALF[self.precision])

@@ -22,7 +22,7 @@ def preview(
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="A generator file; repeat for several.", show_default=False)] = None,
     colors: Annotated[Optional[list[str]], typer.Option("--colors", help="Looks to compare: model, keep or a fraction, separated by commas (e.g. model,keep,0.5). Default: each model's recommendation.", show_default=False)] = None,
     strength: Annotated[Optional[list[str]], typer.Option("--strength", help="Strengths to compare, separated by commas (e.g. 1,0.6). Default: each model's recommendation.", show_default=False)] = None,
-    strokes: Annotated[Optional[list[str]], typer.Option("--strokes", help="Brush strokes to compare, separated by commas (e.g. 0,1). Default: each model's recommendation.", show_default=False)] = None,
+    strokes: Annotated[Optional[list[str]], typer.Option("--strokes", help="Brush strokes to compare, separated by commas (e.g. 0,1); they grow with the output size, so at --side they show less than at full size. Default: each model's recommendation.", show_default=False)] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many photos.")] = DEFAULT_COUNT,
     side: Annotated[int, typer.Option("--side", min=16, help="Longest side of each picture on the sheet, in pixels.")] = DEFAULT_SIDE,
     output: Annotated[Path, typer.Option("--output", "-o", help="The sheet: an HTML page (its pictures go in NAME_files/ beside it).")] = Path("ccv-preview.html"),
