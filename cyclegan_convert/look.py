@@ -196,9 +196,8 @@ def stroke_directions(guide: np.ndarray, size: tuple[int, int], sigma: float) ->
     """Unit vectors (x, y), float32 (h, w) each for ``size`` = (w, h): at each pixel the direction in
     which ``guide`` (uint8 RGB, any size) changes least, averaged over ``sigma`` output pixels (the
     structure tensor smoothed at that scale; along an edge, across a gradient), horizontal where
-    it has almost no structure (``FLAT_PRIOR``). Computed at most
-    TENSOR_SIDE long; the doubled angle is what is scaled up, as a direction and its opposite are
-    one orientation."""
+    it has almost no structure (``FLAT_PRIOR``). Computed at most TENSOR_SIDE long; the doubled
+    angle is what is scaled up, as a direction and its opposite are one orientation."""
     import cv2
 
     w, h = size
