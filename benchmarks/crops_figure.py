@@ -7,19 +7,18 @@ petals, the storm sky) is put beside the input's, one row per photo: input | --s
 
     python benchmarks/crops_figure.py --out docs/images/monet_crops_100.jpg [--data DIR] [--work DIR]
 
-Conversions already in --work (same model and settings) are reused.
+Conversions already in --work with the same model and settings are reused.
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from PIL import Image
 
 from data_paths import require, shared_data  # benchmarks/ is on sys.path when run as a script
+from look_pairs import convert
 
 Image.MAX_IMAGE_PIXELS = None
 # (photo under photos-large, crop centre as fractions of width and height)
@@ -27,7 +26,7 @@ CASES = (("lomiri_16.04/sunset_by_Aitzol_Berasategi.jpg", (0.51, 0.40)),
          ("mate_nature/FreshFlower.jpg", (0.55, 0.62)),
          ("mate_nature/Storm.jpg", (0.30, 0.22)))
 CROP_W, CROP_H, GAP = 600, 400, 10
-VARIANTS = (("no strokes", ["--strokes", "0"]), ("default", []))
+VARIANTS = (("no_strokes", ["--strokes", "0"]), ("default", []))  # folder under --work, extra ccv convert words
 
 
 def main() -> None:
@@ -41,14 +40,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ccv-crops-") as tmp:
         work = args.work or Path(tmp)
         for name, extra in VARIANTS:
-            subprocess.run([sys.executable, "-m", "cyclegan_convert", "convert", *map(str, photos), "--to", "monet",
-                            "-o", str(work / name.replace(" ", "_")), "--ext", "png",
-                            *extra], check=True)
+            convert(photos, work / name, extra)
         sheet = Image.new("RGB", (3 * CROP_W + 2 * GAP, len(CASES) * CROP_H + (len(CASES) - 1) * GAP), "white")
         for row, (photo, (fx, fy)) in enumerate(zip(photos, (c for _, c in CASES))):
             versions = [Image.open(photo).convert("RGB")]
-            versions += [Image.open(work / name.replace(" ", "_") / f"{photo.stem}.png").convert("RGB")
-                         for name, _ in VARIANTS]
+            versions += [Image.open(work / name / f"{photo.stem}.png").convert("RGB") for name, _ in VARIANTS]
             w, h = versions[0].size
             x = min(max(0, round(w * fx) - CROP_W // 2), w - CROP_W)
             y = min(max(0, round(h * fy) - CROP_H // 2), h - CROP_H)

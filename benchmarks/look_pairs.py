@@ -13,7 +13,7 @@ statistics from a 768 px copy (`tiled`) against the whole-image pass (`whole`, `
     python benchmarks/look_pairs.py --out /tmp/look [--data DIR] [--seed 28]
     python benchmarks/look_pairs.py --out /tmp/strokes --min-mp 0 --variant plain= --variant strokes=--strokes,1
 
-(ARGS: commas between words.) Conversions already in OUT are reused. Run whole, a 16 MP photo needs
+(ARGS: commas between words.) Conversions already in OUT with the same model and settings are reused. Run whole, a 16 MP photo needs
 about 7 GB.
 """
 from __future__ import annotations
@@ -48,11 +48,11 @@ def large_photos(folder: Path, above: float) -> list[Path]:
 
 
 def convert(photos: list[Path], out: Path, args: list[str]) -> None:
-    todo = [str(p) for p in photos if not (out / f"{p.stem}.png").exists()]
-    if todo:
-        cmd = [sys.executable, "-m", "cyclegan_convert", "convert", *todo, "--to", "monet", "-o", str(out),
-               "--ext", "png", *args]
-        subprocess.run(cmd, check=True)
+    """``ccv convert PHOTOS --to monet -o OUT --ext png ARGS``: outputs already there with the same
+    model and settings are skipped by ccv itself (its manifest), others redone."""
+    cmd = [sys.executable, "-m", "cyclegan_convert", "convert", *map(str, photos), "--to", "monet", "-o", str(out),
+           "--ext", "png", *args]
+    subprocess.run(cmd, check=True)
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:

@@ -192,6 +192,15 @@ def _fit(h: int, w: int, side: int) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+def _scaled(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` at ``size`` (w, h): area averaging to shrink, bilinear to enlarge (INTER_AREA enlarges
+    by repeating pixels, blocks that a gradient would see as edges)."""
+    import cv2
+
+    shrink = size[0] < image.shape[1]
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def stroke_directions(guide: np.ndarray, size: tuple[int, int], sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors (x, y), float32 (h, w) each for ``size`` = (w, h): at each pixel the direction in
     which ``guide`` (uint8 RGB, any size) changes least, averaged over ``sigma`` output pixels (the
@@ -202,9 +211,7 @@ def stroke_directions(guide: np.ndarray, size: tuple[int, int], sigma: float) ->
 
     w, h = size
     small = _fit(h, w, TENSOR_SIDE)
-    enlarge = small[0] > guide.shape[1]  # INTER_AREA enlarges by repeating pixels: blocks Sobel would see
-    g = cv2.cvtColor(cv2.resize(guide, small, interpolation=cv2.INTER_LINEAR if enlarge else cv2.INTER_AREA),
-                     cv2.COLOR_RGB2GRAY).astype(np.float32)
+    g = cv2.cvtColor(_scaled(guide, small), cv2.COLOR_RGB2GRAY).astype(np.float32)
     gx, gy = cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)
     s = max(0.5, sigma * small[0] / w)
     jxx, jxy, jyy = (cv2.GaussianBlur(v, (0, 0), s) for v in (gx * gx, gx * gy, gy * gy))
@@ -232,9 +239,8 @@ def brush_strokes(image: np.ndarray, guide: np.ndarray, reach: float) -> np.ndar
         return image
     image = np.ascontiguousarray(image)
     tx, ty = stroke_directions(guide, (w, h), DIRECTION_SCALE * reach)
-    shrink = guide.shape[1] > w  # the input as decoded may be larger or (--max-side's draft decode) smaller
-    luma = cv2.resize(cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY), (w, h),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR).astype(np.float32)
+    # the input as decoded may be larger or (--max-side's draft decode) smaller
+    luma = _scaled(cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY), (w, h)).astype(np.float32)
     out = np.empty_like(image)
     # in bands of rows, so that each tap's maps, weights and sums stay in the CPU's cache (the whole
     # 12 MP image at once: about ten passes over 50-150 MB arrays per tap)
