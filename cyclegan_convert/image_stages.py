@@ -157,10 +157,7 @@ class ImageStages:
             self.census.plan(padded_size(h, w))
 
     def _tiled(self, h: int, w: int) -> bool:
-        """Whether an image of this working size runs in tiles."""
-        if self.opt.tile == 0:
-            return False
-        return max(h, w) > self.opt.tile if self.opt.tile else h * w > AUTO_TILE_PIXELS
+        return runs_in_tiles(h, w, self.opt.tile)
 
     # -- decode ------------------------------------------------------------------------------------
     def decode(self, job: Job) -> Work:
@@ -216,9 +213,7 @@ class ImageStages:
 
         try:
             if items[0].tiled:
-                x = torch.from_numpy(np.require(items[0].image.rgb, requirements="W"))[None]
-                side = {"tile": self.opt.tile} if self.opt.tile else {}  # else the backend's (tiling.TileSpec)
-                items[0].result = self.router.for_tiles().infer_tiled(x, **side)[0].numpy()
+                items[0].result = infer_tiled(self.router, items[0].image.rgb, self.opt.tile)
                 return items
             ph, pw = padded_size(*items[0].image.size)
             batch = np.stack([pad_rgb(w.image.rgb, ph, pw) for w in items])
@@ -240,13 +235,13 @@ class ImageStages:
         """Encodes one output into a temporary name beside it (removed again if that fails)."""
         opt, job = self.opt, work.job
         try:
-            rgb = work.result
-            assert rgb is not None
-            if not opt.work_size and rgb.shape[:2] != work.orig_size:
-                rgb = resize_rgb(np.ascontiguousarray(rgb), *work.orig_size)
+            assert work.result is not None
+            rgb = np.ascontiguousarray(work.result)
+            if not opt.work_size:
+                rgb = resize_rgb(rgb, *work.orig_size)
             if work.source is not None:
-                rgb = apply_look(np.ascontiguousarray(rgb), work.source, self.conv.look)
-            img = replace(work.image, rgb=np.ascontiguousarray(rgb))  # alpha, metadata, bit depth go along
+                rgb = apply_look(rgb, work.source, self.conv.look)
+            img = replace(work.image, rgb=rgb)  # alpha, metadata, bit depth go along
             fmt = output_format(job.dst.suffix)
             remote = isinstance(job.dst, ObjectPath)  # encoded here, then uploaded under a temporary key
             tmp = scratch_file(job.dst.suffix) if remote else temporary_path(job.dst, suffix=job.dst.suffix)
@@ -314,6 +309,36 @@ class ImageStages:
         summary.interrupted = interrupted
         summary.failures_files = self.conv.write_failures(summary.out_roots, self.failures, interrupted)
         return summary
+
+
+def runs_in_tiles(h: int, w: int, tile: Optional[int]) -> bool:
+    """Whether an image of this working size runs in tiles: ``tile`` (``--tile``) 0 never, N past N
+    px on a side; by default past ``AUTO_TILE_PIXELS``."""
+    if tile == 0:
+        return False
+    return max(h, w) > tile if tile else h * w > AUTO_TILE_PIXELS
+
+
+def infer_one(router, rgb: np.ndarray, tile: Optional[int]) -> np.ndarray:
+    """One image (uint8 H, W, 3 at its working size) through the router as ``ImageStages.infer``
+    runs it: in tiles where ``runs_in_tiles`` says so, else whole, padded and cropped back."""
+    import torch
+
+    from .backends.base import pad_rgb, padded_size
+
+    h, w = rgb.shape[:2]
+    if runs_in_tiles(h, w, tile):
+        return infer_tiled(router, rgb, tile)
+    padded = np.require(pad_rgb(rgb, *padded_size(h, w)), requirements="CW")
+    return router.for_size(h, w).infer(torch.from_numpy(padded)[None])[0].numpy()[:h, :w]
+
+
+def infer_tiled(router, rgb: np.ndarray, tile: Optional[int]) -> np.ndarray:
+    import torch
+
+    x = torch.from_numpy(np.require(rgb, requirements="W"))[None]
+    side = {"tile": tile} if tile else {}  # else the backend's (tiling.TileSpec)
+    return router.for_tiles().infer_tiled(x, **side)[0].numpy()
 
 
 def read_source_image(src, metadata: bool, max_side: Optional[int]) -> DecodedImage:

@@ -1,12 +1,19 @@
 """`ccv preview`: a few photos through several models and looks, side by side, before a big run.
 
-    inputs --pick a few, spread over them--> photos, decoded at the sheet's size (JPEG draft)
-    photo  --each model once-->              outputs at that size
-    output --each look (cheap)-->            variants
-    one HTML page (the sheet) + its images in <name>_files/, written under temporary names
+    inputs --pick a few, spread over them--> photos, decoded as `ccv convert` decodes them
+    photo  --each model once, at the size convert runs it (full, or --max-side; tiles alike)--> outputs
+    output --each look, at the output's size--> variants, as convert would write them
+    variant --scaled to the sheet, and its centre at 100%--> pictures
+    one HTML page (the sheet) + its pictures in <name>_files/, written under temporary names
 
-The sheet is a plain HTML page: one row per photo, the input first, then each variant, each
-labelled; it opens in any browser and can be mailed as a folder.
+A model run at the sheet's size would show another look: its texture has a fixed size in pixels and
+the strokes reach a share of the output's side, so a 12 MP photo converted whole and scaled down
+is smoother than the same photo converted at 512 px (the storm sky of photos-large: fine strokes
+against coarse speckle). So the preview costs what converting those few photos costs (seconds
+each on a GPU, 2-20 s on two CPU cores) and shows what `ccv convert` will write.
+
+The sheet is a plain HTML page: per photo, a row of the input and each variant, each labelled, then
+a row of their centres at 100%; it opens in any browser and can be mailed as a folder.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import html
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -21,12 +29,12 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from .errors import CcvError, UsageError
+from .errors import CcvError, UsageError, first_line
 from .look import Look, apply_look, look_for
 from .resolve import ModelRef
 
 DEFAULT_COUNT = 8
-DEFAULT_SIDE = 512  # what a person judges a look at, and seconds a photo on a CPU
+DEFAULT_SIDE = 512  # what a person judges a look at: the views' longest side and the crops' side
 
 
 @dataclass(frozen=True)
@@ -81,13 +89,28 @@ def variants_of(models: Sequence[ModelRef], colors: Sequence[Optional[str]],
     return out
 
 
+@dataclass
+class _Row:
+    """One photo on the sheet: the input then each variant, as views (scaled to the sheet) and, for
+    a photo larger than a view, 100% crops of the output's centre."""
+    name: str
+    error: str = ""
+    views: list[np.ndarray] = field(default_factory=list)
+    crops: list[np.ndarray] = field(default_factory=list)
+
+
 def make_preview(inputs: Sequence[str], variants: Sequence[Variant], output: Path, *, count: int = DEFAULT_COUNT,
-                 side: int = DEFAULT_SIDE, backend: str = "auto", device: str = "auto",
+                 side: int = DEFAULT_SIDE, max_side: Optional[int] = None, tile: Optional[int] = None,
+                 backend: str = "auto", device: str = "auto",
                  on_progress: Callable[[int, int], None] = lambda done, total: None) -> PreviewResult:
-    """Writes the sheet ``output`` (an .html file) and its images; returns what it holds. A photo
-    that cannot be read is listed on the sheet and in ``failed``; the others go on."""
-    from .backends.select import make_backend
-    from .image_stages import read_source_image
+    """Writes the sheet ``output`` (an .html file) and its images; returns what it holds. Each photo
+    is converted as ``ccv convert`` would with the same ``max_side`` and ``tile`` (at full size by
+    default): the model's texture and the strokes depend on the size it runs at, so a model run at
+    the sheet's size would show another look. A photo that cannot be read or converted is listed on
+    the sheet and in ``failed``; the others go on. ``on_progress(photos done, photos)``."""
+    from .backends.router import BackendRouter
+    from .backends.select import BackendChoice
+    from .image_stages import infer_one, read_source_image
     from .imaging import resize_rgb, working_size
 
     if not variants:
@@ -102,51 +125,47 @@ def make_preview(inputs: Sequence[str], variants: Sequence[Variant], output: Pat
     if not photos:
         raise UsageError(f"no images in {' '.join(inputs)}")
 
-    # decode each photo at the sheet's size once
-    decoded: list[tuple[str, Optional[np.ndarray], str]] = []  # (name, rgb, error)
-    for src in photos:
-        try:
-            img = read_source_image(src, metadata=False, max_side=side)
-            h, w = img.full_size or img.size
-            decoded.append((str(src), resize_rgb(img.rgb, *working_size(h, w, side)), ""))
-        except CcvError as e:
-            decoded.append((str(src), None, str(e)))
-        except Exception as e:  # noqa: BLE001  (a decoder bug on one strange file: that photo fails)
-            decoded.append((str(src), None, f"{src}: cannot decode ({type(e).__name__}: {e})"))
-
-    # each model once per photo, then each of its looks
-    cells: dict[tuple[int, int], np.ndarray] = {}
-    total, done = len(decoded) * len(variants), 0
-    by_model: dict[Path, list[int]] = {}
+    models: dict[Path, list[int]] = {}  # each model runs once per photo, then each of its looks
     for j, v in enumerate(variants):
-        by_model.setdefault(v.model.path, []).append(j)
-    import torch
+        models.setdefault(v.model.path, []).append(j)
+    choice = BackendChoice.parse(backend=backend, device=device)
+    rows: list[_Row] = []
+    with ExitStack() as stack:
+        routers = {path: stack.enter_context(BackendRouter(variants[idx[0]].model, choice)) for path, idx in models.items()}
+        for n, src in enumerate(photos):
+            row = _Row(str(src))
+            rows.append(row)
+            try:
+                img = read_source_image(src, metadata=False, max_side=max_side)
+                h, w = img.full_size or img.size  # as convert: a JPEG drafted for --max-side keeps its size
+                work = resize_rgb(img.rgb, *working_size(h, w, max_side))
+                photo = resize_rgb(img.rgb, h, w)
+                cells: list[np.ndarray] = [photo] + [photo] * len(variants)
+                for path, idx in models.items():
+                    out = resize_rgb(np.ascontiguousarray(infer_one(routers[path], work, tile)), h, w)
+                    for j in idx:
+                        cells[1 + j] = apply_look(out, img.rgb, variants[j].look)
+            except CcvError as e:
+                if isinstance(e, UsageError):
+                    raise
+                row.error = str(e)
+            except Exception as e:  # noqa: BLE001  (a decoder bug on one strange file, out of memory: that photo fails)
+                row.error = f"{src}: cannot convert ({type(e).__name__}: {first_line(e, 160)})"
+            else:
+                row.views = [resize_rgb(c, *working_size(h, w, side)) for c in cells]
+                if max(h, w) > side:
+                    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+                    row.crops = [np.ascontiguousarray(c[y:y + side, x:x + side]) for c in cells]
+            on_progress(n + 1, len(photos))
 
-    from .backends.base import pad_rgb, padded_size
-
-    for path, idx in by_model.items():
-        ref = variants[idx[0]].model
-        with make_backend(ref, backend, device) as engine:
-            for i, (_, rgb, error) in enumerate(decoded):
-                if rgb is None:
-                    done += len(idx)
-                    continue
-                padded = np.require(pad_rgb(rgb, *padded_size(*rgb.shape[:2])), requirements="CW")
-                out = engine.infer(torch.from_numpy(padded)[None])[0].numpy()
-                out = np.ascontiguousarray(out[:rgb.shape[0], :rgb.shape[1]])
-                for j in idx:
-                    cells[i, j] = apply_look(out, rgb, variants[j].look)
-                    done += 1
-                    on_progress(done, total)
-
-    several = len(by_model) > 1
+    several = len(models) > 1
     labels = [v.label(several) for v in variants]
-    _write_sheet(output, decoded, labels, cells, side)
-    return PreviewResult(output, [d[0] for d in decoded], labels,
-                         [(d[0], d[2]) for d in decoded if d[1] is None], time.perf_counter() - t0)
+    _write_sheet(output, rows, labels, side)
+    return PreviewResult(output, [r.name for r in rows], labels, [(r.name, r.error) for r in rows if r.error],
+                         time.perf_counter() - t0)
 
 
-def _write_sheet(output: Path, decoded, labels: list[str], cells: dict, side: int) -> None:
+def _write_sheet(output: Path, photos: list[_Row], labels: list[str], side: int) -> None:
     """The page and its images, in a temporary folder beside them, then moved into place: a sheet
     that is there is complete."""
     from .atomic import atomic_write_bytes
@@ -157,20 +176,24 @@ def _write_sheet(output: Path, decoded, labels: list[str], cells: dict, side: in
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     rows = []
-    for i, (name, rgb, error) in enumerate(decoded):
-        rows.append(f'<tr><th colspan="{len(labels) + 1}" class="photo">{html.escape(str(name))}</th></tr>')
-        if rgb is None:
-            rows.append(f'<tr><td colspan="{len(labels) + 1}" class="failed">{html.escape(error)}</td></tr>')
+    columns = len(labels) + 1
+    for i, photo in enumerate(photos):
+        rows.append(f'<tr><th colspan="{columns}" class="photo">{html.escape(photo.name)}</th></tr>')
+        if photo.error:
+            rows.append(f'<tr><td colspan="{columns}" class="failed">{html.escape(photo.error)}</td></tr>')
             continue
-        tds = []
-        for j, (label, rgb_j) in enumerate([("input", rgb)] + [(labels[j], cells[i, j]) for j in range(len(labels))]):
-            fname = f"{i:03d}_{j:02d}.jpg"
-            Image.fromarray(rgb_j).save(staging / fname, quality=92)
-            tds.append(f'<td><figure><a href="{files.name}/{fname}"><img src="{files.name}/{fname}" '
-                       f'alt="{html.escape(label)}" loading="lazy"></a><figcaption>{html.escape(label)}'
-                       f'</figcaption></figure></td>')
-        rows.append(f"<tr>{''.join(tds)}</tr>")
-    page = _PAGE.format(side=side, count=len(decoded), rows="\n".join(rows))
+        for kind, pictures, captions in (("", photo.views, ["input"] + labels),
+                                         ("crop", photo.crops, [f"{c} (100%, centre)" for c in ["input"] + labels])):
+            tds = []
+            for j, (caption, rgb) in enumerate(zip(captions, pictures)):
+                fname = f"{i:03d}_{j:02d}{'_' + kind if kind else ''}.jpg"
+                Image.fromarray(rgb).save(staging / fname, quality=92)
+                tds.append(f'<td><figure><a href="{files.name}/{fname}"><img src="{files.name}/{fname}" '
+                           f'alt="{html.escape(caption)}" loading="lazy"></a><figcaption>{html.escape(caption)}'
+                           f'</figcaption></figure></td>')
+            if tds:
+                rows.append(f"<tr>{''.join(tds)}</tr>")
+    page = _PAGE.format(side=side, count=len(photos), rows="\n".join(rows))
     if files.exists():
         shutil.rmtree(files)
     os.replace(staging, files)

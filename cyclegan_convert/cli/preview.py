@@ -22,16 +22,18 @@ def preview(
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="A generator file; repeat for several.", show_default=False)] = None,
     colors: Annotated[Optional[list[str]], typer.Option("--colors", help="Looks to compare: model, keep or a fraction, separated by commas (e.g. model,keep,0.5). Default: each model's recommendation.", show_default=False)] = None,
     strength: Annotated[Optional[list[str]], typer.Option("--strength", help="Strengths to compare, separated by commas (e.g. 1,0.6). Default: each model's recommendation.", show_default=False)] = None,
-    strokes: Annotated[Optional[list[str]], typer.Option("--strokes", help="Brush strokes to compare, separated by commas (e.g. 0,1); they grow with the output size, so at --side they show less than at full size. Default: each model's recommendation.", show_default=False)] = None,
+    strokes: Annotated[Optional[list[str]], typer.Option("--strokes", help="Brush strokes to compare, separated by commas (e.g. 0,1). Default: each model's recommendation.", show_default=False)] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many photos.")] = DEFAULT_COUNT,
-    side: Annotated[int, typer.Option("--side", min=16, help="Longest side of each picture on the sheet, in pixels.")] = DEFAULT_SIDE,
+    side: Annotated[int, typer.Option("--side", min=16, help="Longest side of each picture on the sheet, and the side of the 100% crops, in pixels.")] = DEFAULT_SIDE,
+    max_side: Annotated[Optional[int], typer.Option(help="As for ccv convert: run the model with the longest side at most this, then scale back (faster; preview what convert --max-side gives).")] = None,
+    tile: Annotated[Optional[int], typer.Option(help="As for ccv convert: tiles of this side for large images (0: never; default: automatic above 4 MP).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="The sheet: an HTML page (its pictures go in NAME_files/ beside it).")] = Path("ccv-preview.html"),
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
 ) -> None:
     """Convert a few photos with several models or looks and put them side by side on one page. Example: ccv preview ~/Pictures/trip --colors model,keep,0.5 --strength 1,0.6
 
-    Takes seconds, not the hours of a whole folder: decide the model and the look first, then run ccv convert with them.
+    Each photo is converted as ccv convert would (full size unless --max-side), shown whole and as a 100% crop of its centre: minutes at most, not the hours of a whole folder. Decide the model and the look first, then run ccv convert with them.
     """
     from ..errors import UsageError
     from ..preview import make_preview, variants_of
@@ -52,8 +54,11 @@ def preview(
         with download_feedback(f"model for --to {target or 'monet'}") as (on_notice, on_progress):
             refs.append(resolve_model(target, on_notice=on_notice, on_progress=on_progress))
     variants = variants_of(refs, _split(colors), strengths, stroke_list)
-    with console.status(f"converting a few photos with {len(variants)} variant(s)"):
-        result = make_preview(inputs, variants, output, count=count, side=side, backend=backend, device=device)
+    what = f"with {len(variants)} variant(s), each photo as ccv convert would"
+    with console.status(f"converting a few photos {what}") as status:
+        result = make_preview(inputs, variants, output, count=count, side=side, max_side=max_side, tile=tile,
+                              backend=backend, device=device,
+                              on_progress=lambda done, total: status.update(f"converted {done} of {total} photos {what}"))
     line = dict(highlight=False, markup=False, soft_wrap=True)
     for photo, reason in result.failed:
         console.print(f"failed: {reason}", **line)
