@@ -423,16 +423,16 @@ def write_sheet(path: Path, nets: Sequence[tuple[GeneratorSpec, ResnetGenerator]
 # -- command line --------------------------------------------------------------------------------
 
 def parse_look(text: str) -> Look:
-    """``COLORS,STRENGTH[,STROKES]`` as ``ccv convert --colors --strength --strokes`` take them:
-    ``0.5,1``, ``keep,0.8``, ``0.5,1,0.5``."""
+    """``COLORS,STRENGTH[,STROKES[,HIGHLIGHTS]]`` as ``ccv convert --colors --strength --strokes
+    --highlights`` take them: ``0.5,1``, ``keep,0.8``, ``0.5,1,0.5``, ``0.5,1,0.5,1``."""
     parts = text.split(",")
-    if len(parts) not in (2, 3):
-        raise argparse.ArgumentTypeError(f"{text!r}: give COLORS,STRENGTH[,STROKES] (e.g. 0,1 for the raw output, "
-                                         "keep,1 or 0.5,0.8,0.5)")
+    if len(parts) not in (2, 3, 4):
+        raise argparse.ArgumentTypeError(f"{text!r}: give COLORS,STRENGTH[,STROKES[,HIGHLIGHTS]] (e.g. 0,1 for the raw "
+                                         "output, keep,1 or 0.5,0.8,0.5,1)")
     try:
         return Look(parse_colors(parts[0]), *(float(p) for p in parts[1:]))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: STRENGTH and STROKES must be numbers") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: STRENGTH, STROKES and HIGHLIGHTS must be numbers") from None
     except UsageError as e:
         raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
@@ -448,7 +448,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--split", choices=list(qm.SPLITS), default="test",
                     help="which held-out photos to convert: val (to choose checkpoints with) or test (the "
                          "other half, for reported figures; default)")
-    ap.add_argument("--look", type=parse_look, action="append", default=[], metavar="COLORS,STRENGTH[,STROKES]",
+    ap.add_argument("--look", type=parse_look, action="append", default=[], metavar="COLORS,STRENGTH[,STROKES[,HIGHLIGHTS]]",
                     help="also apply this look to each output, one row each (repeatable; e.g. --look 0,1 "
                          "--look keep,1 --look 0.5,1 --look 0,0.6; default: the raw output only)")
     ap.add_argument("--limit", type=int, default=None, metavar="N",

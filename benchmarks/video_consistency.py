@@ -17,8 +17,8 @@ each against the per-frame output's.
 Modes (all PyTorch, so frames/s compare): per-frame; `--stable` before issue 27 (InstanceNorm
 statistics smoothed, no flow: stable_strength 0); the flow-guided blending alone (statistics off:
 stable_momentum 0); `--stable` now (both); with ``--strokes K`` also per-frame and `--stable` with
-that much of the look's brush strokes. Every mode sets its strokes (0 but there), so the table does not
-change with the model's recommended look. Encoded losslessly (crf 0, .mkv) so the codec adds no
+that much of the look's brush strokes. Every mode sets its strokes and highlights (0 but there), so the
+table does not change with the model's recommended look. Encoded losslessly (crf 0, .mkv) so the codec adds no
 change of its own.
 """
 from __future__ import annotations
@@ -60,10 +60,11 @@ def convert(ref, src: Path, out: Path, **options) -> tuple[list[np.ndarray], flo
 
 
 def consistency(ref, clips: list[Path], tmp: Path, strokes: float = 0.0) -> None:
-    modes = {name: {"strokes": 0.0, **options} for name, options in MODES.items()}
+    raw = {"strokes": 0.0, "highlights": 0.0}  # whatever look the model recommends
+    modes = {name: {**raw, **options} for name, options in MODES.items()}
     if strokes:
-        modes[f"per-frame, strokes {strokes:g}"] = {"strokes": strokes}
-        modes[f"--stable, strokes {strokes:g}"] = {"stable": True, "strokes": strokes}
+        modes[f"per-frame, strokes {strokes:g}"] = {**raw, "strokes": strokes}
+        modes[f"--stable, strokes {strokes:g}"] = {**raw, "stable": True, "strokes": strokes}
     print(f"CPU: {cpu_name()}; load average before: {load()}")
     print("| clip | frames | mode | warping error vs input | gradient vs per-frame | Laplacian var vs per-frame | frames/s |")
     print("|---|---|---|---|---|---|---|")

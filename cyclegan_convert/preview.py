@@ -75,7 +75,8 @@ def list_images(inputs: Sequence[str]) -> list:
 
 
 def variants_of(models: Sequence[ModelRef], colors: Sequence[Optional[str]],
-                strengths: Sequence[Optional[float]], strokes: Sequence[Optional[float]] = ()) -> list[Variant]:
+                strengths: Sequence[Optional[float]], strokes: Sequence[Optional[float]] = (),
+                highlights: Sequence[Optional[float]] = ()) -> list[Variant]:
     """Every model with every look asked for (each model's own recommendation where a part was
     not given), without repeats."""
     out: list[Variant] = []
@@ -83,9 +84,10 @@ def variants_of(models: Sequence[ModelRef], colors: Sequence[Optional[str]],
         for c in colors or [None]:
             for s in strengths or [None]:
                 for k in strokes or [None]:
-                    v = Variant(ref, look_for(ref, c, s, k))
-                    if v not in out:
-                        out.append(v)
+                    for h in highlights or [None]:
+                        v = Variant(ref, look_for(ref, c, s, k, h))
+                        if v not in out:
+                            out.append(v)
     return out
 
 

@@ -41,13 +41,13 @@ def test_bundle_of_a_fine_tune_with_the_notch(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["bundle", str(tmp_path / "G_B.pth"), "--run", str(tune), "--step", "4",
                                       "--source", "photo", "--target", "monet", "--notch", "16",
                                       "--note", "by eye: fine", "--root", str(tmp_path / "pkg"),
-                                      "--colors", "0.5", "--strokes", "0.5"])
+                                      "--colors", "0.5", "--strokes", "0.5", "--highlights", "1"])
     bundle.main()
     folder = tmp_path / "pkg" / "models" / "photo2monet"
     meta = json.loads((folder / "model.json").read_text())
     card = meta["card"]
     assert meta["arch"] == "resnet_2blocks_resize_notch"
-    assert meta["look"] == {"colors": 0.5, "strength": 1.0, "strokes": 0.5}  # the recommended look
+    assert meta["look"] == {"colors": 0.5, "strength": 1.0, "strokes": 0.5, "highlights": 1.0}  # the recommended look
     assert (card["step"], card["wall_time_s"]) == (4, 27.0)
     assert card["fine_tuned_from"]["run"] == "first" and card["fine_tuned_from"]["steps"] == 2
     assert card["fine_tuned_from"]["config"] == {"lr": 2e-4}  # local paths left out

@@ -34,7 +34,7 @@ def test_bundled_monet_is_a_checked_generator_with_its_card():
     card = entry.card
     assert card["steps_total"] >= 12000 and card["quality"] and card["verdict"]
     assert card["config"]["crop_size"] == 256 and card["fine_tuned_from"]["config"]["crop_size"] == 128  # its lineage
-    assert entry.look == {"colors": 0.5, "strength": 1.0, "strokes": 0.5}  # the recommended look, chosen by measuring
+    assert entry.look == {"colors": 0.5, "strength": 1.0, "strokes": 0.5, "highlights": 1.0}  # the recommended look, chosen by measuring
     assert entry.weights.stat().st_size < 10e6  # a few MB in the package
 
 
@@ -57,7 +57,7 @@ def test_convert_samples_offline_with_the_bundled_model(tmp_path, monkeypatch):
 def _sample_outputs(tmp_path, *args) -> dict[str, np.ndarray]:
     out = tmp_path / "out"
     r = ccv("convert", str(SAMPLES), "--to", "monet", "-o", str(out), "--ext", "png", "--colors", "model",
-            "--strength", "1", *args)
+            "--strength", "1", "--strokes", "0", "--highlights", "0", *args)  # the raw output
     assert r.exit_code == 0, r.output
     return {p.name: np.asarray(Image.open(out / (p.stem + ".png")).convert("RGB")) for p in sorted(SAMPLES.glob("*.jpg"))}
 

@@ -219,6 +219,66 @@ def test_strokes_are_part_of_the_look_settings_and_its_description():
         Look.of(None, None, strokes=-1.0)
 
 
+def _sunset(h=300, w=400):
+    """A photo with a clipped sun (255 out to radius 40, a warm glow falling off beyond it, a textured
+    land below) and what the model makes of it: the sun a flat, cool grey disc with a hard edge, the
+    rest a hue-scrambled, textured version of the photo."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(yy - 100, xx - 200)
+    glow = np.clip(255 - 1.6 * np.maximum(r - 40, 0), 120, 255)
+    photo = np.stack([glow, glow * 0.93, glow * 0.75], -1)
+    photo[r <= 40] = 255
+    photo[200:] = _photo(1, (w, h - 200)) * 0.75  # no highlights on the land
+    photo = np.clip(photo + 0.5, 0, 255).astype(np.uint8)
+    out = _hue_scrambled(photo)
+    out[r <= 44] = (232, 238, 242)
+    return photo, out, r
+
+
+def test_highlights_keep_the_photos_light_where_it_is_nearly_white_and_nothing_else():
+    photo, out, r = _sunset()
+    got = apply_look(out, photo, Look(highlights=1.0)).astype(int)
+    assert np.abs(got[r <= 30] - 255).max() <= 1  # the sun: the photo's white, not the model's grey disc
+    far = r > 80  # where the photo is well below HIGHLIGHT_FROM (and the mask's blur does not reach)
+    assert np.array_equal(got[far], out[far])
+    half = apply_look(out, photo, Look(highlights=0.5)).astype(int)
+    assert np.abs(half[r <= 30] - (out[r <= 30].astype(int) + 255) / 2).max() <= 1
+
+
+def test_the_highlights_edge_is_soft_even_where_the_photo_clips_hard():
+    """A lamp: 255 inside, 150 outside, no glow. The share kept falls over one pixel of the model's
+    256 px image (sigma 400 / 256 px here), not in one step, so the kept light has no cut-out edge."""
+    from cyclegan_convert.look import highlight_mask
+
+    yy, xx = np.mgrid[0:300, 0:400]
+    lamp = np.where((np.hypot(yy - 150, xx - 200) <= 50)[..., None], 255, 150).astype(np.uint8).repeat(3, axis=2)
+    m = highlight_mask(lamp, (400, 300))
+    assert m.shape == (300, 400) and m[150, 200] > 0.99 and m[150, 300] < 0.01
+    assert np.abs(np.diff(m[150])).max() <= 1 / (np.sqrt(2 * np.pi) * 400 / 256) * 1.1  # a blurred step
+
+
+def test_highlights_cost_nothing_without_highlights_and_agree_from_a_smaller_input():
+    photo, out, r = _sunset()
+    dark = (photo * 0.8).astype(np.uint8)  # nothing above 204
+    assert apply_look(out, dark, Look(highlights=1.0)) is out or \
+        np.array_equal(apply_look(out, dark, Look(highlights=1.0)), out)
+    whole = apply_look(out, photo, Look(highlights=1.0)).astype(int)
+    drafted = cv2.resize(photo, (200, 150), interpolation=cv2.INTER_AREA)  # --max-side's draft decode
+    small = apply_look(out, drafted, Look(highlights=1.0)).astype(int)
+    assert np.abs(small[r <= 30] - whole[r <= 30]).max() <= 3 and np.array_equal(small[r > 80], whole[r > 80])
+
+
+def test_highlights_are_part_of_the_look_settings_and_its_description():
+    assert Look(highlights=1.0).settings() == {"colors": 0.0, "strength": 1.0, "highlights": 1.0}
+    assert "highlights" not in Look(colors=0.5, strokes=0.5).settings()  # outputs made before stay current
+    assert Look(0.5, 1.0, 0.5, 1.0).describe() == "colors 0.5, strength 1, strokes 0.5, highlights 1"
+    assert not Look(highlights=1.0).raw
+    assert Look.of(None, None, {"colors": 0.5, "highlights": 1.0}) == Look(0.5, 1.0, 0.0, 1.0)
+    assert Look.of(None, None, {"highlights": 1.0}, highlights=0.0) == Look()
+    with pytest.raises(UsageError, match="--highlights"):
+        Look.of(None, None, highlights=1.5)
+
+
 @pytest.mark.parametrize("text, value", [("model", 0.0), ("keep", 1.0), ("0.3", 0.3), (" KEEP ", 1.0)])
 def test_colors_words_and_fractions(text, value):
     assert parse_colors(text) == value

@@ -81,6 +81,10 @@ StrokesOpt = Annotated[Optional[float], typer.Option("--strokes", min=0.0, max=3
     "Brush strokes along the photo's forms: the model's paint smoothed along short lines that follow the "
     "photo's edges (0 none; 1 strokes reaching 1% of the image's long side beyond 256 px each way). "
     "Default: the model's recommendation, else 0."))]
+HighlightsOpt = Annotated[Optional[float], typer.Option("--highlights", min=0.0, max=1.0, show_default=False, help=(
+    "How much of the photo to keep where it is nearly white (a sun, lamps, a bright sky's core), which "
+    "the model paints as flat grey: 1 the photo's light, 0 the model's. Default: the model's "
+    "recommendation, else 0."))]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto, tensorrt, onnxruntime or torch.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (cuda without a GPU is an error).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per inference batch.")]
