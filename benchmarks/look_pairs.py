@@ -12,6 +12,9 @@ statistics from a 768 px copy (`tiled`) against the whole-image pass (`whole`, `
 
     python benchmarks/look_pairs.py --out /tmp/look [--data DIR] [--seed 28]
     python benchmarks/look_pairs.py --out /tmp/strokes --min-mp 0 --variant plain= --variant strokes=--strokes,1
+    python benchmarks/look_pairs.py --out /tmp/hl --min-mp 0 --near-white --variant plain=--highlights,0 --variant highlights=
+
+(``--near-white``: only photos with a nearly white place, ``look.highlight_mask``, the first crop centred on it.)
 
 (ARGS: commas between words.) Conversions already in OUT with the same model and settings are reused. Run whole, a 16 MP photo needs
 about 7 GB.
@@ -24,18 +27,35 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
+import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
 from quality_metrics import psnr
 
 from cyclegan_convert.image_stages import AUTO_TILE_PIXELS as TILED_ABOVE  # smaller photos run whole anyway
+from cyclegan_convert.look import highlight_mask
 
 Image.MAX_IMAGE_PIXELS = None  # the photos and their conversions run to 16 MP and more
 VIEW_SIDE, CROP = 1400, 640
 CROP_CENTRES = ((0.5, 0.3), (0.35, 0.65))  # fractions of width and height: the sky or top, the middle ground
+
+
+def near_white_place(photo: Path) -> Optional[tuple[float, float]]:
+    """(x, y) as fractions of the upright photo's width and height: its most nearly white place
+    (``look.highlight_mask`` at least 0.5), None where it has none."""
+    with Image.open(photo) as im:
+        im.draft("RGB", (1024, 1024))
+        rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    m = highlight_mask(rgb, (rgb.shape[1], rgb.shape[0]))
+    if m.max() < 0.5:
+        return None
+    m = cv2.GaussianBlur(m, (0, 0), 0.05 * min(m.shape))  # the place with the most of it around, not a plateau's corner
+    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+    return (x + 0.5) / m.shape[1], (y + 0.5) / m.shape[0]
 
 
 def large_photos(folder: Path, above: float) -> list[Path]:
@@ -63,7 +83,8 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     return name, [w for w in rest.split(",") if w]
 
 
-def write_views(stem: str, original: Path, versions: dict[str, Image.Image], views: Path) -> None:
+def write_views(stem: str, original: Path, versions: dict[str, Image.Image], views: Path,
+                centres=CROP_CENTRES) -> None:
     def view(im: Image.Image) -> Image.Image:
         s = VIEW_SIDE / max(im.size)
         return im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS)
@@ -72,8 +93,9 @@ def write_views(stem: str, original: Path, versions: dict[str, Image.Image], vie
         view(im.convert("RGB")).save(views / f"{stem}_original_view.png")
     for label, im in versions.items():
         view(im).save(views / f"{stem}_{label}_view.png")
-        for j, (fx, fy) in enumerate(CROP_CENTRES, 1):
-            x, y = int(im.width * fx) - CROP // 2, int(im.height * fy) - CROP // 2
+        for j, (fx, fy) in enumerate(centres, 1):
+            x = min(max(0, int(im.width * fx) - CROP // 2), im.width - CROP)
+            y = min(max(0, int(im.height * fy) - CROP // 2), im.height - CROP)
             im.crop((x, y, x + CROP, y + CROP)).save(views / f"{stem}_{label}_crop{j}.png")
 
 
@@ -87,11 +109,16 @@ def main() -> None:
                     help="only photos above this many megapixels (default: those that run in tiles)")
     ap.add_argument("--variant", type=parse_variant, action="append", metavar="NAME=ARGS",
                     help="one of the two conversions (give two; default tiled= and whole=--tile,0)")
+    ap.add_argument("--near-white", action="store_true",
+                    help="only photos with a nearly white place (a sun, lamps), the first crop centred on it")
     args = ap.parse_args()
     variants = dict(args.variant or [("tiled", []), ("whole", ["--tile", "0"])])
     if len(variants) != 2:
         ap.error("give two --variant with different names")
     photos = large_photos(require(args.data, "large photos"), args.min_mp * 1e6)
+    places = {p: near_white_place(p) for p in photos} if args.near_white else {}
+    if args.near_white:
+        photos = [p for p in photos if places[p] is not None]
     if not photos:
         sys.exit(f"error: {shown(args.data)}: no JPEG above {args.min_mp:g} MP")
     conv = {name: args.out / name for name in variants}
@@ -108,7 +135,8 @@ def main() -> None:
         stem = f"photo{i:02d}"
         key[stem] = {"file": p.name, "A": order[0], "B": order[1]}
         ims = {m: Image.open(conv[m] / f"{p.stem}.png").convert("RGB") for m in order}
-        write_views(stem, p, dict(zip("AB", (ims[m] for m in order))), views)
+        centres = (places[p], CROP_CENTRES[1]) if args.near_white else CROP_CENTRES
+        write_views(stem, p, dict(zip("AB", (ims[m] for m in order))), views, centres)
         first, second = variants
         apart = psnr(np.asarray(ims[first]), np.asarray(ims[second]))
         print(f"{stem}  {p.name:40s} {first} against {second} {apart:5.1f} dB")
