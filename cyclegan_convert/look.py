@@ -22,8 +22,8 @@ All four work on the model's output at output size against the input at the size
               broken colour, not as a tinted photo.
     highlights then where the photo is nearly white (a sun, lamps, a backlit sky: clipped, nothing
               left to translate), ``highlights`` of the way back to the photo. The model paints such
-              places as flat, cool grey discs with hard edges (paintings have no pure white: it
-              learnt that white paint is grey); the photo's own glow, warm and soft, reads as light.
+              places as flat, cool grey discs with hard edges (the paintings it learnt from have no
+              pure white); the photo's own glow, warm and soft, reads as light.
     strength  then the output moves only that far from the input: input + strength * (styled -
               input), per channel.
 

@@ -1,5 +1,7 @@
-"""--colors, --strength and --strokes: what each does to real photos, and how runs record them."""
+"""--colors, --strength, --strokes and --highlights: what each does to real photos, and how runs record them."""
 from __future__ import annotations
+
+import re
 
 import cv2
 import numpy as np
@@ -351,6 +353,31 @@ def test_a_store_models_recommended_look_is_used_and_said(tmp_path, model):
     raw = np.asarray(Image.open(tmp_path / "raw" / "0.png")).astype(int)
     photo = _photo(0, (64, 48))
     assert abs(np.abs(got - photo).mean() - np.abs(raw - photo).mean() / 2) < 3  # strength 0.5: half way
+
+
+def test_convert_takes_highlights_from_the_command_line_and_redoes_outputs(tmp_path, model):
+    """`ccv convert --highlights 1` reaches the look (the clipped sun comes out as the photo's white)
+    and its settings key (the run with them redoes the file, a second run skips it)."""
+    from typer.testing import CliRunner
+
+    from cyclegan_convert.cli import app
+
+    photo, _, r = _sunset()
+    (tmp_path / "in").mkdir()
+    Image.fromarray(photo).save(tmp_path / "in" / "sun.png")
+
+    def run(*args):
+        res = CliRunner().invoke(app, ["convert", str(tmp_path / "in"), "--model", str(model), "-o", str(tmp_path / "out"),
+                                       *args], terminal_width=200)
+        assert res.exit_code == 0, res.output
+        return res.output, np.asarray(Image.open(tmp_path / "out" / "sun.png")).astype(int)
+
+    _, raw = run()
+    assert np.abs(raw[r <= 30] - 255).max() > 20  # the tiny model does not keep white either
+    said, kept = run("--highlights", "1")
+    assert "highlights 1" in said and np.abs(kept[r <= 30] - 255).max() <= 1
+    assert np.array_equal(kept[r > 80], raw[r > 80])
+    assert re.search(r"skipped\s*│\s*1\b", run("--highlights", "1")[0])
 
 
 def test_video_takes_the_look_too(tmp_path, model):
