@@ -207,23 +207,16 @@ class ImageStages:
         return ("tile", id(work)) if work.tiled else (work.elsewhere, *padded_size(*work.image.size))
 
     def infer(self, items: list[Work]) -> list[Work]:
-        import torch
-
-        from .backends.base import pad_rgb, padded_size
-
         try:
             if items[0].tiled:
                 items[0].result = infer_tiled(self.router, items[0].image.rgb, self.opt.tile)
                 return items
-            ph, pw = padded_size(*items[0].image.size)
-            batch = np.stack([pad_rgb(w.image.rgb, ph, pw) for w in items])
-            out = self.router.for_size(*items[0].image.size).infer(torch.from_numpy(batch)).numpy()
+            out = infer_batch(self.router, [w.image.rgb for w in items])
         except (BackendError, RuntimeError, ValueError, MemoryError) as e:  # out of memory, a shape refused
             names = ", ".join(str(w.job.src) for w in items)
             raise InferenceFailed(f"{names}: inference failed ({first_line(e, 160)})") from None
         for w, o in zip(items, out):
-            h, ww = w.image.size
-            w.result = o[:h, :ww]
+            w.result = o
         return items
 
     # -- encode and sink ---------------------------------------------------------------------------
@@ -321,16 +314,24 @@ def runs_in_tiles(h: int, w: int, tile: Optional[int]) -> bool:
 
 def infer_one(router, rgb: np.ndarray, tile: Optional[int]) -> np.ndarray:
     """One image (uint8 H, W, 3 at its working size) through the router as ``ImageStages.infer``
-    runs it: in tiles where ``runs_in_tiles`` says so, else whole, padded and cropped back."""
+    runs it: in tiles where ``runs_in_tiles`` says so, else whole (``infer_batch``)."""
+    if runs_in_tiles(*rgb.shape[:2], tile):
+        return infer_tiled(router, rgb, tile)
+    return infer_batch(router, [rgb])[0]
+
+
+def infer_batch(router, rgbs: list[np.ndarray]) -> list[np.ndarray]:
+    """Images (uint8 H, W, 3) that share a padded size (``ImageStages.shape_key``), each padded to it,
+    one batch through the router's engine for the first one's size, each output cropped back to its
+    own H, W."""
     import torch
 
     from .backends.base import pad_rgb, padded_size
 
-    h, w = rgb.shape[:2]
-    if runs_in_tiles(h, w, tile):
-        return infer_tiled(router, rgb, tile)
-    padded = np.require(pad_rgb(rgb, *padded_size(h, w)), requirements="CW")
-    return router.for_size(h, w).infer(torch.from_numpy(padded)[None])[0].numpy()[:h, :w]
+    h, w = rgbs[0].shape[:2]
+    batch = np.stack([pad_rgb(rgb, *padded_size(h, w)) for rgb in rgbs])
+    out = router.for_size(h, w).infer(torch.from_numpy(batch)).numpy()
+    return [o[:rgb.shape[0], :rgb.shape[1]] for o, rgb in zip(out, rgbs)]
 
 
 def infer_tiled(router, rgb: np.ndarray, tile: Optional[int]) -> np.ndarray:

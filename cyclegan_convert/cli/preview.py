@@ -15,6 +15,16 @@ def _split(values: Optional[list[str]]) -> list[str]:
     return [v.strip() for text in values or [] for v in text.split(",") if v.strip()]
 
 
+def _numbers(values: Optional[list[str]], option: str, top: int) -> list[float]:
+    """``--strokes 0,0.5 --strokes 1`` -> [0.0, 0.5, 1.0]; anything else a usage error."""
+    from ..errors import UsageError
+
+    try:
+        return [float(v) for v in _split(values)]
+    except ValueError:
+        raise UsageError(f"{option} {' '.join(values or [])}: give numbers from 0 to {top}, separated by commas") from None
+
+
 @command(no_args_is_help=True)
 def preview(
     inputs: Annotated[list[str], typer.Argument(help="Photos, folders (recursive) or quoted globs: a few are picked, spread over them.", show_default=False)],
@@ -36,23 +46,13 @@ def preview(
 
     Each photo is converted as ccv convert would (full size unless --max-side), shown whole and as a 100% crop of its centre: minutes at most, not the hours of a whole folder. Decide the model and the look first, then run ccv convert with them.
     """
-    from ..errors import UsageError
     from ..preview import make_preview, variants_of
     from ..resolve import resolve_model
     from .models import download_feedback
 
-    try:
-        strengths = [float(s) for s in _split(strength)]
-    except ValueError:
-        raise UsageError(f"--strength {' '.join(strength or [])}: give numbers from 0 to 1, separated by commas") from None
-    try:
-        stroke_list = [float(s) for s in _split(strokes)]
-    except ValueError:
-        raise UsageError(f"--strokes {' '.join(strokes or [])}: give numbers from 0 to 3, separated by commas") from None
-    try:
-        highlight_list = [float(s) for s in _split(highlights)]
-    except ValueError:
-        raise UsageError(f"--highlights {' '.join(highlights or [])}: give numbers from 0 to 1, separated by commas") from None
+    strengths = _numbers(strength, "--strength", 1)
+    stroke_list = _numbers(strokes, "--strokes", 3)
+    highlight_list = _numbers(highlights, "--highlights", 1)
     targets = _split(to)
     refs = [resolve_model(model=p) for p in model or []]
     for target in targets or ([] if refs else [None]):
