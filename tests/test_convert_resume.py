@@ -30,10 +30,17 @@ SLOW_CHILD = ("import time\n"
               "main()")
 
 
+def _terminal_ctrl_c() -> None:
+    # A suite run as a background job (`make test &`, nohup) ignores SIGINT, the child inherits that
+    # and Python then rightly leaves it ignored: give the child a terminal session's Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(src, out, model, env):
     cmd = [sys.executable, "-c", SLOW_CHILD, "convert", str(src),
            "--model", str(model), "-o", str(out), "--jobs", "1"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_terminal_ctrl_c)
 
 
 def _done(out):

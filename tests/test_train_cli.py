@@ -824,6 +824,21 @@ def test_discriminator_scales_resume_exactly_and_start_from_a_single_scale_run(d
     assert all(torch.equal(v, saved[f"scales.0.{k}"]) for k, v in back.D_A.state_dict().items())
 
 
+def test_zoom_b_is_part_of_the_recipe(dataroot, tmp_path):
+    """--zoom-b is recorded in the run; a resume keeps it and refuses another value; below 1 is a usage error."""
+    args = [str(dataroot), *TINY, "--epochs", "1", "--epochs-decay", "1", "--workers", "0", "--no-register"]
+    assert _invoke([*args, "--name", "z", "--zoom-b", "0.5"], tmp_path).exit_code == 2
+    r = _invoke([*args, "--name", "z", "--zoom-b", "3", "--max-steps", "1"], tmp_path)
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "checkpoints" / "z"
+    assert _states(run)["config"]["zoom_b"] == 3.0
+    r = _invoke(["--name", "z", "--resume", "--max-steps", "2", "--workers", "0", "--no-register"], tmp_path)
+    assert r.exit_code == 0, r.output
+    assert _states(run)["step"] == 2 and _states(run)["config"]["zoom_b"] == 3.0
+    r = _invoke(["--name", "z", "--resume", "--zoom-b", "2", "--max-steps", "3", "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and "--zoom-b 2.0 (checkpoint: 3.0)" in r.output, r.output
+
+
 def test_generator_average_is_saved_resumed_exactly_and_restarted_by_init_from(dataroot, tmp_path):
     """With --g-average, latest_net_G_* are the averages (not the trained weights), a resumed run's
     averages equal an uninterrupted run's, and --init-from starts the averages at the weights it loads."""

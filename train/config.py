@@ -20,6 +20,7 @@ class TrainConfig:
     load_size: int = 286          # resize both sides to this (bicubic), as the original's resize_and_crop
     crop_size: int = 256          # then a random crop of this size
     flip: bool = True             # random horizontal flip
+    zoom_b: float = 1.0           # B images enlarged by up to this (log-uniform) before the crop (ccv's; 1: none)
     # networks
     ngf: int = 64                 # generator width
     ndf: int = 64                 # discriminator width

@@ -2,7 +2,8 @@
 
 An epoch is max(|A|, |B|) items; A is taken in a shuffled order (``perm[pos] % |A|``), B at random;
 each image is resized to ``load_size`` squared (bicubic), randomly cropped to ``crop_size`` and
-randomly flipped, independently for A and B, and scaled to [-1, 1].
+randomly flipped, independently for A and B, and scaled to [-1, 1]. With ``zoom_b`` above 1 (ccv's), a
+B image is resized to ``load_size`` times a zoom drawn log-uniformly from [1, zoom_b] before its crop.
 
 Every random choice for item ``pos`` of ``epoch`` comes from a generator seeded with
 (seed, epoch, pos). The data order therefore needs no saved state, does not depend on the number of
@@ -121,11 +122,14 @@ class UnpairedDataset(torch.utils.data.Dataset):
     """Indexed by (epoch, pos); returns (A 3xHxW, B 3xHxW, files that failed to decode, newline-joined)."""
 
     def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], load_size: int, crop_size: int,
-                 flip: bool, seed: int):
+                 flip: bool, seed: int, zoom_b: float = 1.0):
         if crop_size > load_size:
             raise UsageError(f"--crop-size {crop_size} is larger than --load-size {load_size}")
+        if zoom_b < 1.0:
+            raise UsageError(f"--zoom-b {zoom_b}: give 1 (no zoom) or more")
         self.files_a, self.files_b = list(files_a), list(files_b)
         self.load_size, self.crop_size, self.flip, self.seed = load_size, crop_size, flip, seed
+        self.zoom_b = zoom_b
         self._perm: tuple[int, Optional[torch.Tensor]] = (-1, None)
 
     def __len__(self) -> int:
@@ -137,7 +141,8 @@ class UnpairedDataset(torch.utils.data.Dataset):
             self._perm = (epoch, torch.randperm(len(self), generator=g))
         return self._perm[1]  # type: ignore[return-value]
 
-    def _load(self, files: list[Path], i: int, g: torch.Generator, bad: list[str]) -> torch.Tensor:
+    def _load(self, files: list[Path], i: int, g: torch.Generator, bad: list[str], zoom: float = 1.0
+              ) -> torch.Tensor:
         # An undecodable file is replaced by the next one in the list: still reproducible.
         for k in range(len(files)):
             path = files[(i + k) % len(files)]
@@ -146,15 +151,18 @@ class UnpairedDataset(torch.utils.data.Dataset):
             except MediaError as e:
                 bad.append(str(e))
                 continue
-            return self.transform(img, g)
+            return self.transform(img, g, zoom)
         raise DataError(f"no image of {Path(files[0]).parent} can be decoded")
 
-    def transform(self, img: Image.Image, g: torch.Generator) -> torch.Tensor:
-        if img.size != (self.load_size, self.load_size):
-            img = img.resize((self.load_size, self.load_size), Image.BICUBIC)
-        if self.crop_size < self.load_size:
-            x = int(torch.randint(0, self.load_size - self.crop_size + 1, (1,), generator=g))
-            y = int(torch.randint(0, self.load_size - self.crop_size + 1, (1,), generator=g))
+    def transform(self, img: Image.Image, g: torch.Generator, zoom: float = 1.0) -> torch.Tensor:
+        size = self.load_size
+        if zoom > 1.0:  # drawn only when asked, so runs without a zoom see the crops they always did
+            size = round(size * math.exp(float(torch.rand(1, generator=g)) * math.log(zoom)))
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.BICUBIC)
+        if self.crop_size < size:
+            x = int(torch.randint(0, size - self.crop_size + 1, (1,), generator=g))
+            y = int(torch.randint(0, size - self.crop_size + 1, (1,), generator=g))
             img = img.crop((x, y, x + self.crop_size, y + self.crop_size))
         if self.flip and float(torch.rand(1, generator=g)) < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
@@ -167,7 +175,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
         ib = int(torch.randint(0, len(self.files_b), (1,), generator=g))
         bad: list[str] = []
         a = self._load(self.files_a, ia, g, bad)
-        b = self._load(self.files_b, ib, g, bad)
+        b = self._load(self.files_b, ib, g, bad, self.zoom_b)
         return a, b, "\n".join(bad)
 
     def fixed_pair(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -252,7 +252,7 @@ OPTION_OF = {"n_epochs": "--epochs", "n_epochs_decay": "--epochs-decay", "n_bloc
              "flip": "--no-flip", **{k: "--" + k.replace("_", "-") for k in (
                  "a_name", "b_name", "load_size", "crop_size", "ngf", "ndf", "batch_size", "lr", "lambda_a",
                  "lambda_b", "lambda_identity", "pool_size", "seed", "cycle_noise", "grid_penalty", "color_loss",
-                 "color_scale", "g_average", "d_scales")}}
+                 "color_scale", "g_average", "d_scales", "zoom_b")}}
 
 
 def check_resume_config(saved: TrainConfig, given: TrainConfig) -> None:
@@ -311,7 +311,8 @@ class _Data:
                                      f"give it again: ccv train DATAROOT (or A B) --name {run.options.name} --resume")
         files_a = scan_domain(Path(config.dir_a), config.a_name, run.say)
         files_b = scan_domain(Path(config.dir_b), config.b_name, run.say)
-        dataset = UnpairedDataset(files_a, files_b, config.load_size, config.crop_size, config.flip, config.seed)
+        dataset = UnpairedDataset(files_a, files_b, config.load_size, config.crop_size, config.flip, config.seed,
+                                 config.zoom_b)
         positions = rank_positions(len(dataset), run.dist.rank, run.dist.world)
         data = cls(files_a, files_b, dataset, positions, config.batch_size,
                    math.ceil(len(positions) / config.batch_size))

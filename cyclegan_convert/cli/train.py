@@ -49,6 +49,12 @@ def train(
     crop_size: Annotated[Optional[int], _opt("Then crop this square at random. (default: 256)", "--crop-size",
                                              min=8)] = None,
     no_flip: Annotated[bool, _opt("No random horizontal flips.", "--no-flip")] = False,
+    zoom_b: Annotated[Optional[float], _opt("Enlarge each B image by a random factor from 1 to this (log-uniform) "
+                                            "before its crop, e.g. 4: the B->A generator learns the smooth detail "
+                                            "of photos converted at full size (a blurred background, a large sky), "
+                                            "not only of small whole scenes, while A's discriminator judges its "
+                                            "output at the paintings' scale; ccv's, 1 is the original. "
+                                            "(default: 1)", "--zoom-b", min=1.0, max=16.0)] = None,
     lr: Annotated[Optional[float], _opt("Adam learning rate. (default: 0.0002)", "--lr", min=0.0)] = None,
     lambda_a: Annotated[Optional[float], _opt("Weight of the A->B->A cycle loss. (default: 10)", "--lambda-a",
                                               min=0.0)] = None,
@@ -146,7 +152,7 @@ def train(
         raise UsageError(f"--log-format {log_format!r}: use jsonl or csv")
     given: dict[str, Any] = {
         "n_epochs": epochs, "n_epochs_decay": epochs_decay, "batch_size": batch_size, "load_size": load_size,
-        "crop_size": crop_size, "flip": False if no_flip else None, "lr": lr, "lambda_a": lambda_a,
+        "crop_size": crop_size, "flip": False if no_flip else None, "zoom_b": zoom_b, "lr": lr, "lambda_a": lambda_a,
         "lambda_b": lambda_b, "lambda_identity": lambda_identity, "pool_size": pool_size, "cycle_noise": cycle_noise,
         "grid_penalty": grid_penalty, "color_loss": color_loss, "color_scale": color_scale,
         "g_average": g_average, "ngf": ngf, "ndf": ndf, "d_scales": d_scales,
