@@ -3,7 +3,7 @@
     choose a checkpoint:   python benchmarks/model_quality.py --split val runs/snapshots/G_B_step_*.pth
     report the chosen one: python benchmarks/model_quality.py --split test G_B_step_N.pth
                                [--look 0,1 --look 1,1 --look 0.5,1 --look 0,0.6] [--markdown table.md]
-    also: [--to monet] [--limit 40] [--sheet sheet.png [--sheet-photos A.jpg B.jpg ...]]
+    also: [--to monet] [--limit 40] [--zoom 3] [--sheet sheet.png [--sheet-photos A.jpg B.jpg ...]]
 
 Held out: every 10th file of monet2photo/trainA (108 Monet paintings) and trainB (300 photos), by
 sorted name (``quality_metrics.held_out``); training must use the rest. The held-out photos are split
@@ -17,7 +17,12 @@ make both Frechet distances mostly sample noise; the second, random-feature
 distance, with which no checkpoint is chosen, guards against a checkpoint that flatters this one set.
 
 Each generator converts the split's photos at their native 256 px, as ``ccv convert`` does (PyTorch
-fp32 backend: pad to a multiple of 4, crop back, round to 8 bits). One row per generator and look
+fp32 backend: pad to a multiple of 4, crop back, round to 8 bits). ``--zoom Z`` measures what the
+model does at full size instead: each photo is enlarged Z times (256 Z px) before it is converted,
+and every measure reads the central 256 px of it (input and output alike; the photos' rows, the
+classifier and the floor too), so its pixels carry the smooth, spread-out detail of a large photo
+converted at full size, where the model's by-eye faults show (contour rings in soft blur, grain and
+streaks on flat areas). The paintings stay at their own 256 px: the target texture in pixels. One row per generator and look
 (``--look COLORS,STRENGTH[,STROKES]``, repeatable: ``cyclegan_convert.look.apply_look`` on each output against
 its input, as ``ccv convert --colors --strength`` does; without it, the raw output), with reference rows:
 
@@ -146,7 +151,7 @@ class Reference:
     """The held-out real images (the split's photos, all paintings) and everything computed from
     them once."""
 
-    photos: list[np.ndarray]
+    photos: list[np.ndarray]  # what the outputs are compared with: the photos, or their centres (--zoom)
     paintings: list[np.ndarray]
     photo_features: np.ndarray
     painting_features: np.ndarray
@@ -155,6 +160,7 @@ class Reference:
     photo_rf: np.ndarray  # random-feature statistics (the second distance)
     painting_rf: np.ndarray
     rf_scale: qm.Standardizer
+    inputs: list[np.ndarray]  # what the generators convert: the photos, or the photos enlarged (--zoom)
 
     @property
     def eval_photos(self) -> slice:
@@ -257,14 +263,35 @@ def convert(backend: TorchBackend, images: Sequence[np.ndarray], batch: int) -> 
     return out, (time.perf_counter() - t0) / max(1, len(images))
 
 
+def zoomed(photo: np.ndarray, zoom: float) -> np.ndarray:
+    """The photo enlarged ``zoom`` times (as ``ccv convert`` resizes), or as it is at 1."""
+    if zoom == 1:
+        return photo
+    h, w = photo.shape[:2]
+    return resize_rgb(photo, round(h * zoom), round(w * zoom))
+
+
+def centre(image: np.ndarray, side: int = 256) -> np.ndarray:
+    """The central ``side`` x ``side`` pixels (all of a 256 px image)."""
+    h, w = image.shape[:2]
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[y:y + side, x:x + side]
+
+
+def read_photos(paths: Sequence[Path], zoom: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(what the generators convert, what the measures read) of these photos at ``zoom``."""
+    inputs = [zoomed(p, zoom) for p in read_images(paths)]
+    return inputs, [centre(i) for i in inputs]
+
+
 def split_files(folder: Path, split: str) -> list[Path]:
     """The held-out photos of one split (``quality_metrics.split``), in name order."""
     return [folder / n for n in qm.split((p.name for p in held_out_files(folder)), split)]
 
 
-def reference(photo_paths: Sequence[Path], painting_paths: Sequence[Path]) -> Reference:
-    photos, paintings = read_images(photo_paths), read_images(painting_paths)
-    for paths, images in ((photo_paths, photos), (painting_paths, paintings)):
+def reference(photo_paths: Sequence[Path], painting_paths: Sequence[Path], zoom: float = 1.0) -> Reference:
+    (inputs, photos), paintings = read_photos(photo_paths, zoom), read_images(painting_paths)
+    for paths, images in ((photo_paths, inputs), (photo_paths, photos), (painting_paths, paintings)):
         for p, im in zip(paths, images):
             if im.shape != images[0].shape:  # the mean spectrum adds up images of one size
                 raise DataError(f"{p}: {im.shape[1]}x{im.shape[0]}, the other held-out images are "
@@ -273,14 +300,14 @@ def reference(photo_paths: Sequence[Path], painting_paths: Sequence[Path]) -> Re
     clf = qm.train_classifier(fa[0::2], fp[0::2])
     rp, ra = qm.random_features(photos), qm.random_features(paintings)
     return Reference(photos, paintings, fp, fa, clf, qm.Standardizer.fit(np.concatenate([fp, fa])),
-                     rp, ra, qm.Standardizer.fit(np.concatenate([rp, ra])))
+                     rp, ra, qm.Standardizer.fit(np.concatenate([rp, ra])), inputs)
 
 
-def same_kind_floor(ref: Reference, other_photos: Sequence[Path]) -> tuple[float, float]:
+def same_kind_floor(ref: Reference, other_photos: Sequence[Path], zoom: float = 1.0) -> tuple[float, float]:
     """FD and RF ratios between two sets of photos, the other split's (as many as there are paintings)
     against this split's: what the ratios read for two samples of one kind at this measurement's
     sizes, so a ratio near it cannot be told from 'as close as the paintings get'."""
-    other = read_images(other_photos[:len(ref.paintings)])
+    other = read_photos(other_photos[:len(ref.paintings)], zoom)[1]
     return (ref.fd_between(qm.features(other), ref.photo_features) / ref.photos_fd,
             ref.rf_between(qm.random_features(other), ref.photo_rf) / ref.photos_rf)
 
@@ -342,13 +369,13 @@ def backend_for(net: ResnetGenerator) -> TorchBackend:
 
 def measure(label: str, net: ResnetGenerator, ref: Reference, looks: Sequence[Look], batch: int) -> list[Row]:
     """One row per look; the photos are converted once. A lone raw look keeps the plain label.
-    Seconds per image include the look's own cost."""
+    Seconds per image include the look's own cost (applied to the whole output, as convert does)."""
     with backend_for(net) as backend:
-        outputs, sec = convert(backend, ref.photos, batch)
+        outputs, sec = convert(backend, ref.inputs, batch)
     rows = []
     for look in looks:
         t0 = time.perf_counter()
-        styled = [apply_look(out, photo, look) for out, photo in zip(outputs, ref.photos)]
+        styled = [centre(apply_look(out, photo, look)) for out, photo in zip(outputs, ref.inputs)]
         look_sec = (time.perf_counter() - t0) / max(1, len(outputs))
         name = label if list(looks) == [Look()] else f"{label}: {look.describe()}"
         rows.append(outputs_row(name, styled, ref, sec + look_sec))
@@ -451,6 +478,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--look", type=parse_look, action="append", default=[], metavar="COLORS,STRENGTH[,STROKES[,HIGHLIGHTS]]",
                     help="also apply this look to each output, one row each (repeatable; e.g. --look 0,1 "
                          "--look keep,1 --look 0.5,1 --look 0,0.6; default: the raw output only)")
+    ap.add_argument("--zoom", type=float, default=1.0, metavar="Z",
+                    help="enlarge each photo Z times before converting it and measure the central 256 px: "
+                         "the model at full size, where a photo's detail is spread over many pixels (e.g. 3; "
+                         "Z squared times the conversion time)")
     ap.add_argument("--limit", type=int, default=None, metavar="N",
                     help="only the first N photos of the split (quick runs; all 108 paintings stay)")
     ap.add_argument("--markdown", type=Path, metavar="FILE", help="also write the table as markdown")
@@ -467,6 +498,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if not args.generators and not args.to:
         ap.error("give one or more generator files, or --to NAME")
+    if args.zoom < 1:
+        ap.error(f"--zoom {args.zoom}: give 1 (the photos' own size) or more")
     if args.limit is not None and args.limit < 2:
         ap.error("--limit needs at least 2 photos (one half trains the classifier, the other is judged)")
     if args.sheet_only and not args.sheet:
@@ -497,7 +530,7 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"{shown(args.data)}: {len(files)} held-out {what}, at least 2 are needed")
     progress(t0, f"reading {len(photo_files)} {args.split} photos and {len(painting_files)} paintings, "
                  "training the classifier")
-    ref = reference(photo_files, painting_files)
+    ref = reference(photo_files, painting_files, args.zoom)
     rows = reference_rows(ref)
     looks = args.look or [Look()]
     for spec, net in nets:
@@ -510,7 +543,9 @@ def run(args: argparse.Namespace) -> int:
         f"Photos: {purpose} ({len(ref.photos)} photos{' (--limit)' if args.limit else ''}: every other "
         f"held-out photo in name order, {'1st, 3rd' if args.split == 'val' else '2nd, 4th'}, ...).",
         f"Held out (never trained on): {len(ref.photos)} photos (trainB) and {len(painting_files)} paintings "
-        f"(trainA) of {shown(args.data)}, 256 px; {datetime.date.today().isoformat()}, {time.perf_counter() - t0:.0f} s.",
+        f"(trainA) of {shown(args.data)}, 256 px"
+        + (f"; the photos enlarged {args.zoom:g}x before conversion, all measures on their central 256 px "
+           "(--zoom)" if args.zoom != 1 else "") + f"; {datetime.date.today().isoformat()}, {time.perf_counter() - t0:.0f} s.",
         f"Classifier ({ref.photo_features.shape[1]} colour and texture features, logistic regression, "
         f"l2 {ref.classifier.l2:g} by 5-fold CV): trained on {len(ref.painting_features[0::2])} paintings and "
         f"{len(ref.photo_features[0::2])} photos; Monet share is on the other {n_eval} photos' outputs.",
@@ -519,7 +554,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     other = split_files(args.data / "trainB", "test" if args.split == "val" else "val")
     if not args.limit and len(other) >= len(painting_files) >= 2:
-        fd_f, rf_f = same_kind_floor(ref, other)
+        fd_f, rf_f = same_kind_floor(ref, other, args.zoom)
         notes.insert(3, f"Between two sets of photos ({len(painting_files)} of the other split against these "
                         f"{len(ref.photos)}, the sizes of the comparison with the paintings): FD ratio {fd_f:.2f}, RF "
                         f"ratio {rf_f:.2f}. That is the floor of these ratios here: a model's ratio near it "

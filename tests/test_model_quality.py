@@ -218,6 +218,27 @@ def test_script_reports_reference_rows_and_a_generator_and_names_a_damaged_one(d
         assert im.width > 2 * 256 and im.height > 2 * 256
 
 
+def test_zoom_converts_the_enlarged_photos_and_measures_their_centres(data_folder, tiny_generator):
+    """--zoom 2: the generator converts each photo enlarged to 512 px and every measure reads the
+    central 256 px of input and output alike (a look that keeps the photo's colours then keeps the
+    colour layout there); the photos' own row stays the reference (ratios 1)."""
+    from cyclegan_convert.imaging import resize_rgb
+    from cyclegan_convert.look import Look
+
+    files = model_quality.split_files(data_folder / "trainB", "val")
+    paintings = model_quality.held_out_files(data_folder / "trainA")
+    ref = model_quality.reference(files, paintings, zoom=2.0)
+    photo = model_quality.read_images(files[:1])[0]
+    assert ref.inputs[0].shape == (512, 512, 3)
+    assert np.array_equal(ref.photos[0], resize_rgb(photo, 512, 512)[128:384, 128:384])
+    rows = model_quality.measure("tiny", tiny_generator, ref, [Look(1.0, 1.0)], batch=2)
+    assert rows[0].colour > 0.95, rows[0].colour  # the output's centre against the input's centre
+    unchanged = model_quality.reference_rows(ref)[0]
+    assert (unchanged.fd_ratio, unchanged.colour) == (1.0, 1.0)
+    with pytest.raises(SystemExit):
+        model_quality.parse_args(["g.pth", "--zoom", "0.5"])
+
+
 def test_the_sheet_defaults_to_the_named_hard_cases_and_names_a_missing_one(tmp_path, monkeypatch):
     monkeypatch.setattr(model_quality, "shared_data", lambda *parts: tmp_path.joinpath(*parts))
     for _, rel in model_quality.HARD_CASES:
