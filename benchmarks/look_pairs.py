@@ -16,6 +16,9 @@ statistics from a 768 px copy (`tiled`) against the whole-image pass (`whole`, `
 
 (``--near-white``: only photos with a nearly white place, ``look.highlight_mask``, the first crop centred on it.)
 
+Two models: a variant with ``--model,FILE`` uses that generator instead of the bundled one (give it the
+look explicitly, e.g. ``new=--model,G.pth,--colors,0.5,--strokes,0.5,--highlights,1``).
+
 (ARGS: commas between words.) Conversions already in OUT with the same model and settings are reused. Run whole, a 16 MP photo needs
 about 7 GB.
 """
@@ -68,9 +71,11 @@ def large_photos(folder: Path, above: float) -> list[Path]:
 
 
 def convert(photos: list[Path], out: Path, args: list[str]) -> None:
-    """``ccv convert PHOTOS --to monet -o OUT --ext png ARGS``: outputs already there with the same
-    model and settings are skipped by ccv itself (its manifest), others redone."""
-    cmd = [sys.executable, "-m", "cyclegan_convert", "convert", *map(str, photos), "--to", "monet", "-o", str(out),
+    """``ccv convert PHOTOS --to monet -o OUT --ext png ARGS`` (ARGS with ``--model FILE``: that
+    generator instead of the bundled one): outputs already there with the same model and settings are
+    skipped by ccv itself (its manifest), others redone."""
+    model = [] if "--model" in args else ["--to", "monet"]
+    cmd = [sys.executable, "-m", "cyclegan_convert", "convert", *map(str, photos), *model, "-o", str(out),
            "--ext", "png", *args]
     subprocess.run(cmd, check=True)
 
