@@ -27,7 +27,9 @@ then compare the output's texture per pixel with that of whole canvases shrunk t
 reward a thumbnail's dense texture spread over a full-size photo, which by eye reads as grain (at
 --zoom 3 the bundled model's raw output is at FD ratio 0.16, RF 0.32, and its recommended look, whose
 strokes blind judges preferred on 21-25 of 27 full-size photos, at 0.33 and 0.63: RESULTS, stop 31).
-Its colour and edge correlations keep their meaning. One row per generator and look
+Its colour and edge correlations keep their meaning.
+
+One row per generator and look
 (``--look COLORS,STRENGTH[,STROKES]``, repeatable: ``cyclegan_convert.look.apply_look`` on each output against
 its input, as ``ccv convert --colors --strength`` does; without it, the raw output), with reference rows:
 
