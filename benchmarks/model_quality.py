@@ -298,7 +298,7 @@ def split_files(folder: Path, split: str) -> list[Path]:
 
 def reference(photo_paths: Sequence[Path], painting_paths: Sequence[Path], zoom: float = 1.0) -> Reference:
     (inputs, photos), paintings = read_photos(photo_paths, zoom), read_images(painting_paths)
-    for paths, images in ((photo_paths, inputs), (photo_paths, photos), (painting_paths, paintings)):
+    for paths, images in ((photo_paths, inputs), (painting_paths, paintings)):  # centres of one size share it
         for p, im in zip(paths, images):
             if im.shape != images[0].shape:  # the mean spectrum adds up images of one size
                 raise DataError(f"{p}: {im.shape[1]}x{im.shape[0]}, the other held-out images are "

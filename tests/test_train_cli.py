@@ -788,6 +788,18 @@ def test_only_a_lost_loading_worker_counts_as_one():
             assert _loading_worker_lost(e) is lost, filename
 
 
+def _resume_keeps_and_refuses_another(name: str, field: str, value, other: str, tmp_path: Path) -> None:
+    """Run ``name`` (saved at step 1 with recipe ``field`` = ``value``): a plain --resume takes a step
+    and keeps it; a --resume that gives the option another value is refused, naming both values."""
+    r = _invoke(["--name", name, "--resume", "--max-steps", "2", "--workers", "0", "--no-register"], tmp_path)
+    assert r.exit_code == 0, r.output
+    state = _states(tmp_path / "checkpoints" / name)
+    assert state["step"] == 2 and state["config"][field] == value
+    option = "--" + field.replace("_", "-")
+    r = _invoke(["--name", name, "--resume", option, other, "--max-steps", "3", "--workers", "0"], tmp_path)
+    assert r.exit_code == 2 and f"{option} {type(value)(other)} (checkpoint: {value})" in r.output, r.output
+
+
 def test_discriminator_scales_resume_exactly_and_start_from_a_single_scale_run(dataroot, tmp_path):
     """--d-scales 2 is recorded in the run (a resume keeps it, a different value is refused), and
     --init-from a single-scale run starts scale 0 with that run's PatchGAN, the coarser one fresh."""
@@ -801,11 +813,7 @@ def test_discriminator_scales_resume_exactly_and_start_from_a_single_scale_run(d
     assert r.exit_code == 0, r.output
     multi = tmp_path / "checkpoints" / "multi"
     assert _states(multi)["config"]["d_scales"] == 2
-    r = _invoke(["--name", "multi", "--resume", "--max-steps", "2", "--workers", "0", "--no-register"], tmp_path)
-    assert r.exit_code == 0, r.output
-    assert _states(multi)["step"] == 2 and _states(multi)["config"]["d_scales"] == 2
-    r = _invoke(["--name", "multi", "--resume", "--d-scales", "3", "--max-steps", "3", "--workers", "0"], tmp_path)
-    assert r.exit_code == 2 and "--d-scales" in r.output, r.output
+    _resume_keeps_and_refuses_another("multi", "d_scales", 2, "3", tmp_path)
 
     # a fresh multi-scale run from the single one, no step taken: what it loaded
     from cyclegan_convert.train.checkpoint import load_init_nets
@@ -832,11 +840,7 @@ def test_zoom_b_is_part_of_the_recipe(dataroot, tmp_path):
     assert r.exit_code == 0, r.output
     run = tmp_path / "checkpoints" / "z"
     assert _states(run)["config"]["zoom_b"] == 3.0
-    r = _invoke(["--name", "z", "--resume", "--max-steps", "2", "--workers", "0", "--no-register"], tmp_path)
-    assert r.exit_code == 0, r.output
-    assert _states(run)["step"] == 2 and _states(run)["config"]["zoom_b"] == 3.0
-    r = _invoke(["--name", "z", "--resume", "--zoom-b", "2", "--max-steps", "3", "--workers", "0"], tmp_path)
-    assert r.exit_code == 2 and "--zoom-b 2.0 (checkpoint: 3.0)" in r.output, r.output
+    _resume_keeps_and_refuses_another("z", "zoom_b", 3.0, "2", tmp_path)
 
 
 def test_generator_average_is_saved_resumed_exactly_and_restarted_by_init_from(dataroot, tmp_path):
