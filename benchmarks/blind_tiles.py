@@ -75,7 +75,7 @@ def make(out: Path, generator: Path | None, to: Optional[str], look: Look, n: in
             Image.fromarray(rgb).save(tmp, format="PNG")
         key[name] = kind
     model = str(generator) if generator else f"--to {to}"
-    (out / "key.json").write_text(json.dumps({"model": model, "look": [look.colors, look.strength, look.strokes, look.highlights], "seed": seed,
+    (out / "key.json").write_text(json.dumps({"model": model, "look": [look.colors, look.strength, look.strokes, look.highlights, look.edges], "seed": seed,
                                               "tiles": key}, indent=1), encoding="utf-8")
     return key
 
@@ -119,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     mk.add_argument("out", type=Path)
     mk.add_argument("generator", nargs="?", type=Path, help="a generator file (.pth), or --to")
     mk.add_argument("--to", metavar="NAME", help="a model from the store, by id or target domain")
-    mk.add_argument("--look", type=mq.parse_look, default=Look(0.0, 1.0), metavar="COLORS,STRENGTH[,STROKES[,HIGHLIGHTS]]",
+    mk.add_argument("--look", type=mq.parse_look, default=Look(0.0, 1.0), metavar="COLORS,STRENGTH[,STROKES[,HIGHLIGHTS[,EDGES]]]",
                     help="the look applied to the outputs (default 0,1: the raw output)")
     mk.add_argument("--notch", type=float, metavar="SIGMA", help="as model_quality.py --notch")
     mk.add_argument("--n", type=int, default=12, help="tiles of each kind (default 12)")

@@ -14,7 +14,9 @@ statistics from a 768 px copy (`tiled`) against the whole-image pass (`whole`, `
     python benchmarks/look_pairs.py --out /tmp/strokes --min-mp 0 --variant plain= --variant strokes=--strokes,1
     python benchmarks/look_pairs.py --out /tmp/hl --min-mp 0 --near-white --variant plain=--highlights,0 --variant highlights=
 
-(``--near-white``: only photos with a nearly white place, ``look.highlight_mask``, the first crop centred on it.)
+(``--near-white``: only photos with a nearly white place, ``look.highlight_mask``, the first crop centred on it.
+``--where-differ``: the first crop centred where the two versions differ most, which tells a judge where
+to look and not which is which: for a change that touches only some places, such as ``--edges``.)
 
 Two models: a variant with ``--model,FILE`` uses that generator instead of the bundled one (give it the
 look explicitly, e.g. ``new=--model,G.pth,--colors,0.5,--strokes,0.5,--highlights,1``).
@@ -59,6 +61,16 @@ def near_white_place(photo: Path) -> Optional[tuple[float, float]]:
     m = cv2.GaussianBlur(m, (0, 0), 0.05 * min(m.shape))  # the place with the most of it around, not a plateau's corner
     y, x = np.unravel_index(int(np.argmax(m)), m.shape)
     return (x + 0.5) / m.shape[1], (y + 0.5) / m.shape[0]
+
+
+def most_different_place(a: Image.Image, b: Image.Image) -> tuple[float, float]:
+    """(x, y) as fractions of the width and height: the centre of the crop-sized place where two
+    versions of a photo differ most."""
+    small = [np.asarray(im.resize((im.width // 8, im.height // 8), Image.BOX), np.float32) for im in (a, b)]
+    diff = np.abs(small[0] - small[1]).sum(axis=2)
+    diff = cv2.boxFilter(diff, -1, (CROP // 8, CROP // 8))  # the crop's area, not a single pixel
+    y, x = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return (x + 0.5) / diff.shape[1], (y + 0.5) / diff.shape[0]
 
 
 def large_photos(folder: Path, above: float) -> list[Path]:
@@ -116,6 +128,8 @@ def main() -> None:
                     help="one of the two conversions (give two; default tiled= and whole=--tile,0)")
     ap.add_argument("--near-white", action="store_true",
                     help="only photos with a nearly white place (a sun, lamps), the first crop centred on it")
+    ap.add_argument("--where-differ", action="store_true",
+                    help="the first crop centred where the two versions differ most")
     args = ap.parse_args()
     variants = dict(args.variant or [("tiled", []), ("whole", ["--tile", "0"])])
     if len(variants) != 2:
@@ -140,7 +154,11 @@ def main() -> None:
         stem = f"photo{i:02d}"
         key[stem] = {"file": p.name, "A": order[0], "B": order[1]}
         ims = {m: Image.open(conv[m] / f"{p.stem}.png").convert("RGB") for m in order}
-        centres = (places[p], CROP_CENTRES[1]) if args.near_white else CROP_CENTRES
+        centres = CROP_CENTRES
+        if args.near_white:
+            centres = (places[p], CROP_CENTRES[1])
+        elif args.where_differ:
+            centres = (most_different_place(*ims.values()), CROP_CENTRES[1])
         write_views(stem, p, dict(zip("AB", (ims[m] for m in order))), views, centres)
         first, second = variants
         apart = psnr(np.asarray(ims[first]), np.asarray(ims[second]))

@@ -30,7 +30,7 @@ strokes blind judges preferred on 21-25 of 27 full-size photos, at 0.33 and 0.63
 Its colour and edge correlations keep their meaning.
 
 One row per generator and look
-(``--look COLORS,STRENGTH[,STROKES]``, repeatable: ``cyclegan_convert.look.apply_look`` on each output against
+(``--look COLORS,STRENGTH[,STROKES[,HIGHLIGHTS[,EDGES]]]``, repeatable: ``cyclegan_convert.look.apply_look`` on each output against
 its input, as ``ccv convert --colors --strength`` does; without it, the raw output), with reference rows:
 
 - Monet share: outputs that a Monet-vs-photo classifier calls Monet. It is a logistic regression on
@@ -457,16 +457,16 @@ def write_sheet(path: Path, nets: Sequence[tuple[GeneratorSpec, ResnetGenerator]
 # -- command line --------------------------------------------------------------------------------
 
 def parse_look(text: str) -> Look:
-    """``COLORS,STRENGTH[,STROKES[,HIGHLIGHTS]]`` as ``ccv convert --colors --strength --strokes
-    --highlights`` take them: ``0.5,1``, ``keep,0.8``, ``0.5,1,0.5``, ``0.5,1,0.5,1``."""
+    """``COLORS,STRENGTH[,STROKES[,HIGHLIGHTS[,EDGES]]]`` as ``ccv convert --colors --strength --strokes
+    --highlights --edges`` take them: ``0.5,1``, ``keep,0.8``, ``0.5,1,0.5``, ``0.5,1,0.5,1,1``."""
     parts = text.split(",")
-    if len(parts) not in (2, 3, 4):
-        raise argparse.ArgumentTypeError(f"{text!r}: give COLORS,STRENGTH[,STROKES[,HIGHLIGHTS]] (e.g. 0,1 for the raw "
+    if len(parts) not in (2, 3, 4, 5):
+        raise argparse.ArgumentTypeError(f"{text!r}: give COLORS,STRENGTH[,STROKES[,HIGHLIGHTS[,EDGES]]] (e.g. 0,1 for the raw "
                                          "output, keep,1 or 0.5,0.8,0.5,1)")
     try:
         return Look(parse_colors(parts[0]), *(float(p) for p in parts[1:]))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: STRENGTH, STROKES and HIGHLIGHTS must be numbers") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: STRENGTH, STROKES, HIGHLIGHTS and EDGES must be numbers") from None
     except UsageError as e:
         raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
@@ -482,7 +482,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     ap.add_argument("--split", choices=list(qm.SPLITS), default="test",
                     help="which held-out photos to convert: val (to choose checkpoints with) or test (the "
                          "other half, for reported figures; default)")
-    ap.add_argument("--look", type=parse_look, action="append", default=[], metavar="COLORS,STRENGTH[,STROKES[,HIGHLIGHTS]]",
+    ap.add_argument("--look", type=parse_look, action="append", default=[], metavar="COLORS,STRENGTH[,STROKES[,HIGHLIGHTS[,EDGES]]]",
                     help="also apply this look to each output, one row each (repeatable; e.g. --look 0,1 "
                          "--look keep,1 --look 0.5,1 --look 0,0.6; default: the raw output only)")
     ap.add_argument("--zoom", type=float, default=1.0, metavar="Z",

@@ -52,6 +52,7 @@ class ConvertOptions:
     strength: Optional[float] = None  # look.Look.strength; None: the model's recommendation
     strokes: Optional[float] = None  # look.Look.strokes; None: the model's recommendation
     highlights: Optional[float] = None  # look.Look.highlights; None: the model's recommendation
+    edges: Optional[float] = None  # look.Look.edges; None: the model's recommendation
 
     def __post_init__(self) -> None:
         if self.output is not None:
@@ -70,7 +71,8 @@ class ConvertOptions:
         if self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
         self.backend_choice  # checked here, so --dry-run catches typos too
-        Look.of(self.colors, self.strength, strokes=self.strokes, highlights=self.highlights)  # and bad looks
+        Look.of(self.colors, self.strength, strokes=self.strokes, highlights=self.highlights,
+                edges=self.edges)  # and bad looks
 
     @property
     def backend_choice(self):
@@ -102,7 +104,8 @@ class Converter:
         self._lock = threading.Lock()
         self.manifests: dict[Path, Manifest] = {}
         self._input_dirs: list[Path] = []  # resolved folders the inputs are walked from (set by jobs)
-        self.look = look_for(ref, options.colors, options.strength, options.strokes, options.highlights)
+        self.look = look_for(ref, options.colors, options.strength, options.strokes, options.highlights,
+                              options.edges)
 
     def stop(self) -> None:
         """Finishes the files in flight, then ``run`` returns with ``interrupted`` set."""
@@ -191,7 +194,7 @@ class Converter:
             stages.summary.backend = router.describe()
             self.on_message("backend", stages.summary.backend)
             if not self.look.raw:
-                self.on_message("note", look_note(self.look, opt.colors, opt.strength, opt.strokes, opt.highlights))
+                self.on_message("note", look_note(self.look, opt.colors, opt.strength, opt.strokes, opt.highlights, opt.edges))
             config = PipelineConfig(opt.jobs, opt.jobs, opt.batch_size or router.default_batch)
             runner = Pipeline(config, stages.decode, stages.infer, stages.encode, stages.shape_key,
                               on_failed=stages.fail, job_of=lambda work: work.job, on_tick=stages.tick, stop=self._stop)

@@ -18,6 +18,7 @@ a row of their centres at 100%; it opens in any browser and can be mailed as a f
 from __future__ import annotations
 
 import html
+import itertools
 import os
 import shutil
 import time
@@ -76,18 +77,16 @@ def list_images(inputs: Sequence[str]) -> list:
 
 def variants_of(models: Sequence[ModelRef], colors: Sequence[Optional[str]],
                 strengths: Sequence[Optional[float]], strokes: Sequence[Optional[float]] = (),
-                highlights: Sequence[Optional[float]] = ()) -> list[Variant]:
+                highlights: Sequence[Optional[float]] = (), edges: Sequence[Optional[float]] = ()) -> list[Variant]:
     """Every model with every look asked for (each model's own recommendation where a part was
     not given), without repeats."""
     out: list[Variant] = []
+    parts = [values or [None] for values in (colors, strengths, strokes, highlights, edges)]
     for ref in models:
-        for c in colors or [None]:
-            for s in strengths or [None]:
-                for k in strokes or [None]:
-                    for h in highlights or [None]:
-                        v = Variant(ref, look_for(ref, c, s, k, h))
-                        if v not in out:
-                            out.append(v)
+        for look in itertools.product(*parts):
+            v = Variant(ref, look_for(ref, *look))
+            if v not in out:
+                out.append(v)
     return out
 
 

@@ -63,6 +63,7 @@ class VideoOptions:
     strength: Optional[float] = None  # look.Look.strength; None: the model's recommendation
     strokes: Optional[float] = None  # look.Look.strokes; None: the model's recommendation
     highlights: Optional[float] = None  # look.Look.highlights; None: the model's recommendation
+    edges: Optional[float] = None  # look.Look.edges; None: the model's recommendation
 
     def __post_init__(self) -> None:
         if self.start < 0:
@@ -78,7 +79,8 @@ class VideoOptions:
         if not 0.0 <= self.stable_strength < 1.0 or not 0.0 <= self.stable_momentum < 1.0:
             raise UsageError("stable_strength and stable_momentum must be in [0, 1)")
         self.backend_choice  # --backend and --device checked before any work
-        Look.of(self.colors, self.strength, strokes=self.strokes, highlights=self.highlights)  # and bad looks
+        Look.of(self.colors, self.strength, strokes=self.strokes, highlights=self.highlights,
+                edges=self.edges)  # and bad looks
 
     @property
     def backend_choice(self):
@@ -160,7 +162,8 @@ class VideoConverter:
         self.on_progress = on_progress or (lambda p: None)
         self.on_message = on_message or (lambda kind, text: None)
         self.stats = PipelineStats()
-        self.look = look_for(ref, options.colors, options.strength, options.strokes, options.highlights)
+        self.look = look_for(ref, options.colors, options.strength, options.strokes, options.highlights,
+                              options.edges)
         self._turns = 0  # quarter turns (counter-clockwise) that make the stored frames upright
 
     # -- planning ----------------------------------------------------------------------------------
@@ -284,7 +287,8 @@ class VideoConverter:
             self.on_message("backend", router.describe())
             if not self.look.raw:
                 self.on_message("note", look_note(self.look, self.options.colors, self.options.strength,
-                                                       self.options.strokes, self.options.highlights))
+                                                       self.options.strokes, self.options.highlights,
+                                                       self.options.edges))
             batch = opt.batch_size or router.default_batch
             with atomic_path(dst, suffix=dst.suffix) as tmp:
                 result = self._convert(src, tmp, info, plan, router, smoother, blender, batch)

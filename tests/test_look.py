@@ -1,4 +1,4 @@
-"""--colors, --strength, --strokes and --highlights: what each does to real photos, and how runs record them."""
+"""--colors, --strength, --strokes, --highlights and --edges: what each does to real photos, and how runs record them."""
 from __future__ import annotations
 
 import re
@@ -281,6 +281,89 @@ def test_highlights_are_part_of_the_look_settings_and_its_description():
         Look.of(None, None, highlights=1.5)
 
 
+def _outlined(w=512, h=256, edge=256):
+    """A photo with one soft vertical edge at x = ``edge`` (an orange field, then a pale one, flat
+    elsewhere) and what the model makes of it: the photo recoloured (an affine map of its luma per
+    channel), a dark outline 2 px wide just left of the edge's ramp and a coloured fringe just right of
+    it (a halo, as the model draws one: within one pixel of its 256 px image, 2 px here), and a
+    stroke-like texture everywhere."""
+    x = np.arange(w, dtype=np.float64)
+    ramp = np.clip((x - edge + 2) / 4, 0, 1)  # a 4 px transition
+    photo = (1 - ramp)[:, None] * np.array([200, 120, 40]) + ramp[:, None] * np.array([235, 225, 200])
+    photo = np.clip(np.broadcast_to(photo, (h, w, 3)) + 0.5, 0, 255).astype(np.uint8)
+    luma = photo.astype(np.float64) @ LUMA
+    clean = luma[..., None] * np.array([0.9, 0.8, 0.6]) + np.array([20, 30, 60])
+    ring = np.zeros((h, w, 3))
+    ring[:, edge - 4:edge - 2] = (-60, -60, -40)
+    ring[:, edge + 2:edge + 4] = (-40, 30, 60)
+    texture = np.random.default_rng(1).normal(0, 6, (h, w))[..., None] * np.array([1.0, -0.5, 0.8])
+    out = np.clip(clean + ring + texture + 0.5, 0, 255).astype(np.uint8)
+    return photo, out, clean, ring
+
+
+def test_edges_take_the_models_outline_off_the_photos_edge_and_keep_its_texture_elsewhere():
+    from cyclegan_convert.look import photo_edges
+
+    photo, out, clean, ring = _outlined()
+    got = photo_edges(out, photo, 1.0).astype(np.float64)
+
+    def outline(img: np.ndarray) -> float:
+        """The sharpest line across the edge that the photo does not have: the difference from the clean
+        recolouring, averaged down the rows (the texture averages out), less itself blurred over 4 px.
+        The fit spreads an outline's darkness into the shade of its side; what it must take is the line."""
+        res = (img - clean)[:, 236:276].mean(axis=0)
+        return float(np.abs(res - cv2.GaussianBlur(res, (1, 0), sigmaX=1, sigmaY=4)).max())
+
+    before, after = outline(out.astype(np.float64)), outline(got)
+    assert after < 0.5 * before  # the outline and the fringe: the line halved at least (0.43 measured)
+    far = np.zeros(out.shape[:2], bool)
+    far[:, :200], far[:, 312:] = True, True  # the flat fields, beyond the fit's window and the mask's blur
+    assert np.array_equal(got[far], out[far])  # the model's texture there, untouched
+    for side in (slice(232, 250), slice(262, 280)):  # each side of the edge, off the outline: the model's colour
+        assert np.abs(got[:, side].mean(axis=(0, 1)) - clean[:, side].mean(axis=(0, 1))).max() < 4
+    half = outline(photo_edges(out, photo, 0.5).astype(np.float64))
+    assert after + 0.3 * (before - after) < half < after + 0.7 * (before - after)
+
+
+def test_edges_leave_an_output_that_follows_the_photo_as_it_was():
+    """An output that is an affine function of the photo's luma per channel (a recolouring, no halo)
+    comes back as it was, on a real photo's edges: the fit is exact there, and the maps enlarged from
+    the fit's smaller size line up with the photo (a shift of one pixel fails)."""
+    from cyclegan_convert.look import photo_edges
+
+    photo = _photo(1, (1600, 1200))  # above EDGE_SIDE: the fit is made at 1024 x 768 and enlarged
+    luma = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    out = np.clip(luma[..., None] * np.array([0.7, 0.6, 0.5]) + np.array([40, 50, 70]) + 0.5, 0, 255).astype(np.uint8)
+    got = photo_edges(out, photo, 1.0).astype(int)
+    # a few levels at most, where the photo's contrast is near EDGE_EPS (the fit's slope shrinks there)
+    assert np.abs(got - out).max() <= 8 and np.abs(got - out).mean() < 0.5  # measured 5 and 0.36
+    shifted = photo_edges(out, np.roll(photo, 1, axis=1), 1.0).astype(int)
+    assert np.abs(shifted - out).max() > 25  # what the bound above catches (measured 58)
+
+
+def test_edges_from_a_smaller_input_agree_and_cost_nothing_on_a_flat_photo():
+    from cyclegan_convert.look import photo_edges
+
+    photo, out, clean, ring = _outlined()
+    whole = photo_edges(out, photo, 1.0).astype(int)
+    drafted = cv2.resize(photo, (256, 128), interpolation=cv2.INTER_AREA)  # --max-side's draft decode
+    small = photo_edges(out, drafted, 1.0).astype(int)
+    assert np.abs(small - whole).mean() < 1.0
+    flat = np.full_like(photo, 128)
+    assert photo_edges(out, flat, 1.0) is out
+
+
+def test_edges_are_part_of_the_look_settings_and_its_description():
+    assert Look(edges=1.0).settings() == {"colors": 0.0, "strength": 1.0, "edges": 1.0}
+    assert "edges" not in Look(colors=0.5, strokes=0.5, highlights=1.0).settings()  # outputs made before stay current
+    assert Look(0.5, 1.0, 0.5, 1.0, 1.0).describe() == "colors 0.5, strength 1, strokes 0.5, highlights 1, edges 1"
+    assert not Look(edges=1.0).raw
+    assert Look.of(None, None, {"colors": 0.5, "edges": 1.0}) == Look(0.5, 1.0, 0.0, 0.0, 1.0)
+    assert Look.of(None, None, {"edges": 1.0}, edges=0.0) == Look()
+    with pytest.raises(UsageError, match="--edges"):
+        Look.of(None, None, edges=1.5)
+
+
 @pytest.mark.parametrize("text, value", [("model", 0.0), ("keep", 1.0), ("0.3", 0.3), (" KEEP ", 1.0)])
 def test_colors_words_and_fractions(text, value):
     assert parse_colors(text) == value
@@ -378,6 +461,31 @@ def test_convert_takes_highlights_from_the_command_line_and_redoes_outputs(tmp_p
     assert "highlights 1" in said and np.abs(kept[r <= 30] - 255).max() <= 1
     assert np.array_equal(kept[r > 80], raw[r > 80])
     assert re.search(r"skipped\s*│\s*1\b", run("--highlights", "1")[0])
+
+
+def test_convert_takes_edges_from_the_command_line_and_redoes_outputs(tmp_path, model):
+    """`ccv convert --edges 1` reaches the look (the output changes along the photo's edge, not in its
+    flat fields) and its settings key (the run with it redoes the file, a second run skips it)."""
+    from typer.testing import CliRunner
+
+    from cyclegan_convert.cli import app
+
+    photo, _, _, _ = _outlined()
+    (tmp_path / "in").mkdir()
+    Image.fromarray(photo).save(tmp_path / "in" / "edge.png")
+
+    def run(*args):
+        res = CliRunner().invoke(app, ["convert", str(tmp_path / "in"), "--model", str(model), "-o", str(tmp_path / "out"),
+                                       *args], terminal_width=200)
+        assert res.exit_code == 0, res.output
+        return res.output, np.asarray(Image.open(tmp_path / "out" / "edge.png")).astype(int)
+
+    _, raw = run()
+    said, cleaned = run("--edges", "1")
+    assert "edges 1" in said
+    assert np.abs(cleaned[:, 248:264] - raw[:, 248:264]).max() > 5  # along the edge
+    assert np.array_equal(cleaned[:, :150], raw[:, :150]) and np.array_equal(cleaned[:, 362:], raw[:, 362:])
+    assert re.search(r"skipped\s*│\s*1\b", run("--edges", "1")[0])
 
 
 def test_video_takes_the_look_too(tmp_path, model):

@@ -170,8 +170,9 @@ def test_look_parses_like_the_convert_options():
     assert model_quality.parse_look("keep,0.6") == Look(1.0, 0.6)
     assert model_quality.parse_look("0.5,1,0.5") == Look(0.5, 1.0, 0.5)
     assert model_quality.parse_look("0.5,1,0.5,1") == Look(0.5, 1.0, 0.5, 1.0)
-    for bad in ("0.5", "2,1", "0,x", "0,1.5", "0,1,-1", "0,1,0,2", "0,1,1,1,1"):
-        with pytest.raises(argparse.ArgumentTypeError, match="COLORS,STRENGTH|STRENGTH|fraction|strength|strokes|highlights"):
+    assert model_quality.parse_look("0.5,1,0.5,1,1") == Look(0.5, 1.0, 0.5, 1.0, 1.0)
+    for bad in ("0.5", "2,1", "0,x", "0,1.5", "0,1,-1", "0,1,0,2", "0,1,0,0,2", "0,1,1,1,1,1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="COLORS,STRENGTH|STRENGTH|fraction|strength|strokes|highlights|edges"):
             model_quality.parse_look(bad)
 
 

@@ -48,6 +48,8 @@ def test_sheet_has_every_photo_with_each_variant_labelled(tmp_path, folder, mode
     ref = resolve_model(model=model)
     variants = variants_of([ref], ["model", "keep"], [1.0, 0.5])
     assert [v.look for v in variants] == [Look(0, 1), Look(0, 0.5), Look(1, 1), Look(1, 0.5)]
+    assert [v.look for v in variants_of([ref], ["model"], None, None, [1.0], [0.0, 1.0])] == \
+        [Look(highlights=1.0), Look(highlights=1.0, edges=1.0)]  # every part of the look is a choice
     r = make_preview([str(folder)], variants, tmp_path / "out" / "sheet.html", count=4, side=64)
     page = (tmp_path / "out" / "sheet.html").read_text()
     assert [p.rsplit("/", 1)[-1] for p in r.photos] == ["01.jpg", "04.jpg", "07.jpg", "10.jpg"]  # spread over both days

@@ -106,6 +106,7 @@ def main() -> None:
     p.add_argument("--strength", type=float, help="the recommended --strength, chosen by measuring")
     p.add_argument("--strokes", type=float, help="the recommended --strokes, chosen by measuring (default 0)")
     p.add_argument("--highlights", type=float, help="the recommended --highlights, chosen by measuring (default 0)")
+    p.add_argument("--edges", type=float, help="the recommended --edges, chosen by measuring (default 0)")
     p.add_argument("--root", type=Path, default=BUNDLED_ROOT.parent, help="where models/ is (default: the package)")
     args = p.parse_args()
 
@@ -137,7 +138,7 @@ def main() -> None:
         "quality": args.quality.read_text() if args.quality else "",
         "verdict": args.note,
     }
-    look = Look.of(args.colors, args.strength, strokes=args.strokes, highlights=args.highlights)
+    look = Look.of(args.colors, args.strength, strokes=args.strokes, highlights=args.highlights, edges=args.edges)
     entry = ModelEntry(target=args.target, source=args.source, origin="bundled", arch=arch.name, ngf=arch.ngf,
                        card=card, look=look.settings())
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ from rich.markup import escape
 from typer.core import TyperCommand
 
 from ..errors import EXIT_INTERRUPTED, ItemsFailed
-from .app import (BackendOpt, ColorsOpt, DeviceOpt, FromOpt, HighlightsOpt, ModelOpt, StrengthOpt, StrokesOpt, ToOpt,
+from .app import (BackendOpt, ColorsOpt, DeviceOpt, EdgesOpt, FromOpt, HighlightsOpt, ModelOpt, StrengthOpt, StrokesOpt, ToOpt,
                   command, console, err_console)
 
 MAX_LISTED_FAILURES = 20
@@ -49,6 +49,7 @@ def convert(
     strength: StrengthOpt = None,
     strokes: StrokesOpt = None,
     highlights: HighlightsOpt = None,
+    edges: EdgesOpt = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output folder, or an object store prefix such as s3://bucket/out (default: a sibling <input>_<target>/; files: beside themselves).")] = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "auto",
@@ -77,7 +78,7 @@ def convert(
     opts = ConvertOptions(output=output, ext=ext, quality=quality, suffix=suffix, on_exists=on_exists,
                           max_side=max_side, work_size=work_size, tile=tile, metadata=metadata, dry_run=dry_run,
                           jobs=jobs, batch_size=batch_size, backend=backend, device=device, precision=precision,
-                          compile=compile, colors=colors, strength=strength, strokes=strokes, highlights=highlights)
+                          compile=compile, colors=colors, strength=strength, strokes=strokes, highlights=highlights, edges=edges)
     with download_feedback(f"model for --to {to or 'monet'}") as (on_notice, on_progress):
         ref = resolve_model(to, from_, model, on_notice=on_notice, on_progress=on_progress)
     if dry_run:

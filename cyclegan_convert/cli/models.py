@@ -72,12 +72,12 @@ def list_models(ctx: typer.Context) -> None:
         table.add_column(col, no_wrap=col in ("--to", "--from", "id", "origin", "look¹", "size"))  # what a user types stays whole
     for e in entries:
         look = Look.of(None, None, e.look)
-        shown_look = "raw" if look.raw else f"{look.colors:g} / {look.strength:g} / {look.strokes:g} / {look.highlights:g}"
+        shown_look = "raw" if look.raw else f"{look.colors:g} / {look.strength:g} / {look.strokes:g} / {look.highlights:g} / {look.edges:g}"
         table.add_row(e.target, e.source, e.id, e.origin, f"{e.arch}, ngf {e.ngf}", shown_look, _size(disk_size(e)),
                       exports_summary(e) or "-")
     console.print(table)
     if any(e.look for e in entries):
-        console.print("¹ the recommended look: --colors / --strength / --strokes / --highlights, used unless you give them",
+        console.print("¹ the recommended look: --colors / --strength / --strokes / --highlights / --edges, used unless you give them",
                       highlight=False)
     for folder in damaged_folders(store):
         _say(f"damaged model folder {folder}: `ccv models rm {folder.name}` removes it")

@@ -34,6 +34,7 @@ def preview(
     strength: Annotated[Optional[list[str]], typer.Option("--strength", help="Strengths to compare, separated by commas (e.g. 1,0.6). Default: each model's recommendation.", show_default=False)] = None,
     strokes: Annotated[Optional[list[str]], typer.Option("--strokes", help="Brush strokes to compare, separated by commas (e.g. 0,1). Default: each model's recommendation.", show_default=False)] = None,
     highlights: Annotated[Optional[list[str]], typer.Option("--highlights", help="How much of the photo's near-white highlights to keep, to compare, separated by commas (e.g. 0,1). Default: each model's recommendation.", show_default=False)] = None,
+    edges: Annotated[Optional[list[str]], typer.Option("--edges", help="How much of the photo's edges to keep where the model draws outlines, to compare, separated by commas (e.g. 0,1). Default: each model's recommendation.", show_default=False)] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many photos.")] = DEFAULT_COUNT,
     side: Annotated[int, typer.Option("--side", min=16, help="Longest side of each picture on the sheet, and the side of the 100% crops, in pixels.")] = DEFAULT_SIDE,
     max_side: Annotated[Optional[int], typer.Option(help="As for ccv convert: run the model with the longest side at most this, then scale back (faster; preview what convert --max-side gives).")] = None,
@@ -53,12 +54,13 @@ def preview(
     strengths = _numbers(strength, "--strength", 1)
     stroke_list = _numbers(strokes, "--strokes", 3)
     highlight_list = _numbers(highlights, "--highlights", 1)
+    edge_list = _numbers(edges, "--edges", 1)
     targets = _split(to)
     refs = [resolve_model(model=p) for p in model or []]
     for target in targets or ([] if refs else [None]):
         with download_feedback(f"model for --to {target or 'monet'}") as (on_notice, on_progress):
             refs.append(resolve_model(target, on_notice=on_notice, on_progress=on_progress))
-    variants = variants_of(refs, _split(colors), strengths, stroke_list, highlight_list)
+    variants = variants_of(refs, _split(colors), strengths, stroke_list, highlight_list, edge_list)
     what = f"with {len(variants)} variant(s), each photo as ccv convert would"
     with console.status(f"converting a few photos {what}") as status:
         result = make_preview(inputs, variants, output, count=count, side=side, max_side=max_side, tile=tile,

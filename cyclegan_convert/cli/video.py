@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import ItemsFailed
-from .app import (BackendOpt, ColorsOpt, DeviceOpt, FromOpt, HighlightsOpt, ModelOpt, StrengthOpt, StrokesOpt, ToOpt,
+from .app import (BackendOpt, ColorsOpt, DeviceOpt, EdgesOpt, FromOpt, HighlightsOpt, ModelOpt, StrengthOpt, StrokesOpt, ToOpt,
                   command, console, err_console)
 
 
@@ -36,6 +36,7 @@ def video(
     strength: StrengthOpt = None,
     strokes: StrokesOpt = None,
     highlights: HighlightsOpt = None,
+    edges: EdgesOpt = None,
     stable: Annotated[bool, typer.Option("--stable", help="Temporal consistency: the previous output follows the input's optical flow and is blended in where the flow is reliable (any backend, about no extra time). The API's VideoOptions(stable_momentum=0.9) also smooths InstanceNorm statistics within a shot (torch backend; 3-7% steadier, +78% time at 720p).")] = False,
     allow_hdr: Annotated[bool, typer.Option("--allow-hdr", help="Convert HDR (PQ/HLG) code values as if SDR instead of refusing.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file (never the input).")] = False,
@@ -53,7 +54,7 @@ def video(
                            max_side=max_side, work_size=work_size, start=start, duration=duration,
                            no_audio=no_audio, side_by_side=side_by_side, stable=stable, allow_hdr=allow_hdr,
                            overwrite=overwrite, batch_size=batch_size, backend=backend, device=device,
-                           colors=colors, strength=strength, strokes=strokes, highlights=highlights)
+                           colors=colors, strength=strength, strokes=strokes, highlights=highlights, edges=edges)
     ref = resolve_model(to, from_, model)
     try:
         with _ProgressBar() as bar, _stop_cleanly_on_signals():
