@@ -193,6 +193,12 @@ EDGE_RADIUS = 2.0
 EDGE_EPS = (5.0 / 255) ** 2
 EDGE_CONTRAST = 10.0 / 255
 EDGE_SIDE = 1024
+# Only edges that stand alone: where the photo has contrast all around (foliage, bristles, a rock
+# face: more than half of the area within EDGE_SPREAD windows is edge), the model's strokes there are
+# the painting, and a blind judge called them cleaned "nearly photographic" (RESULTS, stop 32); the
+# share cleaned falls to none where all of it is. An outline round a petal against a soft background
+# stays wholly cleaned.
+EDGE_SPREAD = 6.0
 EDGE_BAND = 64  # rows at a time at full size: seven float maps of a 48 MP photo would take 1.3 GB
 
 
@@ -276,7 +282,9 @@ def photo_edges(image: np.ndarray, source: np.ndarray, amount: float) -> np.ndar
     mp = mean(p)
     a = (mean(p * g[..., None]) - mp * mg[..., None]) / (var + EDGE_EPS)[..., None]
     b = mp - a * mg[..., None]
-    k = amount * np.clip(np.sqrt(var) / EDGE_CONTRAST, 0.0, 1.0)
+    k = np.clip(np.sqrt(var) / EDGE_CONTRAST, 0.0, 1.0)
+    crowded = cv2.GaussianBlur(k, (0, 0), EDGE_SPREAD * r)  # the share of the area around that is edge
+    k = amount * k * np.clip(2.0 * (1.0 - crowded), 0.0, 1.0)
     k = cv2.GaussianBlur(k, (0, 0), r / 2)  # no step where the window leaves an edge
     if k.max(initial=0.0) < 0.5 / 255:  # a flat photo: nothing would move by half a level
         return image

@@ -338,7 +338,24 @@ def test_edges_leave_an_output_that_follows_the_photo_as_it_was():
     # a few levels at most, where the photo's contrast is near EDGE_EPS (the fit's slope shrinks there)
     assert np.abs(got - out).max() <= 8 and np.abs(got - out).mean() < 0.5  # measured 5 and 0.36
     shifted = photo_edges(out, np.roll(photo, 1, axis=1), 1.0).astype(int)
-    assert np.abs(shifted - out).max() > 25  # what the bound above catches (measured 58)
+    assert np.abs(shifted - out).max() > 15  # what the bound above catches (measured 22)
+
+
+def test_edges_leave_the_models_strokes_where_the_photo_is_all_edges():
+    """Where the photo has contrast all around (foliage, bristles: here stripes 10 px apart over the
+    whole image), the model's texture there is the painting: nothing is cleaned (EDGE_SPREAD)."""
+    from cyclegan_convert.look import photo_edges
+
+    x = np.arange(512)
+    photo = np.broadcast_to((100 + 80 * (np.sin(2 * np.pi * x / 10) > 0))[None, :, None], (256, 512, 3))
+    photo = np.ascontiguousarray(photo, dtype=np.uint8)
+    texture = np.random.default_rng(2).normal(0, 8, (256, 512))[..., None] * np.array([1.0, -0.5, 0.8])
+    out = np.clip(photo * 0.7 + 40 + texture + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(photo_edges(out, photo, 1.0).astype(int) - out).mean() < 0.2
+    lone = photo.copy()
+    lone[:, :250], lone[:, 260:] = 100, 100  # one of the stripes alone: its two edges are cleaned
+    lone_out = np.clip(lone * 0.7 + 40 + texture + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(photo_edges(lone_out, lone, 1.0).astype(int) - lone_out)[:, 240:272].mean() > 1  # measured 1.9
 
 
 def test_edges_from_a_smaller_input_agree_and_cost_nothing_on_a_flat_photo():
