@@ -194,7 +194,8 @@ class Converter:
             stages.summary.backend = router.describe()
             self.on_message("backend", stages.summary.backend)
             if not self.look.raw:
-                self.on_message("note", look_note(self.look, opt.colors, opt.strength, opt.strokes, opt.highlights, opt.edges))
+                asked = (opt.colors, opt.strength, opt.strokes, opt.highlights, opt.edges)
+                self.on_message("note", look_note(self.look, self.ref, asked))
             config = PipelineConfig(opt.jobs, opt.jobs, opt.batch_size or router.default_batch)
             runner = Pipeline(config, stages.decode, stages.infer, stages.encode, stages.shape_key,
                               on_failed=stages.fail, job_of=lambda work: work.job, on_tick=stages.tick, stop=self._stop)

@@ -113,18 +113,24 @@ def look_for(ref, colors: Union[str, float, None] = None, strength: Optional[flo
              edges: Optional[float] = None) -> Look:
     """The look for a model (a ``resolve.ModelRef`` or None): what was asked, else the model's
     recommendation from its store entry, else the raw output."""
+    return Look.of(colors, strength, recommended_look(ref), strokes, highlights, edges)
+
+
+def recommended_look(ref) -> Optional[dict]:
+    """The look a model's store entry recommends (its card's), None for a model without one."""
     entry = getattr(ref, "entry", None)
-    return Look.of(colors, strength, entry.look if entry is not None else None, strokes, highlights, edges)
+    return entry.look if entry is not None and entry.look else None
 
 
-def look_note(look: Look, colors: object, strength: object, strokes: object = 0.0, highlights: object = 0.0,
-              edges: object = 0.0) -> str:
-    """The line that says which look outputs get, when it is not the raw output; where the user
-    did not choose every part, it says the model recommended them and how to get the raw output."""
+def look_note(look: Look, ref, asked: tuple) -> str:
+    """The line that says which look outputs get, when it is not the raw output; where the user did
+    not choose every part (``asked``: the options as given, None where not) and the model recommends a
+    look, it says the rest came from it and how to get the raw output."""
     if look.raw:
         return ""
-    chosen = all(v is not None for v in (colors, strength, strokes, highlights, edges))
-    return f"look: {look.describe()}" + ("" if chosen else f" (the model's recommendation; {RAW_FLAGS} for its raw output)")
+    chosen = all(v is not None for v in asked)
+    from_model = not chosen and recommended_look(ref) is not None
+    return f"look: {look.describe()}" + (f" (the model's recommendation; {RAW_FLAGS} for its raw output)" if from_model else "")
 
 
 RAW_FLAGS = "--colors model --strength 1 --strokes 0 --highlights 0 --edges 0"  # the raw output, whatever a card recommends

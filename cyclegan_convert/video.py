@@ -286,9 +286,8 @@ class VideoConverter:
         try:
             self.on_message("backend", router.describe())
             if not self.look.raw:
-                self.on_message("note", look_note(self.look, self.options.colors, self.options.strength,
-                                                       self.options.strokes, self.options.highlights,
-                                                       self.options.edges))
+                asked = (opt.colors, opt.strength, opt.strokes, opt.highlights, opt.edges)
+                self.on_message("note", look_note(self.look, self.ref, asked))
             batch = opt.batch_size or router.default_batch
             with atomic_path(dst, suffix=dst.suffix) as tmp:
                 result = self._convert(src, tmp, info, plan, router, smoother, blender, batch)

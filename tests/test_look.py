@@ -476,6 +476,7 @@ def test_convert_takes_highlights_from_the_command_line_and_redoes_outputs(tmp_p
     assert np.abs(raw[r <= 30] - 255).max() > 20  # the tiny model does not keep white either
     said, kept = run("--highlights", "1")
     assert "highlights 1" in said and np.abs(kept[r <= 30] - 255).max() <= 1
+    assert "recommendation" not in said  # a generator file recommends nothing: the rest is the raw output's
     assert np.array_equal(kept[r > 80], raw[r > 80])
     assert re.search(r"skipped\s*│\s*1\b", run("--highlights", "1")[0])
 
