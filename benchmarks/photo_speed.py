@@ -2,7 +2,7 @@
 
 For each photo (real ones from ../shared/data/photos-large at 2-12 MP, plus 24 and 48 MP made by
 upscaling the 12 MP one), in a process of its own so that its peak memory is its own:
-- ccv: `ccv convert PHOTO -o DIR --colors model --strength 1 --strokes 0 --highlights 0` with the
+- ccv: `ccv convert PHOTO -o DIR --colors model --strength 1 --strokes 0 --highlights 0 --edges 0` with the
   bundled model, otherwise at default settings (decode, tiles, notch, encode, metadata), seconds and
   peak RSS. The look (the model's recommendation) is left out so the output can be compared with the
   baseline's raw network output; it costs about 2 s more at 12 MP (the strokes 1 s, README);
@@ -39,6 +39,8 @@ from PIL import Image
 
 from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
 from quality_metrics import psnr
+
+from cyclegan_convert.look import RAW_FLAGS  # the raw look, whatever the model recommends
 
 PHOTOS = ["mate_nature/Storm.jpg", "lomiri_16.04/free_by_Peter_Nerlich.jpg",
           "lomiri_16.04/sunset_by_Aitzol_Berasategi.jpg"]  # 2.5, 6.2 and 12.2 MP
@@ -134,8 +136,8 @@ def video_rows(tmp: Path, heights: list[int], frames: int, photos: list[Path], f
             work = fit_within(*size, max_side)
             extra = ["--max-side", str(max_side)] if max_side else []
             seconds, rss, _ = _measured([sys.executable, "-m", "cyclegan_convert", "video", str(clip), "-o",
-                                         str(tmp / f"out_{height}_{max_side}.mp4"), "--to", "monet", "--colors", "model",
-                                         "--strength", "1", "--strokes", "0", "--highlights", "0", *extra])
+                                         str(tmp / f"out_{height}_{max_side}.mp4"), "--to", "monet",
+                                         *RAW_FLAGS.split(), *extra])
             tflop = fpp * ((work[0] + 3) // 4 * 4) * ((work[1] + 3) // 4 * 4) * frames / 1e12
             row = {"clip": f"{size[0]}x{size[1]}" + (f" --max-side {max_side}" if max_side else ""),
                    "work": f"{work[0]}x{work[1]}", "fps": frames / seconds, "gflops": tflop * 1e3 / seconds,
@@ -185,7 +187,7 @@ def main() -> int:
             for i in range(args.repeat):
                 out = tmp / f"ccv_{i}"
                 runs.append(_measured([sys.executable, "-m", "cyclegan_convert", "convert", str(src), "-o", str(out), "--to", "monet",
-                                       "--colors", "model", "--strength", "1", "--strokes", "0", "--highlights", "0"]))
+                                       *RAW_FLAGS.split()]))
             ccv_s, ccv_rss, _ = min(runs)
             got = np.asarray(Image.open(next((tmp / "ccv_0").glob(src.stem + ".*"))).convert("RGB"))
             row = {"photo": src.name, "MP": w * h / 1e6, "ccv_s": ccv_s, "ccv_rss": ccv_rss,
@@ -203,7 +205,7 @@ def main() -> int:
              f"{'bf16' if native else 'fp32'} matmul {peak:.0f} GFLOP/s (the best of {len(PEAK_SHAPES)} shapes); the network: "
              f"{fpp / 1e6:.3f} MFLOP per pixel; load average {load0[0]:.2f} at start, {load1[0]:.2f} at end.",
              f"Photos: {shown(data)} and upscaled copies of {UPSCALE_FROM}; ccv = `ccv convert PHOTO -o DIR --to monet "
-             "--colors model --strength 1 --strokes 0 --highlights 0` (bundled model, raw look, otherwise default settings; a new process: "
+             "--colors model --strength 1 --strokes 0 --highlights 0 --edges 0` (bundled model, raw look, otherwise default settings; a new process: "
              "its start and the model load count), best of "
              f"{args.repeat}; baseline = fp32 eager, whole image, one run (its own process).", "",
              "| photo | MP | ccv s | ccv GFLOP/s | x limit | ccv peak GB | baseline s | baseline peak GB | ccv speed-up | PSNR vs baseline |",

@@ -9,7 +9,9 @@ All five work on the model's output at output size against the input at the size
               2013): the model's colours and tone on each side of an edge, the photo's edge between
               them. The model draws outlines, contour rings and coloured fringes there (halos, the
               fault a blind audit named most: "edges drawn like this make the image look embossed
-              or traced"; Monet paints without outlines); where the photo is flat (a sky, a wall)
+              or traced"; Monet paints without outlines). Only at edges that stand alone (a petal
+              against a soft background): where the photo is crowded with edges (foliage,
+              bristles) the model's strokes are the painting, and where it is flat (a sky, a wall)
               its texture stays whole.
     strokes   then the model's paint drawn out into brush strokes that follow the photo's
               forms: each output pixel becomes the Gaussian-weighted mean of the output along a
@@ -47,6 +49,7 @@ import numpy as np
 from .errors import UsageError
 
 _COLORS_WORDS = {"model": 0.0, "keep": 1.0}
+RAW_FLAGS = "--colors model --strength 1 --strokes 0 --highlights 0 --edges 0"  # the raw output, whatever a card recommends
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,6 @@ def look_note(look: Look, ref, asked: tuple) -> str:
     from_model = not chosen and recommended_look(ref) is not None
     return f"look: {look.describe()}" + (f" (the model's recommendation; {RAW_FLAGS} for its raw output)" if from_model else "")
 
-
-RAW_FLAGS = "--colors model --strength 1 --strokes 0 --highlights 0 --edges 0"  # the raw output, whatever a card recommends
 
 
 def parse_colors(text: Union[str, float]) -> float:

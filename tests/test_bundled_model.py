@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cyclegan_convert.cli import app
+from cyclegan_convert.look import RAW_FLAGS
 from cyclegan_convert.pretrained import BASE_URL_ENV
 from cyclegan_convert.store import BUNDLED_ROOT, ModelStore
 from cyclegan_convert.weights import load_generator, sha256_file
@@ -56,8 +57,7 @@ def test_convert_samples_offline_with_the_bundled_model(tmp_path, monkeypatch):
 
 def _sample_outputs(tmp_path, *args) -> dict[str, np.ndarray]:
     out = tmp_path / "out"
-    r = ccv("convert", str(SAMPLES), "--to", "monet", "-o", str(out), "--ext", "png", "--colors", "model",
-            "--strength", "1", "--strokes", "0", "--highlights", "0", *args)  # the raw output
+    r = ccv("convert", str(SAMPLES), "--to", "monet", "-o", str(out), "--ext", "png", *RAW_FLAGS.split(), *args)
     assert r.exit_code == 0, r.output
     return {p.name: np.asarray(Image.open(out / (p.stem + ".png")).convert("RGB")) for p in sorted(SAMPLES.glob("*.jpg"))}
 
