@@ -19,7 +19,7 @@ from .census import ShapeCensus
 from .errors import UsageError, first_line
 from .files import Job, Naming, iter_jobs, plan_roots
 from .image_stages import ConvertProgress, ImageStages, Summary
-from .look import Look, look_for, look_note
+from .look import asked_look, look_for, look_note
 from .manifest import FAILURES_NAME, Manifest, open_manifest
 from .manifest import settings_key as key_of_settings
 from .object_store import ObjectPath, fresh_listings, location
@@ -71,8 +71,7 @@ class ConvertOptions:
         if self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
         self.backend_choice  # checked here, so --dry-run catches typos too
-        Look.of(self.colors, self.strength, strokes=self.strokes, highlights=self.highlights,
-                edges=self.edges)  # and bad looks
+        look_for(None, *asked_look(self))  # and bad looks
 
     @property
     def backend_choice(self):
@@ -104,8 +103,7 @@ class Converter:
         self._lock = threading.Lock()
         self.manifests: dict[Path, Manifest] = {}
         self._input_dirs: list[Path] = []  # resolved folders the inputs are walked from (set by jobs)
-        self.look = look_for(ref, options.colors, options.strength, options.strokes, options.highlights,
-                              options.edges)
+        self.look = look_for(ref, *asked_look(options))
 
     def stop(self) -> None:
         """Finishes the files in flight, then ``run`` returns with ``interrupted`` set."""
@@ -194,8 +192,7 @@ class Converter:
             stages.summary.backend = router.describe()
             self.on_message("backend", stages.summary.backend)
             if not self.look.raw:
-                asked = (opt.colors, opt.strength, opt.strokes, opt.highlights, opt.edges)
-                self.on_message("note", look_note(self.look, self.ref, asked))
+                self.on_message("note", look_note(self.look, self.ref, asked_look(opt)))
             config = PipelineConfig(opt.jobs, opt.jobs, opt.batch_size or router.default_batch)
             runner = Pipeline(config, stages.decode, stages.infer, stages.encode, stages.shape_key,
                               on_failed=stages.fail, job_of=lambda work: work.job, on_tick=stages.tick, stop=self._stop)

@@ -119,6 +119,15 @@ def look_for(ref, colors: Union[str, float, None] = None, strength: Optional[flo
     return Look.of(colors, strength, recommended_look(ref), strokes, highlights, edges)
 
 
+LOOK_PARTS = ("colors", "strength", "strokes", "highlights", "edges")  # look_for's order
+
+
+def asked_look(options) -> tuple:
+    """The look's parts as an options object (``ConvertOptions``, ``VideoOptions``) gives them, None
+    where not given, in ``look_for``'s order."""
+    return tuple(getattr(options, part) for part in LOOK_PARTS)
+
+
 def recommended_look(ref) -> Optional[dict]:
     """The look a model's store entry recommends (its card's), None for a model without one."""
     entry = getattr(ref, "entry", None)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import MediaError, UsageError
-from .look import Look, apply_look, look_for, look_note
+from .look import apply_look, asked_look, look_for, look_note
 from .pipeline import Pipeline, PipelineConfig, PipelineStats
 from .resolve import ModelRef
 from .video_io import (FrameConverter, OutputPlan, VideoInfo, alpha_decoder, check_encoder, check_output, choose_pix_fmt,
@@ -79,8 +79,7 @@ class VideoOptions:
         if not 0.0 <= self.stable_strength < 1.0 or not 0.0 <= self.stable_momentum < 1.0:
             raise UsageError("stable_strength and stable_momentum must be in [0, 1)")
         self.backend_choice  # --backend and --device checked before any work
-        Look.of(self.colors, self.strength, strokes=self.strokes, highlights=self.highlights,
-                edges=self.edges)  # and bad looks
+        look_for(None, *asked_look(self))  # and bad looks
 
     @property
     def backend_choice(self):
@@ -162,8 +161,7 @@ class VideoConverter:
         self.on_progress = on_progress or (lambda p: None)
         self.on_message = on_message or (lambda kind, text: None)
         self.stats = PipelineStats()
-        self.look = look_for(ref, options.colors, options.strength, options.strokes, options.highlights,
-                              options.edges)
+        self.look = look_for(ref, *asked_look(options))
         self._turns = 0  # quarter turns (counter-clockwise) that make the stored frames upright
 
     # -- planning ----------------------------------------------------------------------------------
@@ -286,8 +284,7 @@ class VideoConverter:
         try:
             self.on_message("backend", router.describe())
             if not self.look.raw:
-                asked = (opt.colors, opt.strength, opt.strokes, opt.highlights, opt.edges)
-                self.on_message("note", look_note(self.look, self.ref, asked))
+                self.on_message("note", look_note(self.look, self.ref, asked_look(opt)))
             batch = opt.batch_size or router.default_batch
             with atomic_path(dst, suffix=dst.suffix) as tmp:
                 result = self._convert(src, tmp, info, plan, router, smoother, blender, batch)

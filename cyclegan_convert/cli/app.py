@@ -87,8 +87,9 @@ HighlightsOpt = Annotated[Optional[float], typer.Option("--highlights", min=0.0,
     "recommendation, else 0."))]
 EdgesOpt = Annotated[Optional[float], typer.Option("--edges", min=0.0, max=1.0, show_default=False, help=(
     "How much of the photo's edges to keep, in the model's colours, where the model draws outlines, "
-    "contour rings and coloured fringes along them: 1 the photo's edges, 0 the model's. Flat areas keep "
-    "the model's texture either way. Default: the model's recommendation, else 0."))]
+    "contour rings and coloured fringes along them: 1 the photo's edges, 0 the model's. Only at edges that "
+    "stand alone (a flower against a soft background); flat or crowded areas (a sky, foliage) keep the "
+    "model's texture. Default: the model's recommendation, else 0."))]
 BackendOpt = Annotated[str, typer.Option("--backend", help="auto, tensorrt, onnxruntime or torch.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (cuda without a GPU is an error).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per inference batch.")]
