@@ -455,23 +455,30 @@ def test_a_store_models_recommended_look_is_used_and_said(tmp_path, model):
     assert abs(np.abs(got - photo).mean() - np.abs(raw - photo).mean() / 2) < 3  # strength 0.5: half way
 
 
-def test_convert_takes_highlights_from_the_command_line_and_redoes_outputs(tmp_path, model):
-    """`ccv convert --highlights 1` reaches the look (the clipped sun comes out as the photo's white)
-    and its settings key (the run with them redoes the file, a second run skips it)."""
+def _cli_converter(tmp_path, model, photo: np.ndarray, name: str):
+    """``run(*args)``: `ccv convert` of a folder holding ``photo`` as NAME.png with the generator file
+    ``model`` into one output folder (so reruns skip or redo), -> (its output, the converted image)."""
     from typer.testing import CliRunner
 
     from cyclegan_convert.cli import app
 
-    photo, _, r = _sunset()
     (tmp_path / "in").mkdir()
-    Image.fromarray(photo).save(tmp_path / "in" / "sun.png")
+    Image.fromarray(photo).save(tmp_path / "in" / f"{name}.png")
 
     def run(*args):
         res = CliRunner().invoke(app, ["convert", str(tmp_path / "in"), "--model", str(model), "-o", str(tmp_path / "out"),
                                        *args], terminal_width=200)
         assert res.exit_code == 0, res.output
-        return res.output, np.asarray(Image.open(tmp_path / "out" / "sun.png")).astype(int)
+        return res.output, np.asarray(Image.open(tmp_path / "out" / f"{name}.png")).astype(int)
 
+    return run
+
+
+def test_convert_takes_highlights_from_the_command_line_and_redoes_outputs(tmp_path, model):
+    """`ccv convert --highlights 1` reaches the look (the clipped sun comes out as the photo's white)
+    and its settings key (the run with them redoes the file, a second run skips it)."""
+    photo, _, r = _sunset()
+    run = _cli_converter(tmp_path, model, photo, "sun")
     _, raw = run()
     assert np.abs(raw[r <= 30] - 255).max() > 20  # the tiny model does not keep white either
     said, kept = run("--highlights", "1")
@@ -484,20 +491,8 @@ def test_convert_takes_highlights_from_the_command_line_and_redoes_outputs(tmp_p
 def test_convert_takes_edges_from_the_command_line_and_redoes_outputs(tmp_path, model):
     """`ccv convert --edges 1` reaches the look (the output changes along the photo's edge, not in its
     flat fields) and its settings key (the run with it redoes the file, a second run skips it)."""
-    from typer.testing import CliRunner
-
-    from cyclegan_convert.cli import app
-
     photo, _, _, _ = _outlined()
-    (tmp_path / "in").mkdir()
-    Image.fromarray(photo).save(tmp_path / "in" / "edge.png")
-
-    def run(*args):
-        res = CliRunner().invoke(app, ["convert", str(tmp_path / "in"), "--model", str(model), "-o", str(tmp_path / "out"),
-                                       *args], terminal_width=200)
-        assert res.exit_code == 0, res.output
-        return res.output, np.asarray(Image.open(tmp_path / "out" / "edge.png")).astype(int)
-
+    run = _cli_converter(tmp_path, model, photo, "edge")
     _, raw = run()
     said, cleaned = run("--edges", "1")
     assert "edges 1" in said
