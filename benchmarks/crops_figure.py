@@ -32,9 +32,9 @@ Image.MAX_IMAGE_PIXELS = None
 CASES = (("lomiri_16.04/sunset_by_Aitzol_Berasategi.jpg", (0.51, 0.40)),
          ("mate_nature/FreshFlower.jpg", (0.55, 0.62)),
          ("mate_nature/Storm.jpg", (0.30, 0.22)))
-CROP_W, CROP_H, GAP = 600, 400, 10
 MORE_CASES = (("mate_nature/Dune.jpg", (0.5, 0.5)), ("mate_nature/YellowFlower.jpg", (0.5, 0.5)),
               ("lomiri_16.04/Dragonfly_by_Bolly.jpg", (0.5, 0.5)))
+CROP_W, CROP_H, GAP = 600, 400, 10
 VARIANTS = (("no_strokes", ["--strokes", "0"]), ("default", []))  # folder under --work, extra ccv convert words
 
 
