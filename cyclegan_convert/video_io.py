@@ -129,17 +129,17 @@ def display_matrix_of(frame) -> Optional[tuple[int, ...]]:
     from av.sidedata.sidedata import Type
 
     try:
-        side_data = list(frame.side_data)
+        # by type: PyAV 18 iterates over the types (a Mapping), earlier versions over the entries
+        sd = frame.side_data[Type.DISPLAYMATRIX]
+    except KeyError:
+        return None
     except ValueError:
         # PyAV wraps every entry in its Type enum, which lacks newer FFmpeg types (an Apple spatial
         # video's view ids, 29): nothing of the list is readable then, but the rotation is (PyAV reads
         # it in C); a mirror in such a matrix is lost
         return rotation_matrix(frame.rotation)
-    for sd in side_data:
-        if sd.type == Type.DISPLAYMATRIX:
-            m = tuple(int(v) for v in np.frombuffer(bytes(sd), dtype=np.int32)[:9])
-            return None if m == _UPRIGHT else m
-    return None
+    m = tuple(int(v) for v in np.frombuffer(bytes(sd), dtype=np.int32)[:9])
+    return None if m == _UPRIGHT else m
 
 
 _UPRIGHT = (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
