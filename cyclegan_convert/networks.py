@@ -229,19 +229,34 @@ class LatticeNotch(nn.Module):
         x = F.conv2d(x, taps.view(1, 1, 1, n).expand(c, 1, 1, n), padding=(0, n // 2), groups=c)
         return F.conv2d(x, taps.view(1, 1, n, 1).expand(c, 1, n, 1), padding=(n // 2, 0), groups=c)
 
-    def _local_mean(self, y: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+    def _smooth_lines(self, v: torch.Tensor) -> torch.Tensor:
+        """``_smooth`` along one axis: (k, n) signals -> (k, n)."""
+        taps = torch.tensor(self.taps, dtype=v.dtype, device=v.device)
+        return F.conv1d(v[:, None], taps.view(1, 1, -1), padding=taps.numel() // 2)[:, 0]
+
+    def _weights(self, rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalisers of ``_local_mean`` and ``_phase_mean``: what their smoothings make of the
+        image's mask (1 inside, 0 in the padding), which is ``rows`` x ``cols``, so each is an outer
+        product of smoothed lines (as planes, a quarter of the notch's smoothing work)."""
+        p = self.period
+        cells = self._smooth_lines(F.avg_pool1d(rows[None], p))[0][:, None] * \
+            self._smooth_lines(F.avg_pool1d(cols[None], p))[0][None, :]
+        r, c = self._smooth_lines(rows.view(-1, p).T), self._smooth_lines(cols.view(-1, p).T)  # (p, n/p): per phase
+        phases = (r[:, None, :, None] * c[None, :, None, :]).reshape(1, p * p, r.shape[1], c.shape[1])
+        return cells, phases
+
+    def _local_mean(self, y: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         """The mean of all pixels around each pixel: cell means smoothed, interpolated back."""
         p = self.period
-        mean = self._smooth(F.avg_pool2d(y, p)) / self._smooth(F.avg_pool2d(ones, p))
+        mean = self._smooth(F.avg_pool2d(y, p)) / cells
         return F.interpolate(mean, scale_factor=float(p), mode="bilinear", align_corners=False)
 
-    def _phase_mean(self, y: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+    def _phase_mean(self, y: torch.Tensor, phases: torch.Tensor) -> torch.Tensor:
         """The mean of the pixels of each pixel's phase around it: the phases as quarter-size images
         (a dilated convolution does the same, several times slower on the CPU)."""
         p = self.period
-        sums, weights = self._smooth(_phases(y, p)), self._smooth(_phases(ones, p))
         b, c, hh, ww = y.shape
-        means = sums.view(b, c, p * p, hh // p, ww // p) / weights[:, None]  # channel c*p*p + phase
+        means = self._smooth(_phases(y, p)).view(b, c, p * p, hh // p, ww // p) / phases[:, None]  # channel c*p*p + phase
         return _from_phases(means, p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -254,11 +269,14 @@ class LatticeNotch(nn.Module):
         p, (h, w) = self.period, x.shape[-2:]
         ph, pw = (-h) % p, (-w) % p  # generator outputs are multiples of 4; anything else is padded
         y = F.pad(x, (0, pw, 0, ph))
-        ones = F.pad(torch.ones_like(y[:1, :1, :h, :w]), (0, pw, 0, ph))
+        rows, cols = (F.pad(torch.ones(n, dtype=y.dtype, device=y.device), (0, pad)) for n, pad in ((h, ph), (w, pw)))
+        cells, phases = self._weights(rows, cols)
         # the smooth part first: near the borders, where the weights are cut off at a different place
         # for each phase, a ramp would otherwise leak into the phases' means as a 4-pixel staircase
-        rest = (y - self._local_mean(y, ones)) * ones  # the padding stays empty
-        lattice = self._phase_mean(rest, ones) - self._local_mean(rest, ones)
+        rest = y - self._local_mean(y, cells)
+        rest[..., h:, :] = 0  # the padding stays empty
+        rest[..., w:] = 0
+        lattice = self._phase_mean(rest, phases) - self._local_mean(rest, cells)
         return (y - lattice)[..., :h, :w]
 
 
