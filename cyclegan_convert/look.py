@@ -434,7 +434,8 @@ def _strokes_band(rgbl: np.ndarray, tx: np.ndarray, ty: np.ndarray, y0: int, rea
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(y0, y0 + h, dtype=np.float32))
     own = cv2.extractChannel(rgbl[y0:y0 + h], 3)
     acc, total = rgbl[y0:y0 + h].astype(np.float32), np.ones((h, w), np.float32)
-    range_k = -0.5 / STROKE_RANGE**2
+    # the range weight of a luma difference (whole levels: the luma channel is 8-bit) from a table
+    range_weight = np.exp(-0.5 * (np.arange(256, dtype=np.float32) / STROKE_RANGE) ** 2)
     # OpenCV's multithreaded kernels throughout: numpy's single-threaded arithmetic was the larger cost
     for i in range(1, STROKE_TAPS + 1):
         d = reach * i / STROKE_TAPS
@@ -442,8 +443,7 @@ def _strokes_band(rgbl: np.ndarray, tx: np.ndarray, ty: np.ndarray, y0: int, rea
         for sign in (1.0, -1.0):
             mx, my = cv2.scaleAdd(tx, sign * d, xs), cv2.scaleAdd(ty, sign * d, ys)
             sample = cv2.remap(rgbl, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            apart = cv2.subtract(cv2.extractChannel(sample, 3), own, dtype=cv2.CV_32F)
-            wr = cv2.multiply(cv2.exp(cv2.multiply(apart, apart, scale=range_k)), weight)
+            wr = cv2.LUT(cv2.absdiff(cv2.extractChannel(sample, 3), own), weight * range_weight)
             total = cv2.add(total, wr)
             acc = cv2.add(acc, cv2.multiply(sample, cv2.merge([wr, wr, wr, wr]), dtype=cv2.CV_32F))
     out = cv2.convertScaleAbs(cv2.divide(acc, cv2.merge([total, total, total, total])))  # rounded, saturated
