@@ -274,8 +274,10 @@ class LatticeNotch(nn.Module):
         # the smooth part first: near the borders, where the weights are cut off at a different place
         # for each phase, a ramp would otherwise leak into the phases' means as a 4-pixel staircase
         rest = y - self._local_mean(y, cells)
-        rest[..., h:, :] = 0  # the padding stays empty
-        rest[..., w:] = 0
+        if ph:  # the padding stays empty (generator outputs have none: no ops in an exported graph)
+            rest[..., h:, :] = 0
+        if pw:
+            rest[..., w:] = 0
         lattice = self._phase_mean(rest, phases) - self._local_mean(rest, cells)
         return (y - lattice)[..., :h, :w]
 

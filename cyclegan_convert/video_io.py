@@ -129,14 +129,14 @@ def display_matrix_of(frame) -> Optional[tuple[int, ...]]:
     from av.sidedata.sidedata import Type
 
     try:
-        # by type: PyAV 18 iterates over the types (a Mapping), earlier versions over the entries
+        # by type: PyAV 18.1.1 iterates over the types, earlier versions over the entries
         sd = frame.side_data[Type.DISPLAYMATRIX]
     except KeyError:
         return None
     except ValueError:
-        # PyAV wraps every entry in its Type enum, which lacks newer FFmpeg types (an Apple spatial
-        # video's view ids, 29): nothing of the list is readable then, but the rotation is (PyAV reads
-        # it in C); a mirror in such a matrix is lost
+        # PyAV before 18.1.1 wraps every entry in its Type enum, which lacks newer FFmpeg types (an
+        # Apple spatial video's view ids, 29): nothing of the list is readable then, but the rotation
+        # is (PyAV reads it in C); a mirror in such a matrix is lost
         return rotation_matrix(frame.rotation)
     m = tuple(int(v) for v in np.frombuffer(bytes(sd), dtype=np.int32)[:9])
     return None if m == _UPRIGHT else m
