@@ -174,6 +174,20 @@ def test_strokes_lie_horizontal_where_the_photo_is_nearly_flat_and_follow_it_els
     assert np.median(along[(r > 40) & (r < 220)]) > 0.95
 
 
+def test_stroke_directions_are_half_the_doubled_angle():
+    """``half_angle`` (the half-angle identities) gives (-sin, cos) of half of atan2(s2, c2), at any
+    length of (c2, s2), on every side of the circle and on its axes."""
+    from cyclegan_convert.look import half_angle
+
+    rng = np.random.default_rng(0)
+    c2 = np.concatenate([rng.normal(size=1000), [1, -1, 0, 0, -1]]).astype(np.float32)
+    s2 = np.concatenate([rng.normal(size=1000), [0, 0, 1, -1, 1e-9]]).astype(np.float32)
+    scale = rng.uniform(0.1, 10, size=c2.shape).astype(np.float32)
+    tx, ty = half_angle(c2 * scale, s2 * scale)
+    theta = 0.5 * np.arctan2(s2, c2)
+    assert np.abs(tx + np.sin(theta)).max() < 1e-3 and np.abs(ty - np.cos(theta)).max() < 1e-3
+
+
 def test_strokes_in_bands_of_rows_equal_the_whole_image_at_once(monkeypatch):
     import cyclegan_convert.look as look
 

@@ -253,6 +253,24 @@ def test_lattice_notch_removes_a_grid_locked_pattern_and_keeps_a_photo():
         assert notch(odd).shape == odd.shape and psnr(to8(notch(odd)), to8(odd)) >= 40
 
 
+@pytest.mark.parametrize("h, w", [(64, 96), (70, 50), (61, 130)])
+def test_lattice_notch_normalisers_are_its_smoothings_of_the_image_mask(h, w):
+    """The normalisers are computed from lines (outer products); they must equal what the notch's own
+    smoothings make of the mask as planes (1 inside the image, 0 in the padding up to the period),
+    per cell and per phase, in the phase order ``_phases`` lays out."""
+    import torch.nn.functional as F
+
+    from cyclegan_convert.networks import _phases
+
+    notch, p = LatticeNotch(4, 8.0), 4
+    ph, pw = (-h) % p, (-w) % p
+    ones = F.pad(torch.ones(1, 1, h, w, dtype=torch.float64), (0, pw, 0, ph))
+    rows, cols = (F.pad(torch.ones(n, dtype=torch.float64), (0, pad)) for n, pad in ((h, ph), (w, pw)))
+    cells, phases = notch._weights(rows, cols)
+    assert torch.allclose(cells, notch._smooth(F.avg_pool2d(ones, p))[0, 0], rtol=1e-12, atol=0)
+    assert torch.allclose(phases, notch._smooth(_phases(ones, p)), rtol=1e-12, atol=0)
+
+
 def test_lattice_notch_is_read_off_the_keys_and_loads_in_16_bits(tmp_path):
     """The notch has no learned weights: its (period, sigma) buffer comes after the tanh, so a state
     dict (and the fp16 file a bundle stores) rebuilds it; a net without it keeps the original keys."""
