@@ -23,11 +23,9 @@ import numpy as np
 from PIL import Image
 
 from data_paths import require, shared_data, shown  # benchmarks/ is on sys.path when run as a script
+from photo_speed import PHOTOS  # the same real photos: 2.5, 6.2 and 12.2 MP
 
 from cyclegan_convert.look import Look, apply_look, recommended_look
-
-PHOTOS = ["mate_nature/Storm.jpg", "lomiri_16.04/free_by_Peter_Nerlich.jpg",
-          "lomiri_16.04/sunset_by_Aitzol_Berasategi.jpg"]  # 2.5, 6.2 and 12.2 MP, as photo_speed.py
 
 
 def parts(recommended: Look) -> dict[str, Look]:

@@ -188,11 +188,10 @@ def main() -> int:
             runs, looked = [], []
             for i in range(args.repeat):
                 convert = [sys.executable, "-m", "cyclegan_convert", "convert", str(src), "--to", "monet"]
-                for look in (("raw", "look") if i % 2 == 0 else ("look", "raw")):
-                    if look == "raw":
-                        runs.append(_measured([*convert, "-o", str(tmp / f"ccv_{i}"), *RAW_FLAGS.split()]))
-                    else:
-                        looked.append(_measured([*convert, "-o", str(tmp / f"look_{i}")]))
+                both = [(runs, [*convert, "-o", str(tmp / f"ccv_{i}"), *RAW_FLAGS.split()]),
+                        (looked, [*convert, "-o", str(tmp / f"look_{i}")])]
+                for into, cmd in (both if i % 2 == 0 else both[::-1]):
+                    into.append(_measured(cmd))
             ccv_s, ccv_rss, _ = min(runs)
             look_s, look_rss, _ = min(looked)
             got = np.asarray(Image.open(next((tmp / "ccv_0").glob(src.stem + ".*"))).convert("RGB"))
