@@ -431,3 +431,17 @@ def test_an_engine_failure_fails_the_file_but_a_usage_error_ends_the_run(pth, tm
     assert s.converted == 0 and len(s.failed) == 1 and "size refused" in s.failed[0][1]
     with pytest.raises(UsageError, match="typed wrong"):
         Converter(pth, ConvertOptions(output=tmp_path / "out2"), backend=_Failing(UsageError("typed wrong"))).run([str(src)])
+
+
+def test_cpu_name_tells_generations_apart_that_share_a_model_name():
+    """Virtual machines report a bare "AMD EPYC" for CPUs that differ twofold in speed; figures
+    name the family and model, read from the first processor's block only."""
+    def block(family, model, name="AMD EPYC"):
+        return f"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {name}\n"
+
+    assert select.cpu_name_from(block(26, 2) + "\n" + block(25, 17)) == "AMD EPYC (family 26, model 2)"
+    assert select.cpu_name_from(block(25, 17)) == "AMD EPYC (family 25, model 17)"
+    assert select.cpu_name_from("model name\t: Some CPU\n") == "Some CPU"  # no numbers: the name alone
+    with pytest.raises(ValueError):
+        select.cpu_name_from("processor\t: 0\nvendor_id\t: GenuineIntel\n")
+    assert select.cpu_name()  # this machine: never empty

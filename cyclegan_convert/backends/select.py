@@ -69,16 +69,32 @@ def cpu_has_native_bf16() -> bool:
 
 
 def cpu_name() -> str:
-    """The CPU's model name, for cards and benchmark tables (Linux: /proc/cpuinfo)."""
+    """The CPU's model name with its family and model numbers, for cards and benchmark tables
+    (Linux: /proc/cpuinfo). Virtual machines often report a bare "AMD EPYC": the numbers tell the
+    generations apart (family 25 is Zen 3/4, 26 is Zen 5), and they differ twofold in speed."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
+        return cpu_name_from(Path("/proc/cpuinfo").read_text())
+    except (OSError, ValueError):
         pass
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def cpu_name_from(cpuinfo: str) -> str:
+    """``cpu_name`` from the text of /proc/cpuinfo (its first processor); ValueError without a model name."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor's block ends
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if "model name" not in fields:
+        raise ValueError("no model name")
+    name = fields["model name"]
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def auto_precision(device: torch.device) -> str:
